@@ -1,0 +1,64 @@
+"""Where the package finds data, weights and caches.
+
+Nothing here names a machine's absolute path: every location is an argument,
+an environment variable, or relative to the source checkout.
+
+=====================  ==========================================  =========================
+what                   environment variable                        default
+=====================  ==========================================  =========================
+data directory         ``DEEPGAZE_DATA``                           (none: must be given)
+cache directory        ``DEEPGAZE_CACHE``                          ``<checkout>/.cache``
+converted weights      ``DEEPGAZE_WEIGHTS``                        ``<checkout>/weights``
+=====================  ==========================================  =========================
+"""
+import os
+from pathlib import Path
+
+#: The source checkout (the folder holding ``repro/``, ``weights/``, ``experiments/``).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def data_dir(path=None, required=True):
+    """Return the data directory.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        Explicit directory; wins over ``DEEPGAZE_DATA``.
+    required : bool
+        If True, raise when no directory is configured or it does not exist;
+        otherwise return None in that case.
+
+    Returns
+    -------
+    Path or None
+    """
+    given = path if path is not None else os.environ.get("DEEPGAZE_DATA")
+    if not given:
+        if required:
+            raise FileNotFoundError(
+                "no data directory: pass one explicitly or set DEEPGAZE_DATA "
+                "(see README.md, 'Real data and weights')")
+        return None
+    found = Path(given).expanduser().resolve()
+    if not found.is_dir():
+        if required:
+            raise FileNotFoundError(f"data directory {found} does not exist "
+                                    f"(from {'argument' if path is not None else 'DEEPGAZE_DATA'})")
+        return None
+    return found
+
+
+def cache_dir(*parts):
+    """Return (and create) a folder under the project cache, ``DEEPGAZE_CACHE`` or ``<checkout>/.cache``."""
+    root = Path(os.environ.get("DEEPGAZE_CACHE") or PROJECT_ROOT / ".cache").expanduser()
+    folder = root.joinpath(*parts)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def weights_dir():
+    """Return (and create) the folder of converted network weights, ``DEEPGAZE_WEIGHTS`` or ``<checkout>/weights``."""
+    folder = Path(os.environ.get("DEEPGAZE_WEIGHTS") or PROJECT_ROOT / "weights").expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -1,0 +1,71 @@
+"""The Theano backend: configuration, and a real conv2d graph with its gradient."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from repro import backend
+from repro.backend import T, theano
+
+
+def _theano_config_in_fresh_process(flags):
+    code = ("from repro.backend import theano; c = theano.config; "
+            "print(c.floatX, repr(c.blas.ldflags), c.base_compiledir)")
+    env = {k: v for k, v in os.environ.items() if k != "THEANO_FLAGS"}
+    if flags is not None:
+        env["THEANO_FLAGS"] = flags
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def test_project_defaults_are_in_force_without_user_flags(tmp_path):
+    env_cache = os.environ.get("DEEPGAZE_CACHE")
+    floatx, ldflags, compiledir = _theano_config_in_fresh_process(None)
+    assert (floatx, ldflags) == ("float32", "''")
+    assert compiledir.endswith("theano") and (env_cache is None or compiledir.startswith(env_cache))
+
+
+def test_user_flags_win_key_by_key():
+    flags = backend._parse_flags(backend.theano_flags("floatX=float64,blas.ldflags=-lblas"))
+    assert flags["floatX"] == "float64"
+    assert flags["blas.ldflags"] == "-lblas"
+    assert "base_compiledir" in flags          # the project default fills in what the user left out
+
+
+def test_user_theano_flags_reach_theano_in_a_fresh_process():
+    floatx, ldflags, _ = _theano_config_in_fresh_process("floatX=float64")
+    assert (floatx, ldflags) == ("float64", "''")          # user's key wins, project default fills the rest
+
+
+def test_full_conv2d_matches_scipy_and_its_gradient_is_right():
+    from theano.tensor.nnet import conv2d
+    rng = np.random.RandomState(0)
+    image = rng.randn(1, 2, 9, 7).astype("float32")
+    kernels = rng.randn(3, 2, 3, 4).astype("float32")
+
+    x = T.tensor4("x")
+    w = theano.shared(kernels)
+    out = conv2d(x, w, border_mode="full")                 # true convolution, zero-padded input
+    cost = (out ** 2).sum()
+    run = theano.function([x], [out, T.grad(cost, w)])
+    value, gradient = run(image)
+
+    expected = np.stack([sum(signal.convolve2d(image[0, c], kernels[k, c], mode="full") for c in range(2))
+                         for k in range(3)])
+    assert value.shape == (1, 3, 11, 10)
+    np.testing.assert_allclose(value[0], expected, rtol=1e-4, atol=1e-4)
+
+    # gradient against a central finite difference of the cost
+    cost_of = theano.function([x], cost)
+    eps, k = 1e-2, (1, 0, 2, 3)
+    bumped = kernels.copy()
+    bumped[k] += eps
+    w.set_value(bumped)
+    up = cost_of(image)
+    bumped[k] -= 2 * eps
+    w.set_value(bumped)
+    down = cost_of(image)
+    assert gradient[k] == pytest.approx((up - down) / (2 * eps), rel=1e-2)

@@ -1,0 +1,47 @@
+"""Packaging: pins agree between setup.py and environment.yml, CI runs the README's command."""
+import re
+import subprocess
+import sys
+from importlib import metadata
+
+from conftest import ROOT
+
+
+def _environment_yml_pins():
+    text = (ROOT / "environment.yml").read_text()
+    pins = re.findall(r"^\s*-\s+([A-Za-z0-9_.\-]+(?:\[[a-z,]+\])?==[^\s#]+)", text, flags=re.M)
+    return {pin.lower() for pin in pins}
+
+
+def _setup_py_pins():
+    requires = metadata.requires("deepgaze1-repro")        # what pip actually installed from setup.py
+    pins = set()
+    for requirement in requires:
+        spec, _, marker = requirement.partition(";")
+        extra = re.search(r'extra == "(\w+)"', marker)
+        spec = spec.strip().replace(" ", "")
+        if extra and extra.group(1) == "dask":
+            spec = spec.replace("dask==", "dask[distributed]==")
+        pins.add(spec.lower())
+    return pins
+
+
+def test_setup_py_and_environment_yml_pin_the_same_packages_and_versions():
+    setup_pins, conda_pins = _setup_py_pins(), _environment_yml_pins()
+    assert setup_pins, "no requirements found in the installed metadata"
+    assert setup_pins == conda_pins, (f"only in setup.py: {sorted(setup_pins - conda_pins)}; "
+                                      f"only in environment.yml: {sorted(conda_pins - setup_pins)}")
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (ROOT / ".ci" / "run").read_text().strip().splitlines()
+    command = ci[-1]
+    assert "pytest" in command
+    assert command in (ROOT / "README.md").read_text(), "the README's test command and .ci/run diverged"
+
+
+def test_command_line_info_runs():
+    out = subprocess.run([sys.executable, "-m", "repro", "info"], cwd=ROOT,
+                         capture_output=True, text=True, check=True)
+    assert "theano 1.0.5" in out.stdout
+    assert "floatX=float32" in out.stdout
