@@ -11,7 +11,9 @@ cache directory        ``DEEPGAZE_CACHE``                          ``<checkout>/
 converted weights      ``DEEPGAZE_WEIGHTS``                        ``<checkout>/weights``
 =====================  ==========================================  =========================
 """
+import contextlib
 import os
+import tempfile
 from pathlib import Path
 
 #: The source checkout (the folder holding ``repro/``, ``weights/``, ``experiments/``).
@@ -62,3 +64,26 @@ def weights_dir():
     folder = Path(os.environ.get("DEEPGAZE_WEIGHTS") or PROJECT_ROOT / "weights").expanduser()
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary file name beside ``path``; rename it to ``path`` only if the block succeeds.
+
+    An interrupted or failing write therefore never leaves a half-written file under the real name.
+
+    Examples
+    --------
+    >>> with atomic_path("model.h5") as tmp:          # doctest: +SKIP
+    ...     write_hdf5(tmp)
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(handle)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
