@@ -1,0 +1,603 @@
+"""Read Caffe networks: ``deploy.prototxt``, ``.caffemodel`` and ``.binaryproto`` files.
+
+Caffe stores networks as Protocol Buffers messages defined in BVLC's ``caffe.proto``:
+the architecture as text (``deploy.prototxt``), the trained weights as binary
+(``.caffemodel``), the ImageNet mean image as one binary ``BlobProto``
+(``.binaryproto``). This module declares the subset of ``caffe.proto`` these files
+need (message and field names, numbers and defaults as in ``caffe.proto``) and lets
+the ``protobuf`` library do the decoding. Both layouts Caffe has used are read:
+
+* legacy V1: ``NetParameter.layers`` (field 2), enum layer types, blob sizes
+  as ``num/channels/height/width`` (2014-era files such as the original AlexNet);
+* V2: ``NetParameter.layer`` (field 100), string layer types, ``BlobShape``.
+
+Weights are converted once into an HDF5 file in :func:`repro.paths.weights_dir`,
+named after the caffemodel's SHA-1, so later runs read plain arrays in milliseconds.
+
+Example
+-------
+>>> model = load("bvlc_alexnet/deploy.prototxt", "bvlc_alexnet.caffemodel")  # doctest: +SKIP
+>>> model.blobs["conv1"][0].shape  # (out, in / group, kh, kw)                   # doctest: +SKIP
+(96, 3, 11, 11)
+"""
+import hashlib
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
+from google.protobuf.message import DecodeError
+
+from .paths import weights_dir
+
+# --------------------------------------------------------------------------------------
+# The caffe.proto subset: message -> [(field name, number, type, label, default)].
+# Types are protobuf scalar names or message/enum names of this table.
+# --------------------------------------------------------------------------------------
+_OPT, _REP = "optional", "repeated"
+
+_ENUMS = {
+    "PoolMethod": ["MAX", "AVE", "STOCHASTIC"],
+    "RoundMode": ["CEIL", "FLOOR"],
+    "NormRegion": ["ACROSS_CHANNELS", "WITHIN_CHANNEL"],
+    "Engine": ["DEFAULT", "CAFFE", "CUDNN"],
+    "Phase": ["TRAIN", "TEST"],
+    "DimCheckMode": ["STRICT", "PERMISSIVE"],
+    "VarianceNorm": ["FAN_IN", "FAN_OUT", "AVERAGE"],
+}
+
+#: V1 layer type enum values (``V1LayerParameter.LayerType``) and their V2 type strings.
+V1_LAYER_TYPES = {
+    0: "None", 35: "AbsVal", 1: "Accuracy", 30: "ArgMax", 2: "BNLL", 3: "Concat",
+    37: "ContrastiveLoss", 4: "Convolution", 5: "Data", 39: "Deconvolution", 6: "Dropout",
+    32: "DummyData", 7: "EuclideanLoss", 25: "Eltwise", 38: "Exp", 8: "Flatten",
+    9: "HDF5Data", 10: "HDF5Output", 28: "HingeLoss", 11: "Im2col", 12: "ImageData",
+    13: "InfogainLoss", 14: "InnerProduct", 15: "LRN", 29: "MemoryData",
+    16: "MultinomialLogisticLoss", 34: "MVN", 17: "Pooling", 26: "Power", 18: "ReLU",
+    19: "Sigmoid", 27: "SigmoidCrossEntropyLoss", 36: "Silence", 20: "Softmax",
+    21: "SoftmaxWithLoss", 22: "Split", 33: "Slice", 23: "TanH", 24: "WindowData",
+    31: "Threshold",
+}
+
+_FILLER = ("FillerParameter", _OPT)
+_MESSAGES = {
+    "BlobShape": [("dim", 1, "int64", _REP, None)],
+    "BlobProto": [
+        ("shape", 7, "BlobShape", _OPT, None), ("data", 5, "float", _REP, None),
+        ("diff", 6, "float", _REP, None), ("double_data", 8, "double", _REP, None),
+        ("double_diff", 9, "double", _REP, None), ("num", 1, "int32", _OPT, "0"),
+        ("channels", 2, "int32", _OPT, "0"), ("height", 3, "int32", _OPT, "0"),
+        ("width", 4, "int32", _OPT, "0")],
+    "FillerParameter": [
+        ("type", 1, "string", _OPT, "constant"), ("value", 2, "float", _OPT, "0"),
+        ("min", 3, "float", _OPT, "0"), ("max", 4, "float", _OPT, "1"),
+        ("mean", 5, "float", _OPT, "0"), ("std", 6, "float", _OPT, "1"),
+        ("sparse", 7, "int32", _OPT, "-1"), ("variance_norm", 8, "VarianceNorm", _OPT, "FAN_IN")],
+    "ParamSpec": [
+        ("name", 1, "string", _OPT, None), ("share_mode", 2, "int32", _OPT, None),
+        ("lr_mult", 3, "float", _OPT, "1"), ("decay_mult", 4, "float", _OPT, "1")],
+    "NetStateRule": [
+        ("phase", 1, "Phase", _OPT, None), ("min_level", 2, "int32", _OPT, None),
+        ("max_level", 3, "int32", _OPT, None), ("stage", 4, "string", _REP, None),
+        ("not_stage", 5, "string", _REP, None)],
+    "InputParameter": [("shape", 1, "BlobShape", _REP, None)],
+    "ConvolutionParameter": [
+        ("num_output", 1, "uint32", _OPT, None), ("bias_term", 2, "bool", _OPT, "true"),
+        ("pad", 3, "uint32", _REP, None), ("kernel_size", 4, "uint32", _REP, None),
+        ("stride", 6, "uint32", _REP, None), ("dilation", 18, "uint32", _REP, None),
+        ("pad_h", 9, "uint32", _OPT, "0"), ("pad_w", 10, "uint32", _OPT, "0"),
+        ("kernel_h", 11, "uint32", _OPT, None), ("kernel_w", 12, "uint32", _OPT, None),
+        ("stride_h", 13, "uint32", _OPT, None), ("stride_w", 14, "uint32", _OPT, None),
+        ("group", 5, "uint32", _OPT, "1"), ("weight_filler", 7) + _FILLER + (None,),
+        ("bias_filler", 8) + _FILLER + (None,), ("engine", 15, "Engine", _OPT, "DEFAULT"),
+        ("axis", 16, "int32", _OPT, "1"), ("force_nd_im2col", 17, "bool", _OPT, "false")],
+    "PoolingParameter": [
+        ("pool", 1, "PoolMethod", _OPT, "MAX"), ("pad", 4, "uint32", _OPT, "0"),
+        ("pad_h", 9, "uint32", _OPT, "0"), ("pad_w", 10, "uint32", _OPT, "0"),
+        ("kernel_size", 2, "uint32", _OPT, None), ("kernel_h", 5, "uint32", _OPT, None),
+        ("kernel_w", 6, "uint32", _OPT, None), ("stride", 3, "uint32", _OPT, "1"),
+        ("stride_h", 7, "uint32", _OPT, None), ("stride_w", 8, "uint32", _OPT, None),
+        ("engine", 11, "Engine", _OPT, "DEFAULT"), ("global_pooling", 12, "bool", _OPT, "false"),
+        ("round_mode", 13, "RoundMode", _OPT, "CEIL")],
+    "LRNParameter": [
+        ("local_size", 1, "uint32", _OPT, "5"), ("alpha", 2, "float", _OPT, "1"),
+        ("beta", 3, "float", _OPT, "0.75"), ("norm_region", 4, "NormRegion", _OPT, "ACROSS_CHANNELS"),
+        ("k", 5, "float", _OPT, "1"), ("engine", 6, "Engine", _OPT, "DEFAULT")],
+    "InnerProductParameter": [
+        ("num_output", 1, "uint32", _OPT, None), ("bias_term", 2, "bool", _OPT, "true"),
+        ("weight_filler", 3) + _FILLER + (None,), ("bias_filler", 4) + _FILLER + (None,),
+        ("axis", 5, "int32", _OPT, "1"), ("transpose", 6, "bool", _OPT, "false")],
+    "DropoutParameter": [("dropout_ratio", 1, "float", _OPT, "0.5")],
+    "ConcatParameter": [("axis", 2, "int32", _OPT, "1"), ("concat_dim", 1, "uint32", _OPT, "1")],
+    "SoftmaxParameter": [("engine", 1, "Engine", _OPT, "DEFAULT"), ("axis", 2, "int32", _OPT, "1")],
+    "ReLUParameter": [("negative_slope", 1, "float", _OPT, "0"), ("engine", 2, "Engine", _OPT, "DEFAULT")],
+}
+_LAYER_PARAMS = {  # field name -> (V2 number, V1 number or None, message)
+    "convolution_param": (106, 10, "ConvolutionParameter"),
+    "pooling_param": (121, 19, "PoolingParameter"),
+    "lrn_param": (118, 18, "LRNParameter"),
+    "inner_product_param": (117, 17, "InnerProductParameter"),
+    "dropout_param": (108, 12, "DropoutParameter"),
+    "concat_param": (104, 9, "ConcatParameter"),
+    "softmax_param": (125, 39, "SoftmaxParameter"),
+    "relu_param": (123, 30, "ReLUParameter"),
+    "input_param": (143, None, "InputParameter"),
+}
+_MESSAGES["LayerParameter"] = [
+    ("name", 1, "string", _OPT, None), ("type", 2, "string", _OPT, None),
+    ("bottom", 3, "string", _REP, None), ("top", 4, "string", _REP, None),
+    ("phase", 10, "Phase", _OPT, None), ("loss_weight", 5, "float", _REP, None),
+    ("param", 6, "ParamSpec", _REP, None), ("blobs", 7, "BlobProto", _REP, None),
+    ("propagate_down", 11, "bool", _REP, None), ("include", 8, "NetStateRule", _REP, None),
+    ("exclude", 9, "NetStateRule", _REP, None),
+] + [(name, v2, msg, _OPT, None) for name, (v2, _, msg) in _LAYER_PARAMS.items()]
+_MESSAGES["V1LayerParameter"] = [
+    ("bottom", 2, "string", _REP, None), ("top", 3, "string", _REP, None),
+    ("name", 4, "string", _OPT, None), ("include", 32, "NetStateRule", _REP, None),
+    ("exclude", 33, "NetStateRule", _REP, None), ("type", 5, "int32", _OPT, None),
+    ("blobs", 6, "BlobProto", _REP, None), ("param", 1001, "string", _REP, None),
+    ("blobs_lr", 7, "float", _REP, None), ("weight_decay", 8, "float", _REP, None),
+    ("loss_weight", 35, "float", _REP, None),
+] + [(name, v1, msg, _OPT, None) for name, (_, v1, msg) in _LAYER_PARAMS.items() if v1]
+_MESSAGES["NetParameter"] = [
+    ("name", 1, "string", _OPT, None), ("input", 3, "string", _REP, None),
+    ("input_shape", 8, "BlobShape", _REP, None), ("input_dim", 4, "int32", _REP, None),
+    ("force_backward", 5, "bool", _OPT, "false"), ("debug_info", 7, "bool", _OPT, "false"),
+    ("layer", 100, "LayerParameter", _REP, None), ("layers", 2, "V1LayerParameter", _REP, None),
+]
+
+_SCALARS = {"double": 1, "float": 2, "int64": 3, "uint64": 4, "int32": 5, "bool": 8,
+            "string": 9, "uint32": 13}
+
+
+def _message_classes():
+    """Build the protobuf classes of the subset above; returns ``{name: class}``."""
+    F = descriptor_pb2.FieldDescriptorProto
+    proto = descriptor_pb2.FileDescriptorProto(name="repro_caffe_subset.proto", package="caffe",
+                                               syntax="proto2")
+    for enum_name, values in _ENUMS.items():
+        enum = proto.enum_type.add(name=enum_name)
+        for number, value in enumerate(values):  # top-level enum values share the package scope:
+            enum.value.add(name=value, number=number)  # the names above are all distinct
+    for msg_name, fields in _MESSAGES.items():
+        msg = proto.message_type.add(name=msg_name)
+        for name, number, ftype, label, default in fields:
+            f = msg.field.add(name=name, number=number,
+                              label=F.LABEL_REPEATED if label == _REP else F.LABEL_OPTIONAL)
+            if ftype in _SCALARS:
+                f.type = _SCALARS[ftype]
+            elif ftype in _ENUMS:
+                f.type, f.type_name = F.TYPE_ENUM, f".caffe.{ftype}"
+            else:
+                f.type, f.type_name = F.TYPE_MESSAGE, f".caffe.{ftype}"
+            if default is not None:
+                f.default_value = default
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"caffe.{name}"))
+            for name in _MESSAGES}
+
+
+_PROTO = _message_classes()
+
+
+# --------------------------------------------------------------------------------------
+# Parsed, protobuf-free description of a network
+# --------------------------------------------------------------------------------------
+class CaffeError(ValueError):
+    """A Caffe file that cannot be used; the message names the file and the layer."""
+
+
+@dataclass
+class Layer:
+    """One layer of a prototxt.
+
+    Attributes
+    ----------
+    name, type : str
+        As in the prototxt; V1 enum types are given their V2 names (``CONVOLUTION`` -> ``"Convolution"``).
+    bottoms, tops : list of str
+        Input and output blob names (in-place layers such as ReLU have ``tops == bottoms``).
+    params : dict
+        The layer's type-specific parameters with Caffe's defaults filled in, e.g.
+        ``{"num_output": 96, "kernel_size": [11], "stride": [4], "group": 1, ...}`` for a
+        convolution; enums as their names (``"MAX"``); ``{}`` for layers without any.
+    """
+    name: str
+    type: str
+    bottoms: list
+    tops: list
+    params: dict = field(default_factory=dict)
+
+
+@dataclass
+class CaffeModel:
+    """A prototxt's layers and a caffemodel's weights (see :func:`load`).
+
+    Attributes
+    ----------
+    name : str
+        The network's name from the prototxt.
+    layers : list of Layer
+        In prototxt order; old-style ``input:``/``input_dim:`` headers become an ``Input`` layer.
+    blobs : dict
+        ``layer name -> [weights, bias]`` float32 arrays; convolution weights are
+        ``(out, in / group, kh, kw)``, inner-product weights ``(out, in)``.
+    prototxt, caffemodel : Path
+    sha1 : str
+        SHA-1 of the caffemodel file (the key of the HDF5 cache).
+    """
+    name: str
+    layers: list
+    blobs: dict
+    prototxt: Path
+    caffemodel: Path
+    sha1: str
+
+    def layer(self, name):
+        """Return the :class:`Layer` called ``name``."""
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(f"no layer {name!r} in {self.prototxt}")
+
+
+def _params_dict(message):
+    """Protobuf message -> plain dict of every field (defaults filled in, enums as names)."""
+    out = {}
+    for fd in message.DESCRIPTOR.fields:
+        value = getattr(message, fd.name)
+        if fd.is_repeated:
+            value = [_params_dict(v) if fd.message_type else v for v in value]
+        elif fd.message_type:
+            value = _params_dict(value)
+        elif fd.enum_type:
+            value = fd.enum_type.values_by_number[value].name
+        out[fd.name] = value
+    return out
+
+
+def _layer_from_proto(proto, v1):
+    layer_type = V1_LAYER_TYPES.get(proto.type, f"V1 type {proto.type}") if v1 else proto.type
+    params = {}
+    for name in _LAYER_PARAMS:
+        if name in proto.DESCRIPTOR.fields_by_name and proto.HasField(name):
+            params = _params_dict(getattr(proto, name))
+    # a layer type without a *_param block (e.g. ReLU) still gets its defaults
+    by_type = {"Convolution": "convolution_param", "Pooling": "pooling_param", "LRN": "lrn_param",
+               "InnerProduct": "inner_product_param", "Dropout": "dropout_param",
+               "Concat": "concat_param", "Softmax": "softmax_param", "ReLU": "relu_param"}
+    if not params and layer_type in by_type:
+        params = _params_dict(getattr(proto, by_type[layer_type]))
+    return Layer(proto.name, layer_type, list(proto.bottom), list(proto.top), params)
+
+
+def _net_layers(net, v1_ok=True):
+    """``NetParameter`` -> (layer protos, is_v1)."""
+    if len(net.layer) and len(net.layers):
+        raise CaffeError("both V1 'layers' and V2 'layer' entries present")
+    if len(net.layers):
+        return list(net.layers), True
+    return list(net.layer), False
+
+
+def parse_prototxt(prototxt):
+    """Read a ``deploy.prototxt`` (V1 or V2 text layout).
+
+    Parameters
+    ----------
+    prototxt : str or Path
+
+    Returns
+    -------
+    name : str
+    layers : list of Layer
+        Old-style headers (``input: "data"`` with ``input_dim``/``input_shape``) become a
+        first layer of type ``Input`` with ``params = {"shape": [{"dim": [...]}]}``.
+    """
+    prototxt = Path(prototxt)
+    net = _PROTO["NetParameter"]()
+    try:
+        text_format.Parse(prototxt.read_text(), net, allow_unknown_field=True)
+    except (text_format.ParseError, UnicodeDecodeError) as err:
+        raise CaffeError(f"{prototxt}: not a Caffe prototxt ({err})") from err
+    protos, v1 = _net_layers(net)
+    layers = [_layer_from_proto(p, v1) for p in protos]
+    for i, name in enumerate(net.input):
+        if len(net.input_shape) > i:
+            dims = list(net.input_shape[i].dim)
+        else:
+            dims = list(net.input_dim[4 * i: 4 * i + 4])
+        layers.insert(i, Layer(name, "Input", [], [name], {"shape": [{"dim": dims}]}))
+    if not layers:
+        raise CaffeError(f"{prototxt}: no layers")
+    return net.name, layers
+
+
+def truncated_prototxt(prototxt, last_layer):
+    """Return the text of ``prototxt`` with every layer after ``last_layer`` removed.
+
+    Useful to hand other Caffe readers (e.g. OpenCV) a network whose weights stop
+    at a layer, such as AlexNet's convolutional trunk up to ``pool5``.
+    """
+    net = _PROTO["NetParameter"]()
+    text_format.Parse(Path(prototxt).read_text(), net, allow_unknown_field=True)
+    field_name = "layers" if len(net.layers) else "layer"
+    entries = getattr(net, field_name)
+    names = [entry.name for entry in entries]
+    if last_layer not in names:
+        raise CaffeError(f"{prototxt}: no layer {last_layer!r}")
+    del entries[names.index(last_layer) + 1:]
+    return text_format.MessageToString(net)
+
+
+# --------------------------------------------------------------------------------------
+# Weights
+# --------------------------------------------------------------------------------------
+def _blob_array(blob, where):
+    """``BlobProto`` -> float32 array of its shape (V2 ``shape`` or V1 num/channels/height/width)."""
+    if blob.HasField("shape"):
+        shape = tuple(int(d) for d in blob.shape.dim)
+    else:
+        shape = tuple(int(d) for d in (blob.num, blob.channels, blob.height, blob.width))
+    values = blob.data if len(blob.data) else blob.double_data
+    size = int(np.prod(shape)) if shape else 0
+    if len(values) != size:
+        raise CaffeError(f"{where}: {len(values)} values for a blob of shape {shape}")
+    return np.array(values, dtype=np.float32).reshape(shape)
+
+
+def _squeeze_v1(array, layer_type):
+    """V1 blobs are always 4-D: (1, 1, out, in) for weights of inner products, (1, 1, 1, n) for biases."""
+    if array.ndim == 4 and array.shape[:2] == (1, 1) and layer_type != "Convolution":
+        array = array.reshape(array.shape[2:])
+    if array.ndim == 4 and array.shape[:3] == (1, 1, 1):
+        array = array.reshape(array.shape[3])
+    return array
+
+
+def read_caffemodel(caffemodel, progress=True):
+    """Decode a binary ``.caffemodel`` (V1 or V2 layout) into arrays.
+
+    Parameters
+    ----------
+    caffemodel : str or Path
+    progress : bool
+        Show a progress bar while converting blobs.
+
+    Returns
+    -------
+    dict
+        ``layer name -> list of float32 arrays`` for every layer that has blobs; biases are
+        1-D ``(out,)``, convolution weights ``(out, in / group, kh, kw)``, inner products ``(out, in)``.
+    """
+    from tqdm import tqdm
+
+    caffemodel = Path(caffemodel)
+    net = _PROTO["NetParameter"]()
+    try:
+        net.ParseFromString(caffemodel.read_bytes())
+    except DecodeError as err:
+        raise CaffeError(f"{caffemodel}: truncated or corrupt caffemodel ({err})") from err
+    protos, v1 = _net_layers(net)
+    with_blobs = [p for p in protos if len(p.blobs)]
+    if not with_blobs:
+        raise CaffeError(f"{caffemodel}: no layer with weights (is this a caffemodel?)")
+    blobs = {}
+    for proto in tqdm(with_blobs, desc=f"reading {caffemodel.name}", disable=not progress, leave=False):
+        layer_type = V1_LAYER_TYPES.get(proto.type) if v1 else proto.type
+        arrays = [_blob_array(b, f"{caffemodel}, layer {proto.name!r}, blob {i}")
+                  for i, b in enumerate(proto.blobs)]
+        blobs[proto.name] = [_squeeze_v1(a, layer_type) if v1 else a for a in arrays]
+    return blobs
+
+
+def read_mean(binaryproto):
+    """Read Caffe's mean image (a ``BlobProto``, e.g. ``imagenet_mean.binaryproto``).
+
+    Returns
+    -------
+    ndarray, shape (3, height, width), float32
+        In Caffe's channel order, BGR, 0–255.
+    """
+    binaryproto = Path(binaryproto)
+    blob = _PROTO["BlobProto"]()
+    try:
+        blob.ParseFromString(binaryproto.read_bytes())
+        mean = _blob_array(blob, str(binaryproto))
+    except DecodeError as err:
+        raise CaffeError(f"{binaryproto}: truncated or corrupt binaryproto ({err})") from err
+    if mean.ndim == 4 and mean.shape[0] == 1:
+        mean = mean[0]
+    if mean.ndim != 3 or mean.shape[0] != 3:
+        raise CaffeError(f"{binaryproto}: expected a 3-channel mean image, got shape {mean.shape}")
+    return mean
+
+
+def sha1sum(path, chunk=1 << 22):
+    """Hex SHA-1 of a file."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+_CACHE_VERSION = 1
+
+
+def cache_path(sha1):
+    """The HDF5 cache file of the caffemodel with this SHA-1."""
+    return weights_dir() / f"caffe-{sha1}.h5"
+
+
+def _write_cache(path, blobs, prototxt_text, source):
+    """Write blobs to ``path`` atomically (temporary file in the same folder, then rename)."""
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    try:
+        with h5py.File(tmp, "w") as h5:
+            h5.attrs.update(version=_CACHE_VERSION, prototxt=prototxt_text, source=str(source))
+            # layer names may contain '/', which HDF5 reads as groups: index them instead
+            for i, (name, arrays) in enumerate(blobs.items()):
+                group = h5.create_group(f"layers/{i:04d}")
+                group.attrs["name"] = name
+                for j, array in enumerate(arrays):
+                    group.create_dataset(str(j), data=array)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _read_cache(path):
+    with h5py.File(path, "r") as h5:
+        if h5.attrs.get("version") != _CACHE_VERSION:
+            return None
+        groups = h5["layers"]
+        return {groups[key].attrs["name"]: [groups[key][str(j)][()] for j in range(len(groups[key]))]
+                for key in sorted(groups)}
+
+
+def _check_blobs(layers, blobs, caffemodel):
+    """Every Convolution/InnerProduct layer must have weights of its declared output size."""
+    for layer in layers:
+        if layer.type not in ("Convolution", "InnerProduct"):
+            continue
+        where = f"{caffemodel}, layer {layer.name!r}"
+        if layer.name not in blobs:
+            raise CaffeError(f"{where}: no weights for this {layer.type} layer of the prototxt")
+        arrays = blobs[layer.name]
+        expected = 2 if layer.params["bias_term"] else 1
+        if len(arrays) != expected:
+            raise CaffeError(f"{where}: {len(arrays)} blobs, expected {expected}")
+        n = layer.params["num_output"]
+        weights = arrays[0]
+        if weights.shape[0] != n or (expected == 2 and arrays[1].shape != (n,)):
+            raise CaffeError(f"{where}: weights {weights.shape} and bias "
+                             f"{arrays[1].shape if expected == 2 else None} do not fit num_output={n}")
+        if layer.type == "Convolution":
+            p = layer.params
+            kernel = (p["kernel_h"] or p["kernel_size"][0], p["kernel_w"] or p["kernel_size"][-1])
+            if weights.ndim != 4 or weights.shape[2:] != kernel:
+                raise CaffeError(f"{where}: weights of shape {weights.shape} do not fit kernel {kernel}")
+
+
+def load(prototxt, caffemodel, last_layer=None, progress=True):
+    """Load a Caffe network: prototxt layers plus caffemodel weights (through the HDF5 cache).
+
+    Parameters
+    ----------
+    prototxt : str or Path
+        ``deploy.prototxt`` (V1 or V2).
+    caffemodel : str or Path
+        Trained weights (V1 or V2). Converted once to ``weights_dir()/caffe-<sha1>.h5``.
+    last_layer : str, optional
+        Keep only the layers up to and including this one (e.g. ``"pool5"`` for AlexNet's
+        convolutional trunk when the caffemodel holds no fc weights).
+    progress : bool
+        Progress bar while converting.
+
+    Returns
+    -------
+    CaffeModel
+
+    Raises
+    ------
+    CaffeError
+        Corrupt or truncated files, or a prototxt layer whose weights are missing or of the
+        wrong shape; the message names the file and the layer. No cache is written then.
+    """
+    prototxt, caffemodel = Path(prototxt), Path(caffemodel)
+    name, layers = parse_prototxt(prototxt)
+    if last_layer is not None:
+        names = [layer.name for layer in layers]
+        if last_layer not in names:
+            raise CaffeError(f"{prototxt}: no layer {last_layer!r}")
+        layers = layers[:names.index(last_layer) + 1]
+    if not caffemodel.is_file():
+        raise FileNotFoundError(f"caffemodel {caffemodel} not found (see `python -m repro download`)")
+    sha1 = sha1sum(caffemodel)
+    cache = cache_path(sha1)
+    blobs = _read_cache(cache) if cache.is_file() else None
+    if blobs is None:
+        blobs = read_caffemodel(caffemodel, progress=progress)
+        _check_blobs(layers, blobs, caffemodel)
+        _write_cache(cache, blobs, prototxt.read_text(), caffemodel.name)
+    _check_blobs(layers, blobs, caffemodel)
+    return CaffeModel(name, layers, blobs, prototxt, caffemodel, sha1)
+
+
+# --------------------------------------------------------------------------------------
+# Downloads of the official BVLC files
+# --------------------------------------------------------------------------------------
+_BVLC = "http://dl.caffe.berkeleyvision.org"
+_GITHUB = "https://raw.githubusercontent.com/BVLC/caffe/master/models"
+
+#: name -> [(file name, url, sha1 or None)]
+DOWNLOADS = {
+    "bvlc_alexnet": [
+        ("bvlc_alexnet.caffemodel", f"{_BVLC}/bvlc_alexnet.caffemodel",
+         "9116a64c0fbe4459d18f4bb6b56d647b63920377"),
+        ("deploy.prototxt", f"{_GITHUB}/bvlc_alexnet/deploy.prototxt", None)],
+    "bvlc_reference_caffenet": [
+        ("bvlc_reference_caffenet.caffemodel", f"{_BVLC}/bvlc_reference_caffenet.caffemodel",
+         "4c8d77deb20ea792f84eb5e6d0a11ca0a8660a46"),
+        ("deploy.prototxt", f"{_GITHUB}/bvlc_reference_caffenet/deploy.prototxt", None)],
+}
+
+
+def _fetch(url, target, sha1, timeout=30):
+    from tqdm import tqdm
+
+    tmp = target.with_name(target.name + ".part")
+    digest = hashlib.sha1()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=target.name) as bar:
+                for block in iter(lambda: response.read(1 << 20), b""):
+                    out.write(block)
+                    digest.update(block)
+                    bar.update(len(block))
+        if sha1 is not None and digest.hexdigest() != sha1:
+            raise CaffeError(f"{url}: SHA-1 {digest.hexdigest()} differs from the expected {sha1}")
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def download(name, folder=None, timeout=30):
+    """Download an official BVLC network (caffemodel with checksum, deploy.prototxt).
+
+    Parameters
+    ----------
+    name : {"bvlc_alexnet", "bvlc_reference_caffenet"}
+    folder : str or Path, optional
+        Destination; default ``weights_dir() / name``. Files already there with the right
+        checksum are kept.
+
+    Returns
+    -------
+    Path
+        The folder holding the files.
+    """
+    if name not in DOWNLOADS:
+        raise ValueError(f"unknown network {name!r}; choose one of {sorted(DOWNLOADS)}")
+    folder = Path(folder) if folder is not None else weights_dir() / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for filename, url, sha1 in DOWNLOADS[name]:
+        target = folder / filename
+        if target.is_file() and (sha1 is None or sha1sum(target) == sha1):
+            continue
+        try:
+            _fetch(url, target, sha1, timeout=timeout)
+        except (urllib.error.URLError, OSError) as err:
+            raise ConnectionError(
+                f"could not download {url} ({err}). Offline? Fetch it elsewhere and place it at "
+                f"{target}" + (f" (SHA-1 {sha1})" if sha1 else "")) from err
+    return folder

@@ -1,0 +1,460 @@
+"""Caffe networks as Theano graphs, every layer output readable by name.
+
+The paper (Section 2.2) feeds images through Caffe's pretrained Krizhevsky network
+("with the architecture and trained filters as published by Jia et al. (2014)"),
+keeps the convolutional part and reads out every intermediate layer. :class:`Network`
+turns any ``deploy.prototxt`` + ``.caffemodel`` into such a graph:
+
+* Caffe runs ReLUs in place (``conv1`` is overwritten by ``relu1``); here every layer
+  is its own output, so ``conv1`` and ``relu1`` can both be read (the paper's 15
+  AlexNet layers, :data:`ALEXNET_LAYERS`, 3712 feature maps).
+* Any input size. Two padding modes: ``'caffe'`` uses the prototxt's padding;
+  ``'full'`` zero-pads every convolution by ``kernel - 1`` on each side (Theano's
+  ``border_mode='full'``), as the paper does ("convolutions of type full").
+  Pooling keeps its prototxt padding and Caffe's ceil rounding in both modes.
+
+Coordinates
+-----------
+:meth:`Network.receptive_field` gives, for a layer, ``(size, stride, offset)`` in pixels
+of the network input: output unit ``i`` (along rows or columns) sees input pixels
+``offset + i * stride`` to ``offset + i * stride + size - 1``, so its centre is at
+input pixel ``offset + i * stride + (size - 1) / 2``. In ``'full'`` mode offsets are
+negative (the padding reaches outside the image): AlexNet's ``conv1`` has size 11,
+stride 4, offset -10 there (offset 0 in ``'caffe'`` mode). The network input is the
+image downsampled by :func:`preprocess`; multiply by ``downsample`` (and add
+``(downsample - 1) / 2`` for the centre of a block) to reach original image pixels.
+"""
+from collections import namedtuple
+
+import numpy as np
+
+from . import caffe
+from .backend import T, floatX, theano
+
+#: The paper's 15 AlexNet layers (Section 2.2), 3712 feature maps in total.
+ALEXNET_LAYERS = ("conv1", "relu1", "norm1", "pool1", "conv2", "relu2", "norm2", "pool2",
+                  "conv3", "relu3", "conv4", "relu4", "conv5", "relu5", "pool5")
+
+#: Layer types :class:`Network` builds.
+SUPPORTED_TYPES = ("Input", "Convolution", "ReLU", "Pooling", "LRN", "Concat",
+                   "InnerProduct", "Dropout", "Softmax")
+
+PADDINGS = ("caffe", "full")
+
+ReceptiveField = namedtuple("ReceptiveField", "size stride offset")
+ReceptiveField.__doc__ = """Input pixels seen by a layer's unit ``i``: ``offset + i * stride`` ... ``+ size - 1``."""
+
+
+# --------------------------------------------------------------------------------------
+# Layer geometry (plain integers, shared by shape inference and receptive fields)
+# --------------------------------------------------------------------------------------
+def _pair(params, name, default):
+    """Caffe's ``name`` (repeated or scalar) overridden by ``name_h`` / ``name_w``: returns (h, w)."""
+    base = {"kernel_size": "kernel", "pad": "pad", "stride": "stride"}.get(name, name)
+    value = params.get(name)
+    values = list(value) if isinstance(value, list) else ([value] if value else [])
+    h = values[0] if values else default
+    w = values[-1] if values else default
+    h = params.get(f"{base}_h") or h
+    w = params.get(f"{base}_w") or w
+    return int(h), int(w)
+
+
+def conv_geometry(layer, padding="caffe"):
+    """Kernel (dilated), stride, pad and dilation of a Convolution layer as (h, w) pairs."""
+    p = layer.params
+    kernel = _pair(p, "kernel_size", None)
+    stride = _pair(p, "stride", 1)
+    dilation = _pair(p, "dilation", 1)
+    extent = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation))
+    pad = tuple(e - 1 for e in extent) if padding == "full" else _pair(p, "pad", 0)
+    return dict(kernel=kernel, extent=extent, stride=stride, pad=pad, dilation=dilation)
+
+
+def pool_geometry(layer):
+    """Kernel, stride and pad of a Pooling layer as (h, w) pairs, plus ``ceil``."""
+    p = layer.params
+    return dict(kernel=_pair(p, "kernel_size", None), stride=_pair(p, "stride", 1),
+                pad=_pair(p, "pad", 0), ceil=p["round_mode"] == "CEIL")
+
+
+def conv_output_size(size, extent, stride, pad):
+    """Caffe/Theano convolution output length: ``(size + 2 pad - extent) // stride + 1``."""
+    return (size + 2 * pad - extent) // stride + 1
+
+
+def pool_output_size(size, kernel, stride, pad, ceil=True):
+    """Caffe's pooling output length (works on ints and Theano scalars).
+
+    Caffe rounds up, ``ceil((size + 2 pad - kernel) / stride) + 1``, then drops a last
+    window that would start inside the bottom/right padding.
+    """
+    if ceil:
+        out = (size + 2 * pad - kernel + stride - 1) // stride + 1
+    else:
+        out = (size + 2 * pad - kernel) // stride + 1
+    if pad > 0:
+        out = out - ((out - 1) * stride >= size + pad)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Theano building blocks, one per Caffe layer type; x is (batch, channels, height, width)
+# --------------------------------------------------------------------------------------
+def _conv(x, weights, bias, geometry, group):
+    # 'full' mode is explicit padding by extent - 1, the same as Theano's border_mode='full'
+    y = T.nnet.conv2d(x, weights, border_mode=geometry["pad"], subsample=geometry["stride"],
+                      filter_flip=False,  # Caffe correlates
+                      filter_dilation=geometry["dilation"], num_groups=group)
+    return y if bias is None else y + bias.dimshuffle("x", 0, "x", "x")
+
+
+def _pool(x, geometry, method):
+    """Caffe pooling: explicit padding (−inf for MAX, 0 for AVE) up to Caffe's output size."""
+    from theano.tensor.signal.pool import pool_2d
+
+    (kh, kw), (sh, sw), (ph, pw) = geometry["kernel"], geometry["stride"], geometry["pad"]
+    height, width = x.shape[2], x.shape[3]
+    oh = pool_output_size(height, kh, sh, ph, geometry["ceil"])
+    ow = pool_output_size(width, kw, sw, pw, geometry["ceil"])
+    # canvas large enough for every window; the pooled data sits at (ph, pw)
+    ch = T.maximum((oh - 1) * sh + kh, height + 2 * ph)
+    cw = T.maximum((ow - 1) * sw + kw, width + 2 * pw)
+    fill = np.float32(-np.inf if method == "MAX" else 0)
+    canvas = T.alloc(fill, x.shape[0], x.shape[1], ch, cw)
+    canvas = T.set_subtensor(canvas[:, :, ph:ph + height, pw:pw + width], x)
+    mode = {"MAX": "max", "AVE": "sum"}[method]
+    y = pool_2d(canvas, ws=(kh, kw), stride=(sh, sw), ignore_border=True, mode=mode)[:, :, :oh, :ow]
+    if method == "AVE":
+        # Caffe divides by the window clipped to the padded image (not the ceil overhang)
+        rows, cols = T.arange(oh) * sh - ph, T.arange(ow) * sw - pw
+        dh = T.minimum(rows + kh, height + ph) - rows
+        dw = T.minimum(cols + kw, width + pw) - cols
+        y = y / T.cast(T.outer(dh, dw), floatX).dimshuffle("x", "x", 0, 1)
+    return y
+
+
+def _global_pool(x, method):
+    return (x.max if method == "MAX" else x.mean)(axis=(2, 3), keepdims=True)
+
+
+def _lrn(x, size, alpha, beta, k):
+    """Caffe's LRN across channels: ``x / (k + alpha/size * sum of x² over size channels)^beta``."""
+    channels = x.shape[1]
+    half = (size - 1) // 2
+    squares = T.zeros((x.shape[0], channels + size - 1, x.shape[2], x.shape[3]), dtype=x.dtype)
+    squares = T.set_subtensor(squares[:, half:half + channels], T.sqr(x))
+    window = sum(squares[:, i:i + channels] for i in range(size))
+    return x * (np.float32(k) + np.float32(alpha / size) * window) ** np.float32(-beta)
+
+
+def _inner_product(x, weights, bias, transpose):
+    flat = x.flatten(2)
+    y = T.dot(flat, weights if transpose else weights.T)
+    if bias is not None:
+        y = y + bias.dimshuffle("x", 0)
+    return y.dimshuffle(0, 1, "x", "x")
+
+
+def _softmax(x):
+    e = T.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+# --------------------------------------------------------------------------------------
+class Network:
+    """A Caffe network as a Theano graph with named layer outputs.
+
+    Parameters
+    ----------
+    prototxt, caffemodel : str or Path
+        Caffe files (V1 or V2); weights are cached as HDF5 by :func:`repro.caffe.load`.
+    padding : {'caffe', 'full'}
+        ``'caffe'``: the prototxt's convolution padding. ``'full'``: every convolution
+        zero-pads its input by ``kernel - 1`` (the paper's setting).
+    last_layer : str, optional
+        Build only up to this layer (e.g. ``'pool5'`` for AlexNet's convolutional trunk).
+
+    Attributes
+    ----------
+    layer_names : tuple of str
+        Every layer output in prototxt order (input layers excluded); in-place ReLUs
+        are separate outputs under their own layer names (``relu1``).
+    model : repro.caffe.CaffeModel
+    """
+
+    def __init__(self, prototxt, caffemodel, padding="caffe", last_layer=None):
+        if padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
+        self.padding = padding
+        self.model = caffe.load(prototxt, caffemodel, last_layer=last_layer)
+        for layer in self.model.layers:
+            if layer.type not in SUPPORTED_TYPES:
+                raise caffe.CaffeError(f"{self.model.prototxt}, layer {layer.name!r}: "
+                                       f"unsupported layer type {layer.type!r} "
+                                       f"(supported: {', '.join(SUPPORTED_TYPES)})")
+        self.layer_names = tuple(layer.name for layer in self.model.layers if layer.type != "Input")
+        self._input = T.tensor4("image", dtype=floatX)
+        self._outputs = None
+        self._functions = {}
+        self._check_weights()
+
+    def __repr__(self):
+        return (f"Network({self.model.name!r}, padding={self.padding!r}, "
+                f"{len(self.layer_names)} layers, last={self.layer_names[-1]!r})")
+
+    # -- geometry ---------------------------------------------------------------------
+    def _walk(self, visit, start, until=None):
+        """Run ``visit(layer, [bottom values]) -> value`` through the layers (up to ``until``).
+
+        ``start`` is the value of the input blobs; returns ``{layer name: value}``.
+        """
+        blobs, per_layer = {}, {}
+        for layer in self.model.layers:
+            if layer.type == "Input":
+                for top in layer.tops:
+                    blobs[top] = start
+                continue
+            missing = [b for b in layer.bottoms if b not in blobs]
+            if missing:
+                raise caffe.CaffeError(f"{self.model.prototxt}, layer {layer.name!r}: "
+                                       f"input blob(s) {missing} produced by no earlier layer")
+            value = visit(layer, [blobs[b] for b in layer.bottoms])
+            for top in layer.tops:
+                blobs[top] = value
+            per_layer[layer.name] = value
+            if layer.name == until:
+                break
+        return per_layer
+
+    def _shape_of(self, layer, shapes):
+        """(channels, height, width) of a layer's output given its inputs' shapes."""
+        c, h, w = shapes[0]
+        if layer.type == "Convolution":
+            g = conv_geometry(layer, self.padding)
+            return (layer.params["num_output"],
+                    conv_output_size(h, g["extent"][0], g["stride"][0], g["pad"][0]),
+                    conv_output_size(w, g["extent"][1], g["stride"][1], g["pad"][1]))
+        if layer.type == "Pooling":
+            if layer.params["global_pooling"]:
+                return (c, 1, 1)
+            g = pool_geometry(layer)
+            return (c,) + tuple(pool_output_size(n, k, s, p, g["ceil"]) for n, k, s, p in
+                                zip((h, w), g["kernel"], g["stride"], g["pad"]))
+        if layer.type == "Concat":
+            if layer.params["axis"] != 1 or len({s[1:] for s in shapes}) != 1:
+                raise caffe.CaffeError(f"layer {layer.name!r}: can only concatenate channels "
+                                       f"of equal-sized maps, got {shapes}")
+            return (sum(s[0] for s in shapes), h, w)
+        if layer.type == "InnerProduct":
+            return (layer.params["num_output"], 1, 1)
+        return (c, h, w)
+
+    def output_shapes(self, input_hw):
+        """``{layer: (channels, height, width)}`` for a ``(height, width)`` input."""
+        channels = self._input_channels()
+        return self._walk(self._shape_of, (channels,) + tuple(int(n) for n in input_hw))
+
+    def output_shape(self, layer, input_hw):
+        """``(channels, height, width)`` of ``layer`` for an input of ``(height, width)`` pixels."""
+        return self.output_shapes(input_hw)[self._known(layer)]
+
+    def _input_channels(self):
+        first = self.model.layers[0]
+        dims = first.params.get("shape", [{"dim": [1, 3]}])[0]["dim"] if first.type == "Input" else [1, 3]
+        return int(dims[1]) if len(dims) > 1 else 3
+
+    def _rf_of(self, layer, fields):
+        size, stride, offset = fields[0]
+        if layer.type in ("Convolution", "Pooling"):
+            if layer.type == "Pooling" and layer.params["global_pooling"]:
+                raise ValueError(f"layer {layer.name!r}: global pooling sees the whole input")
+            g = conv_geometry(layer, self.padding) if layer.type == "Convolution" else pool_geometry(layer)
+            extent = g["extent"] if "extent" in g else g["kernel"]
+            if extent[0] != extent[1] or g["stride"][0] != g["stride"][1] or g["pad"][0] != g["pad"][1]:
+                raise ValueError(f"layer {layer.name!r}: non-square geometry, no single receptive field")
+            return ReceptiveField(size + (extent[0] - 1) * stride, stride * g["stride"][0],
+                                  offset - g["pad"][0] * stride)
+        if layer.type == "InnerProduct":
+            raise ValueError(f"layer {layer.name!r}: an inner product sees the whole input")
+        if layer.type == "Concat":  # the union of the branches' fields
+            if len({f.stride for f in fields}) != 1:
+                raise ValueError(f"layer {layer.name!r}: branches of different strides")
+            start = min(f.offset for f in fields)
+            end = max(f.offset + f.size for f in fields)
+            return ReceptiveField(end - start, stride, start)
+        return fields[0]
+
+    def receptive_field(self, layer):
+        """Receptive field of ``layer``'s units in input pixels (see the module docstring).
+
+        Returns
+        -------
+        ReceptiveField
+            ``(size, stride, offset)``: unit ``i`` sees input pixels
+            ``offset + i * stride`` ... ``offset + i * stride + size - 1`` (same for rows and columns).
+        """
+        layer = self._known(layer)
+        return self._walk(self._rf_of, ReceptiveField(1, 1, 0), until=layer)[layer]
+
+    def _known(self, layer):
+        if layer not in self.layer_names:
+            raise KeyError(f"no layer {layer!r} in {self.model.prototxt} "
+                           f"(layers: {', '.join(self.layer_names)})")
+        return layer
+
+    def _check_weights(self):
+        """Weights must fit the channels that reach each layer (checked on the prototxt's input size)."""
+        def visit(layer, shapes):
+            if layer.type == "Convolution":
+                weights = self.model.blobs[layer.name][0]
+                group = layer.params["group"]
+                channels = shapes[0][0]
+                if channels % group or weights.shape[1] != channels // group or \
+                        layer.params["num_output"] % group:
+                    raise caffe.CaffeError(
+                        f"{self.model.caffemodel}, layer {layer.name!r}: weights {weights.shape} do not "
+                        f"fit {channels} input channels in {group} group(s)")
+            if layer.type == "InnerProduct":
+                weights = self.model.blobs[layer.name][0]
+                inputs = int(np.prod(shapes[0]))
+                if weights.shape[0 if layer.params["transpose"] else 1] != inputs:
+                    raise caffe.CaffeError(f"{self.model.caffemodel}, layer {layer.name!r}: weights "
+                                           f"{weights.shape} do not fit {inputs} inputs")
+            return self._shape_of(layer, shapes)
+
+        first = self.model.layers[0]
+        dims = first.params["shape"][0]["dim"] if first.type == "Input" else []
+        hw = tuple(int(d) for d in dims[2:4]) if len(dims) >= 4 else (227, 227)
+        self._walk(visit, (self._input_channels(),) + hw)
+
+    # -- Theano graph -----------------------------------------------------------------
+    def _build_layer(self, layer, inputs):
+        x = inputs[0]
+        p = layer.params
+        if layer.type in ("Convolution", "InnerProduct"):
+            arrays = self.model.blobs[layer.name]
+            weights = theano.shared(arrays[0].astype(floatX), name=f"{layer.name}/W")
+            bias = theano.shared(arrays[1].astype(floatX), name=f"{layer.name}/b") if len(arrays) > 1 else None
+            if layer.type == "Convolution":
+                return _conv(x, weights, bias, conv_geometry(layer, self.padding), p["group"])
+            return _inner_product(x, weights, bias, p["transpose"])
+        if layer.type == "ReLU":
+            slope = p["negative_slope"]
+            return T.nnet.relu(x, np.float32(slope)) if slope else T.maximum(x, np.float32(0))
+        if layer.type == "Pooling":
+            if p["pool"] not in ("MAX", "AVE"):
+                raise caffe.CaffeError(f"layer {layer.name!r}: unsupported pooling {p['pool']}")
+            if p["global_pooling"]:
+                return _global_pool(x, p["pool"])
+            return _pool(x, pool_geometry(layer), p["pool"])
+        if layer.type == "LRN":
+            if p["norm_region"] != "ACROSS_CHANNELS":
+                raise caffe.CaffeError(f"layer {layer.name!r}: only LRN across channels is supported")
+            return _lrn(x, p["local_size"], p["alpha"], p["beta"], p["k"])
+        if layer.type == "Concat":
+            return T.concatenate(inputs, axis=p["axis"])
+        if layer.type == "Softmax":
+            return _softmax(x)
+        return x  # Dropout: identity at test time
+
+    def outputs(self):
+        """``{layer name: symbolic (1, channels, height, width) output}``, built once."""
+        if self._outputs is None:
+            self._outputs = self._walk(self._build_layer, self._input)
+        return self._outputs
+
+    @property
+    def input(self):
+        """The symbolic input, ``(1, 3, height, width)`` float32, BGR, mean-subtracted."""
+        return self._input
+
+    def function(self, layers):
+        """Compiled function mapping an input to the outputs of ``layers``; cached per layer list.
+
+        Parameters
+        ----------
+        layers : sequence of str
+            Names from :attr:`layer_names`.
+
+        Returns
+        -------
+        callable
+            ``f(image) -> list of (channels, height, width) float32 arrays``, where ``image``
+            is ``(1, 3, height, width)`` float32 (see :func:`preprocess`).
+        """
+        layers = (layers,) if isinstance(layers, str) else tuple(layers)
+        if layers not in self._functions:
+            outputs = self.outputs()
+            compiled = theano.function([self._input], [outputs[self._known(n)][0] for n in layers],
+                                       name=f"{self.model.name}:{','.join(layers)}")
+            self._functions[layers] = _Forward(compiled, layers)
+        return self._functions[layers]
+
+    def forward(self, image, layers):
+        """``function(layers)(image)`` as a ``{layer: (channels, height, width)}`` dict."""
+        return dict(zip(layers, self.function(layers)(image)))
+
+
+class _Forward:
+    """A compiled network function that checks its input (see :meth:`Network.function`)."""
+
+    def __init__(self, compiled, layers):
+        self.compiled, self.layers = compiled, layers
+
+    def __call__(self, image):
+        image = np.asarray(image)
+        if image.ndim != 4 or image.shape[:2] != (1, 3):
+            raise ValueError(f"expected a (1, 3, height, width) input, got shape {image.shape}")
+        return self.compiled(np.ascontiguousarray(image, dtype=floatX))
+
+
+# --------------------------------------------------------------------------------------
+def preprocess(image, mean=(104.0, 117.0, 123.0), downsample=2, size=None):
+    """Turn an RGB image into a Caffe network input.
+
+    Caffe expects BGR, 0–255, minus the ImageNet mean. The paper downsamples images
+    by 2 before the network (Section 2.2).
+
+    Parameters
+    ----------
+    image : ndarray, shape (height, width, 3), uint8 RGB (grey ``(height, width)`` is repeated)
+    mean : sequence of 3 floats (B, G, R) or ndarray, shape (3, mh, mw)
+        Per-channel mean, or Caffe's mean image (:func:`repro.caffe.read_mean`), which is
+        resized bilinearly to the network input size.
+    downsample : int
+        Integer factor; each output pixel is the mean of a ``downsample × downsample``
+        block (rows/columns beyond a multiple of the factor are dropped), so output pixel
+        ``i`` covers input pixels ``i * downsample`` ... ``(i + 1) * downsample - 1``.
+    size : (height, width), optional
+        Instead of ``downsample``, resize bilinearly to this size (e.g. 224 × 224 for
+        classification).
+
+    Returns
+    -------
+    ndarray, shape (1, 3, height // downsample, width // downsample), float32
+    """
+    from skimage.transform import resize
+
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an (height, width, 3) RGB image, got shape {image.shape}")
+    bgr = image[:, :, ::-1].astype(np.float32)
+    if size is not None:
+        bgr = resize(bgr, tuple(size), order=1, preserve_range=True, anti_aliasing=False).astype(np.float32)
+    elif downsample != 1:
+        f = int(downsample)
+        if f != downsample or f < 1:
+            raise ValueError(f"downsample must be a positive integer, got {downsample}")
+        h, w = bgr.shape[0] // f, bgr.shape[1] // f
+        bgr = bgr[:h * f, :w * f].reshape(h, f, w, f, 3).mean(axis=(1, 3), dtype=np.float32)
+    chw = bgr.transpose(2, 0, 1)
+    mean = np.asarray(mean, dtype=np.float32)
+    if mean.ndim == 1:
+        mean = mean[:, None, None]
+    elif mean.shape[1:] != chw.shape[1:]:
+        mean = resize(mean, (3,) + chw.shape[1:], order=1, preserve_range=True,
+                      anti_aliasing=False).astype(np.float32)
+    return np.ascontiguousarray((chw - mean)[None], dtype=np.float32)
