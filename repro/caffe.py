@@ -50,18 +50,27 @@ _ENUMS = {
     "VarianceNorm": ["FAN_IN", "FAN_OUT", "AVERAGE"],
 }
 
-#: V1 layer type enum values (``V1LayerParameter.LayerType``) and their V2 type strings.
+#: V1 layer types (``V1LayerParameter.LayerType``): number -> (enum name, V2 type string).
 V1_LAYER_TYPES = {
-    0: "None", 35: "AbsVal", 1: "Accuracy", 30: "ArgMax", 2: "BNLL", 3: "Concat",
-    37: "ContrastiveLoss", 4: "Convolution", 5: "Data", 39: "Deconvolution", 6: "Dropout",
-    32: "DummyData", 7: "EuclideanLoss", 25: "Eltwise", 38: "Exp", 8: "Flatten",
-    9: "HDF5Data", 10: "HDF5Output", 28: "HingeLoss", 11: "Im2col", 12: "ImageData",
-    13: "InfogainLoss", 14: "InnerProduct", 15: "LRN", 29: "MemoryData",
-    16: "MultinomialLogisticLoss", 34: "MVN", 17: "Pooling", 26: "Power", 18: "ReLU",
-    19: "Sigmoid", 27: "SigmoidCrossEntropyLoss", 36: "Silence", 20: "Softmax",
-    21: "SoftmaxWithLoss", 22: "Split", 33: "Slice", 23: "TanH", 24: "WindowData",
-    31: "Threshold",
+    0: ("NONE", "None"), 35: ("ABSVAL", "AbsVal"), 1: ("ACCURACY", "Accuracy"),
+    30: ("ARGMAX", "ArgMax"), 2: ("BNLL", "BNLL"), 3: ("CONCAT", "Concat"),
+    37: ("CONTRASTIVE_LOSS", "ContrastiveLoss"), 4: ("CONVOLUTION", "Convolution"),
+    5: ("DATA", "Data"), 39: ("DECONVOLUTION", "Deconvolution"), 6: ("DROPOUT", "Dropout"),
+    32: ("DUMMY_DATA", "DummyData"), 7: ("EUCLIDEAN_LOSS", "EuclideanLoss"),
+    25: ("ELTWISE", "Eltwise"), 38: ("EXP", "Exp"), 8: ("FLATTEN", "Flatten"),
+    9: ("HDF5_DATA", "HDF5Data"), 10: ("HDF5_OUTPUT", "HDF5Output"),
+    28: ("HINGE_LOSS", "HingeLoss"), 11: ("IM2COL", "Im2col"), 12: ("IMAGE_DATA", "ImageData"),
+    13: ("INFOGAIN_LOSS", "InfogainLoss"), 14: ("INNER_PRODUCT", "InnerProduct"),
+    15: ("LRN", "LRN"), 29: ("MEMORY_DATA", "MemoryData"),
+    16: ("MULTINOMIAL_LOGISTIC_LOSS", "MultinomialLogisticLoss"), 34: ("MVN", "MVN"),
+    17: ("POOLING", "Pooling"), 26: ("POWER", "Power"), 18: ("RELU", "ReLU"),
+    19: ("SIGMOID", "Sigmoid"), 27: ("SIGMOID_CROSS_ENTROPY_LOSS", "SigmoidCrossEntropyLoss"),
+    36: ("SILENCE", "Silence"), 20: ("SOFTMAX", "Softmax"), 21: ("SOFTMAX_LOSS", "SoftmaxWithLoss"),
+    22: ("SPLIT", "Split"), 33: ("SLICE", "Slice"), 23: ("TANH", "TanH"),
+    24: ("WINDOW_DATA", "WindowData"), 31: ("THRESHOLD", "Threshold"),
 }
+_ENUMS["LayerType"] = [name for _, (name, _) in sorted(V1_LAYER_TYPES.items())]
+_ENUM_NUMBERS = {"LayerType": sorted(V1_LAYER_TYPES)}  # other enums count 0, 1, 2, ...
 
 _FILLER = ("FillerParameter", _OPT)
 _MESSAGES = {
@@ -138,7 +147,7 @@ _MESSAGES["LayerParameter"] = [
 _MESSAGES["V1LayerParameter"] = [
     ("bottom", 2, "string", _REP, None), ("top", 3, "string", _REP, None),
     ("name", 4, "string", _OPT, None), ("include", 32, "NetStateRule", _REP, None),
-    ("exclude", 33, "NetStateRule", _REP, None), ("type", 5, "int32", _OPT, None),
+    ("exclude", 33, "NetStateRule", _REP, None), ("type", 5, "LayerType", _OPT, None),
     ("blobs", 6, "BlobProto", _REP, None), ("param", 1001, "string", _REP, None),
     ("blobs_lr", 7, "float", _REP, None), ("weight_decay", 8, "float", _REP, None),
     ("loss_weight", 35, "float", _REP, None),
@@ -161,8 +170,9 @@ def _message_classes():
                                                syntax="proto2")
     for enum_name, values in _ENUMS.items():
         enum = proto.enum_type.add(name=enum_name)
-        for number, value in enumerate(values):  # top-level enum values share the package scope:
-            enum.value.add(name=value, number=number)  # the names above are all distinct
+        numbers = _ENUM_NUMBERS.get(enum_name, range(len(values)))
+        for number, value in zip(numbers, values):  # top-level enum values share the package
+            enum.value.add(name=value, number=number)  # scope: the names above are all distinct
     for msg_name, fields in _MESSAGES.items():
         msg = proto.message_type.add(name=msg_name)
         for name, number, ftype, label, default in fields:
@@ -262,7 +272,7 @@ def _params_dict(message):
 
 
 def _layer_from_proto(proto, v1):
-    layer_type = V1_LAYER_TYPES.get(proto.type, f"V1 type {proto.type}") if v1 else proto.type
+    layer_type = V1_LAYER_TYPES.get(proto.type, (0, f"V1 type {proto.type}"))[1] if v1 else proto.type
     params = {}
     for name in _LAYER_PARAMS:
         if name in proto.DESCRIPTOR.fields_by_name and proto.HasField(name):
@@ -389,7 +399,7 @@ def read_caffemodel(caffemodel, progress=True):
         raise CaffeError(f"{caffemodel}: no layer with weights (is this a caffemodel?)")
     blobs = {}
     for proto in tqdm(with_blobs, desc=f"reading {caffemodel.name}", disable=not progress, leave=False):
-        layer_type = V1_LAYER_TYPES.get(proto.type) if v1 else proto.type
+        layer_type = V1_LAYER_TYPES.get(proto.type, (0, None))[1] if v1 else proto.type
         arrays = [_blob_array(b, f"{caffemodel}, layer {proto.name!r}, blob {i}")
                   for i, b in enumerate(proto.blobs)]
         blobs[proto.name] = [_squeeze_v1(a, layer_type) if v1 else a for a in arrays]
