@@ -4,6 +4,9 @@ Commands
 --------
 info
     Versions, Theano configuration and the folders the package uses.
+download NAME [--to FOLDER]
+    Fetch an official BVLC network (``bvlc_alexnet``, ``bvlc_reference_caffenet``):
+    caffemodel (SHA-1 checked) and deploy.prototxt, into ``weights/NAME`` by default.
 """
 import argparse
 import sys
@@ -27,11 +30,27 @@ def _info(args):
     return 0
 
 
+def _download(args):
+    from . import caffe
+
+    try:
+        folder = caffe.download(args.name, args.to)
+    except (ConnectionError, caffe.CaffeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"{args.name}: {folder}")
+    return 0
+
+
 def build_parser():
     """Return the argument parser of ``python -m repro``."""
     parser = argparse.ArgumentParser(prog="python -m repro", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("info", help="versions, Theano configuration and folders").set_defaults(run=_info)
+    download = commands.add_parser("download", help="fetch official BVLC Caffe networks (checksummed)")
+    download.add_argument("name", choices=["bvlc_alexnet", "bvlc_reference_caffenet"])
+    download.add_argument("--to", metavar="FOLDER", help="destination (default: weights/NAME)")
+    download.set_defaults(run=_download)
     return parser
 
 

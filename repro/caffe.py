@@ -328,20 +328,40 @@ def parse_prototxt(prototxt):
     return net.name, layers
 
 
-def truncated_prototxt(prototxt, last_layer):
-    """Return the text of ``prototxt`` with every layer after ``last_layer`` removed.
+def rewrite_prototxt(prototxt, last_layer=None, full_padding=False):
+    """Return the text of a prototxt, cut after a layer and/or with 'full' convolution padding.
 
-    Useful to hand other Caffe readers (e.g. OpenCV) a network whose weights stop
-    at a layer, such as AlexNet's convolutional trunk up to ``pool5``.
+    Hands other Caffe readers (e.g. OpenCV) the network :class:`repro.network.Network`
+    builds: AlexNet's trunk up to ``pool5`` when the caffemodel holds no fc weights, and
+    the paper's ``padding='full'`` as explicit pads of ``dilation * (kernel - 1)``.
+
+    Parameters
+    ----------
+    prototxt : str or Path
+    last_layer : str, optional
+        Drop every layer after this one.
+    full_padding : bool
+        Set every convolution's padding to ``dilation * (kernel - 1)`` on both axes.
+
+    Returns
+    -------
+    str
     """
     net = _PROTO["NetParameter"]()
     text_format.Parse(Path(prototxt).read_text(), net, allow_unknown_field=True)
-    field_name = "layers" if len(net.layers) else "layer"
-    entries = getattr(net, field_name)
-    names = [entry.name for entry in entries]
-    if last_layer not in names:
-        raise CaffeError(f"{prototxt}: no layer {last_layer!r}")
-    del entries[names.index(last_layer) + 1:]
+    entries = net.layers if len(net.layers) else net.layer
+    if last_layer is not None:
+        names = [entry.name for entry in entries]
+        if last_layer not in names:
+            raise CaffeError(f"{prototxt}: no layer {last_layer!r}")
+        del entries[names.index(last_layer) + 1:]
+    for entry in entries if full_padding else []:
+        if entry.HasField("convolution_param"):
+            conv = entry.convolution_param
+            kernel = (conv.kernel_h or conv.kernel_size[0], conv.kernel_w or conv.kernel_size[-1])
+            dilation = (conv.dilation[0], conv.dilation[-1]) if len(conv.dilation) else (1, 1)
+            del conv.pad[:]
+            conv.pad_h, conv.pad_w = (d * (k - 1) for d, k in zip(dilation, kernel))
     return text_format.MessageToString(net)
 
 

@@ -120,11 +120,17 @@ def test_mean_image_is_bgr_imagenet_mean(weights_source):
     np.testing.assert_allclose(mean.mean(axis=(1, 2)), [104.00699, 116.66877, 122.67892], atol=1e-3)
 
 
-def test_truncated_prototxt_for_other_readers(weights_source, tmp_path):
-    text = caffe.truncated_prototxt(weights_source / "bvlc_alexnet/deploy.prototxt", "pool5")
+def test_rewritten_prototxt_for_other_readers(weights_source, tmp_path):
+    text = caffe.rewrite_prototxt(weights_source / "bvlc_alexnet/deploy.prototxt", "pool5", full_padding=True)
     (tmp_path / "cut.prototxt").write_text(text)
     _, layers = caffe.parse_prototxt(tmp_path / "cut.prototxt")
     assert layers[-1].name == "pool5" and not any(layer.name.startswith("fc") for layer in layers)
+    pads = {layer.name: (layer.params["pad"], layer.params["pad_h"], layer.params["pad_w"])
+            for layer in layers if layer.type == "Convolution"}
+    assert pads == {"conv1": ([], 10, 10), "conv2": ([], 4, 4), "conv3": ([], 2, 2),
+                    "conv4": ([], 2, 2), "conv5": ([], 2, 2)}
+    with pytest.raises(caffe.CaffeError, match="no layer 'fc9'"):
+        caffe.rewrite_prototxt(weights_source / "bvlc_alexnet/deploy.prototxt", "fc9")
 
 
 # -- damaged copies of the real files --------------------------------------------------
@@ -226,3 +232,12 @@ def test_download_verifies_the_checksum(weights_source, http_folder, tmp_path, m
     monkeypatch.setitem(caffe.DOWNLOADS, "bvlc_alexnet", [("net.caffemodel", f"{url}/net.caffemodel", good)])
     assert caffe.download("bvlc_alexnet", target) == target
     assert (target / "net.caffemodel").read_bytes() == source.read_bytes()
+
+
+def test_download_command_fails_cleanly_offline(tmp_path, monkeypatch, capsys):
+    from repro.__main__ import main
+
+    closed = "http://127.0.0.1:9/x.caffemodel"
+    monkeypatch.setitem(caffe.DOWNLOADS, "bvlc_reference_caffenet", [("x.caffemodel", closed, None)])
+    assert main(["download", "bvlc_reference_caffenet", "--to", str(tmp_path)]) == 1
+    assert f"place it at {tmp_path / 'x.caffemodel'}" in capsys.readouterr().err

@@ -2,8 +2,6 @@
 
 Each Theano graph is compiled once per session (module-scoped fixtures below).
 """
-import re
-
 import cv2
 import numpy as np
 import pytest
@@ -54,19 +52,11 @@ def _assert_layers_match(names, ours, reference, shapes=None):
 
 def _cut_prototxt(weights_source, folder, full=False):
     """AlexNet's deploy.prototxt up to pool5 (the weights stop there); ``full``: pad = kernel - 1."""
-    text = caffe.truncated_prototxt(weights_source / ALEXNET, "pool5")
-    if full:
-        def full_pad(match):
-            block = re.sub(r"\s*pad: \d+", "", match.group(0))
-            kernel = int(re.search(r"kernel_size: (\d+)", block).group(1))
-            return block.replace("kernel_size:", f"pad: {kernel - 1}\n    kernel_size:")
-        text = re.sub(r"convolution_param \{[^}]*\}", full_pad, text)
     path = folder / ("alexnet_full.prototxt" if full else "alexnet_conv.prototxt")
-    path.write_text(text)
+    path.write_text(caffe.rewrite_prototxt(weights_source / ALEXNET, "pool5", full_padding=full))
     return path
 
 
-# -- AlexNet ---------------------------------------------------------------------------
 def _alexnet_trunk(weights_source, version):
     net = Network(weights_source / ALEXNET, weights_source / CAFFEMODELS[version], last_layer="pool5")
     return net, net.function(ALEXNET_LAYERS)
