@@ -145,7 +145,10 @@ def _lrn(x, size, alpha, beta, k):
     squares = T.zeros((x.shape[0], channels + size - 1, x.shape[2], x.shape[3]), dtype=x.dtype)
     squares = T.set_subtensor(squares[:, half:half + channels], T.sqr(x))
     window = sum(squares[:, i:i + channels] for i in range(size))
-    return x * (np.float32(k) + np.float32(alpha / size) * window) ** np.float32(-beta)
+    scale = np.float32(k) + np.float32(alpha / size) * window
+    if beta == 0.75:  # AlexNet's and GoogLeNet's value: two square roots are much cheaper than pow
+        return x * T.sqrt(T.sqrt(scale)) / scale
+    return x * scale ** np.float32(-beta)
 
 
 def _inner_product(x, weights, bias, transpose):
