@@ -271,23 +271,22 @@ def _params_dict(message):
     return out
 
 
+_PARAMS_OF_TYPE = {"Input": "input_param", "Convolution": "convolution_param", "Pooling": "pooling_param",
+                   "LRN": "lrn_param", "InnerProduct": "inner_product_param", "Dropout": "dropout_param",
+                   "Concat": "concat_param", "Softmax": "softmax_param", "ReLU": "relu_param"}
+
+
 def _layer_from_proto(proto, v1):
+    """``LayerParameter`` or ``V1LayerParameter`` -> :class:`Layer` (parameters of its type, defaults filled)."""
     layer_type = V1_LAYER_TYPES.get(proto.type, (0, f"V1 type {proto.type}"))[1] if v1 else proto.type
-    params = {}
-    for name in _LAYER_PARAMS:
-        if name in proto.DESCRIPTOR.fields_by_name and proto.HasField(name):
-            params = _params_dict(getattr(proto, name))
-    # a layer type without a *_param block (e.g. ReLU) still gets its defaults
-    by_type = {"Convolution": "convolution_param", "Pooling": "pooling_param", "LRN": "lrn_param",
-               "InnerProduct": "inner_product_param", "Dropout": "dropout_param",
-               "Concat": "concat_param", "Softmax": "softmax_param", "ReLU": "relu_param"}
-    if not params and layer_type in by_type:
-        params = _params_dict(getattr(proto, by_type[layer_type]))
+    field_name = _PARAMS_OF_TYPE.get(layer_type)
+    has_field = field_name is not None and field_name in proto.DESCRIPTOR.fields_by_name
+    params = _params_dict(getattr(proto, field_name)) if has_field else {}
     return Layer(proto.name, layer_type, list(proto.bottom), list(proto.top), params)
 
 
-def _net_layers(net, v1_ok=True):
-    """``NetParameter`` -> (layer protos, is_v1)."""
+def _net_layers(net):
+    """``NetParameter`` -> (layer messages, whether they are V1)."""
     if len(net.layer) and len(net.layers):
         raise CaffeError("both V1 'layers' and V2 'layer' entries present")
     if len(net.layers):
@@ -555,9 +554,10 @@ def load(prototxt, caffemodel, last_layer=None, progress=True):
     blobs = _read_cache(cache) if cache.is_file() else None
     if blobs is None:
         blobs = read_caffemodel(caffemodel, progress=progress)
-        _check_blobs(layers, blobs, caffemodel)
+        _check_blobs(layers, blobs, caffemodel)  # before caching: bad input leaves no cache behind
         _write_cache(cache, blobs, prototxt.read_text(), caffemodel.name)
-    _check_blobs(layers, blobs, caffemodel)
+    else:
+        _check_blobs(layers, blobs, caffemodel)
     return CaffeModel(name, layers, blobs, prototxt, caffemodel, sha1)
 
 

@@ -255,17 +255,19 @@ class Network:
 
     def output_shapes(self, input_hw):
         """``{layer: (channels, height, width)}`` for a ``(height, width)`` input."""
-        channels = self._input_channels()
+        channels = self._declared_input()[0]
         return self._walk(self._shape_of, (channels,) + tuple(int(n) for n in input_hw))
 
     def output_shape(self, layer, input_hw):
         """``(channels, height, width)`` of ``layer`` for an input of ``(height, width)`` pixels."""
         return self.output_shapes(input_hw)[self._known(layer)]
 
-    def _input_channels(self):
+    def _declared_input(self):
+        """``(channels, height, width)`` of the prototxt's input (``(3, 227, 227)`` if it declares none)."""
         first = self.model.layers[0]
-        dims = first.params.get("shape", [{"dim": [1, 3]}])[0]["dim"] if first.type == "Input" else [1, 3]
-        return int(dims[1]) if len(dims) > 1 else 3
+        shapes = first.params.get("shape", []) if first.type == "Input" else []
+        dims = [int(d) for d in shapes[0]["dim"]] if shapes else []
+        return tuple(dims[1:4]) if len(dims) == 4 else (3, 227, 227)
 
     def _rf_of(self, layer, fields):
         size, stride, offset = fields[0]
@@ -326,10 +328,7 @@ class Network:
                                            f"{weights.shape} do not fit {inputs} inputs")
             return self._shape_of(layer, shapes)
 
-        first = self.model.layers[0]
-        dims = first.params["shape"][0]["dim"] if first.type == "Input" else []
-        hw = tuple(int(d) for d in dims[2:4]) if len(dims) >= 4 else (227, 227)
-        self._walk(visit, (self._input_channels(),) + hw)
+        self._walk(visit, self._declared_input())
 
     # -- Theano graph -----------------------------------------------------------------
     def _build_layer(self, layer, inputs):
