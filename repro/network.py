@@ -110,17 +110,21 @@ def _conv(x, weights, bias, geometry, group):
 
 
 def _pool(x, geometry, method):
-    """Caffe pooling: explicit padding (−inf for MAX, 0 for AVE) up to Caffe's output size."""
+    """Caffe pooling: explicit padding (lowest float for MAX, 0 for AVE) up to Caffe's output size."""
     from theano.tensor.signal.pool import pool_2d
 
     (kh, kw), (sh, sw), (ph, pw) = geometry["kernel"], geometry["stride"], geometry["pad"]
+    if method == "MAX" and geometry["ceil"] and (ph, pw) == (0, 0) and sh <= kh and sw <= kw:
+        # Theano's own partial windows at the border then give exactly Caffe's ceil rounding
+        return pool_2d(x, ws=(kh, kw), stride=(sh, sw), ignore_border=False, mode="max")
     height, width = x.shape[2], x.shape[3]
     oh = pool_output_size(height, kh, sh, ph, geometry["ceil"])
     ow = pool_output_size(width, kw, sw, pw, geometry["ceil"])
     # canvas large enough for every window; the pooled data sits at (ph, pw)
     ch = T.maximum((oh - 1) * sh + kh, height + 2 * ph)
     cw = T.maximum((ow - 1) * sw + kw, width + 2 * pw)
-    fill = np.float32(-np.inf if method == "MAX" else 0)
+    # Caffe starts a max at -FLT_MAX (what a window beyond the image returns) and excludes padding
+    fill = np.finfo(np.float32).min if method == "MAX" else np.float32(0)
     canvas = T.alloc(fill, x.shape[0], x.shape[1], ch, cw)
     canvas = T.set_subtensor(canvas[:, :, ph:ph + height, pw:pw + width], x)
     mode = {"MAX": "max", "AVE": "sum"}[method]

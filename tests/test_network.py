@@ -207,3 +207,48 @@ def test_preprocess_is_caffe_bgr_minus_mean_downsampled(osie_dir, weights_source
                                                       - mean.mean(axis=(1, 2)))).max() < 2
     with pytest.raises(ValueError, match="RGB image"):
         preprocess(np.zeros((10, 10, 4), np.uint8))
+
+
+LAYER_ZOO = """
+name: "layer zoo"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 71 dim: 95 } } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+        convolution_param { num_output: 96 kernel_size: 11 stride: 4 } }
+layer { name: "max_pad" type: "Pooling" bottom: "conv1" top: "max_pad"
+        pooling_param { pool: MAX kernel_size: 3 stride: 2 pad: 1 } }
+layer { name: "ave_pad" type: "Pooling" bottom: "conv1" top: "ave_pad"
+        pooling_param { pool: AVE kernel_size: 3 stride: 2 pad: 1 } }
+layer { name: "ave_ceil" type: "Pooling" bottom: "conv1" top: "ave_ceil"
+        pooling_param { pool: AVE kernel_size: 4 stride: 3 } }
+layer { name: "max_wide_stride" type: "Pooling" bottom: "conv1" top: "max_wide_stride"
+        pooling_param { pool: MAX kernel_size: 2 stride: 3 } }
+layer { name: "max_rect" type: "Pooling" bottom: "conv1" top: "max_rect"
+        pooling_param { pool: MAX kernel_h: 3 kernel_w: 2 stride_h: 2 stride_w: 1 pad_h: 1 pad_w: 0 } }
+layer { name: "ave_global" type: "Pooling" bottom: "conv1" top: "ave_global"
+        pooling_param { pool: AVE global_pooling: true } }
+layer { name: "leaky" type: "ReLU" bottom: "conv1" top: "leaky" relu_param { negative_slope: 0.1 } }
+layer { name: "lrn3" type: "LRN" bottom: "leaky" top: "lrn3" lrn_param { local_size: 3 alpha: 0.001 beta: 0.6 } }
+layer { name: "lrn3k" type: "LRN" bottom: "leaky" top: "lrn3k" lrn_param { local_size: 3 alpha: 0.002 beta: 0.6 k: 2 } }
+layer { name: "conv2" type: "Convolution" bottom: "lrn3" top: "conv2"
+        convolution_param { num_output: 256 kernel_size: 5 group: 2 dilation: 2 pad: 3 stride: 2 } }
+"""
+
+
+def test_layer_variants_match_opencv(weights_source, tmp_path):
+    """Cases AlexNet and GoogLeNet do not exercise (padded/ceil/rectangular/global pooling,
+    leaky ReLU, LRN with other parameters, dilated strided grouped convolution) on AlexNet's
+    real conv1 and conv2 weights.
+
+    (``pad_w: 0`` is spelled out: OpenCV, unlike Caffe, ignores a ``pad_h`` given alone.)
+    """
+    prototxt = tmp_path / "zoo.prototxt"
+    prototxt.write_text(LAYER_ZOO)
+    net = Network(prototxt, weights_source / CAFFEMODELS["v2"])
+    image = np.random.RandomState(1).normal(0, 60, (1, 3, 71, 95)).astype(np.float32)
+    ours = dict(zip(net.layer_names, net.function(net.layer_names)(image)))
+    names = [name for name in net.layer_names if name != "lrn3k"]
+    reference = dict(zip(names, _opencv(prototxt, weights_source / CAFFEMODELS["v2"], image, names)))
+    _assert_layers_match(names, [ours[n] for n in names], [reference[n] for n in names],
+                         net.output_shapes((71, 95)))
+    # OpenCV ignores LRN's k; Caffe's (k + alpha/n sum)^-beta = k^-beta (1 + (alpha/k)/n sum)^-beta
+    _assert_layers_match(["lrn3k"], [ours["lrn3k"]], [2 ** -0.6 * reference["lrn3"]])
