@@ -128,6 +128,7 @@ def main(argv=None):
         return 0
 
     rows = []
+    load = os.getloadavg()
     base_env = dict(os.environ)
     configurations = [None] if "OPENBLAS_CORETYPE" in base_env else [None] + cpu_coretypes()
     for coretype in configurations:
@@ -141,7 +142,8 @@ def main(argv=None):
     header = (f"AlexNet conv trunk, input (1, 3, 384, 512) (1024 x 768 downsampled by 2), best of "
               f"{args.repeat}; {rows[0]['flops'] / 1e9:.2f} GFLOP (caffe padding); "
               f"OpenCV threads {rows[0]['opencv_threads']}; {platform.processor() or platform.machine()}, "
-              f"{os.cpu_count()} cores, peak {args.peak:g} GFLOP/s.\n"
+              f"{os.cpu_count()} cores, peak {args.peak:g} GFLOP/s; load average before the run "
+              f"{load[0]:.1f} (other work on the machine makes timings noisy).\n"
               f"Ratio > 1: Theano faster. Command: `python benchmarks/bench_network.py`.\n")
     print(header)
     print(text)

@@ -21,7 +21,6 @@ Example
 (96, 3, 11, 11)
 """
 import hashlib
-import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
 from google.protobuf.message import DecodeError
 
-from .paths import weights_dir
+from .paths import atomic_path, weights_dir
 
 # --------------------------------------------------------------------------------------
 # The caffe.proto subset: message -> [(field name, number, type, label, default)].
@@ -465,21 +464,15 @@ def cache_path(sha1):
 
 
 def _write_cache(path, blobs, prototxt_text, source):
-    """Write blobs to ``path`` atomically (temporary file in the same folder, then rename)."""
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    try:
-        with h5py.File(tmp, "w") as h5:
-            h5.attrs.update(version=_CACHE_VERSION, prototxt=prototxt_text, source=str(source))
-            # layer names may contain '/', which HDF5 reads as groups: index them instead
-            for i, (name, arrays) in enumerate(blobs.items()):
-                group = h5.create_group(f"layers/{i:04d}")
-                group.attrs["name"] = name
-                for j, array in enumerate(arrays):
-                    group.create_dataset(str(j), data=array)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """Write blobs to ``path`` atomically (a temporary file beside it, renamed when complete)."""
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        h5.attrs.update(version=_CACHE_VERSION, prototxt=prototxt_text, source=str(source))
+        # layer names may contain '/', which HDF5 reads as groups: index them instead
+        for i, (name, arrays) in enumerate(blobs.items()):
+            group = h5.create_group(f"layers/{i:04d}")
+            group.attrs["name"] = name
+            for j, array in enumerate(arrays):
+                group.create_dataset(str(j), data=array)
 
 
 def _read_cache(path):
@@ -581,11 +574,11 @@ DOWNLOADS = {
 
 
 def _fetch(url, target, sha1, timeout=30):
+    """Download ``url`` to ``target`` with a progress bar; nothing is left there unless the SHA-1 fits."""
     from tqdm import tqdm
 
-    tmp = target.with_name(target.name + ".part")
     digest = hashlib.sha1()
-    try:
+    with atomic_path(target) as tmp:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, desc=target.name) as bar:
@@ -595,10 +588,6 @@ def _fetch(url, target, sha1, timeout=30):
                     bar.update(len(block))
         if sha1 is not None and digest.hexdigest() != sha1:
             raise CaffeError(f"{url}: SHA-1 {digest.hexdigest()} differs from the expected {sha1}")
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def download(name, folder=None, timeout=30):
