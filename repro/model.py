@@ -35,50 +35,11 @@ import h5py
 import numpy as np
 
 from .backend import T, floatX, theano
+from .features import grid_shape, resize_matrix
+from .paths import atomic_path
 
 #: The paper's sparsity parameter.
 DEFAULT_LAMBDA = 0.001
-
-
-def resize_matrix(n_out, n_in):
-    """Bilinear interpolation from ``n_in`` samples to ``n_out`` samples, as a matrix.
-
-    Pixel centres are aligned (sample ``i`` of the output sits at input coordinate
-    ``(i + 0.5) * n_in / n_out - 0.5``), coordinates beyond the edge are clamped, and every row
-    sums to one, so constant maps stay constant.
-
-    Parameters
-    ----------
-    n_out, n_in : int
-
-    Returns
-    -------
-    ndarray, shape (n_out, n_in), float32
-    """
-    if n_out < 1 or n_in < 1:
-        raise ValueError(f"cannot resize between {n_in} and {n_out} samples")
-    position = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
-    left = np.floor(position).astype(int)
-    right = np.minimum(left + 1, n_in - 1)
-    frac = position - left
-    matrix = np.zeros((n_out, n_in))
-    np.add.at(matrix, (np.arange(n_out), left), 1 - frac)
-    np.add.at(matrix, (np.arange(n_out), right), frac)
-    return matrix.astype(floatX)
-
-
-def grid_shape(feature_shapes):
-    """The grid of the readout: the spatial size of the largest layer (by area).
-
-    Parameters
-    ----------
-    feature_shapes : sequence of (C, h, w)
-
-    Returns
-    -------
-    (h, w)
-    """
-    return max((tuple(shape[1:]) for shape in feature_shapes), key=lambda hw: hw[0] * hw[1])
 
 
 def _gaussian_rows(sigma, n):
@@ -289,7 +250,6 @@ class DeepGazeI:
     # -- persistence ----------------------------------------------------------------------------
     def save(self, path):
         """Write the model (parameters, layers, feature scales, metadata) to an HDF5 file, atomically."""
-        from .paths import atomic_path
         with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
             f.attrs["format"] = "deepgaze1-repro readout 1"
             f.attrs["layers"] = json.dumps(self.layers)

@@ -41,3 +41,17 @@ def weights_source(data_dir):
     if not folder.is_dir():
         pytest.skip(f"Caffe weights not found under {data_dir} (expected weights/)")
     return folder
+
+
+@pytest.fixture(scope="session")
+def alexnet_full(weights_source, tmp_path_factory):
+    """The paper's AlexNet trunk (conv1 ... pool5) in ``full`` padding, real BVLC weights (V2 file).
+
+    Converted weights go to a temporary folder, not the checkout.
+    """
+    from repro.network import Network
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DEEPGAZE_WEIGHTS", str(tmp_path_factory.mktemp("weights")))
+        folder = weights_source / "bvlc_alexnet"
+        return Network(folder / "deploy.prototxt", folder / "bvlc_alexnet_conv_q8.v2.caffemodel",
+                       padding="full", last_layer="pool5")

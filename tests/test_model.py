@@ -4,7 +4,8 @@ import pytest
 from scipy.special import logsumexp
 from skimage.transform import resize
 
-from repro.model import DeepGazeI, resize_matrix
+from repro.features import resize_matrix
+from repro.model import DeepGazeI
 
 RNG = np.random.RandomState(0)
 FEATURES = [RNG.rand(4, 13, 17).astype("float32"), RNG.rand(3, 7, 9).astype("float32")]

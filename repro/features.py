@@ -1,0 +1,217 @@
+"""Feature maps of the network for DeepGaze I, cached on disk.
+
+The paper: "After an initial downsampling, the RGB input image is fed into the Krizhevsky network
+[...] We rescale all the response images that we want to include in our model to the size of the
+largest layer of the network [...] Each of these responses is then individually normalized to have
+unit standard deviation on the full dataset."
+
+Here the feature maps are stored at each layer's *native* resolution; :mod:`repro.model` rescales
+the per-layer weighted sums instead (exactly the same, since both are linear), and the unit-std
+normalisation becomes a per-feature scale (:func:`feature_scales`) that the model folds into its
+weights. That keeps the 15-layer, 3712-feature case at a few MB per image.
+
+Cache layout: one HDF5 file per image, ``<cache>/features/<extractor key>/<image hash>.h5``, holding
+one dataset per layer ``(C, h, w)`` float32. The extractor key hashes the network weights, padding
+and preprocessing; the image hash is the SHA-1 of the pixels. A file is written under a temporary
+name and renamed, so an interrupted extraction leaves only whole files and resumes where it stopped;
+asking for more layers later adds them to the existing files.
+"""
+import hashlib
+from pathlib import Path
+
+import h5py
+import numpy as np
+from tqdm.auto import tqdm
+
+from .backend import floatX
+from .network import preprocess
+from .paths import atomic_path, cache_dir
+
+#: The paper's initial downsampling factor.
+DEFAULT_DOWNSAMPLE = 2
+#: Caffe's per-channel ImageNet mean (B, G, R).
+IMAGENET_MEAN_BGR = (104.0, 117.0, 123.0)
+
+
+def resize_matrix(n_out, n_in):
+    """Bilinear interpolation from ``n_in`` samples to ``n_out`` samples, as a matrix.
+
+    Pixel centres are aligned (sample ``i`` of the output sits at input coordinate
+    ``(i + 0.5) * n_in / n_out - 0.5``), coordinates beyond the edge are clamped, and every row
+    sums to one, so constant maps stay constant.
+
+    Parameters
+    ----------
+    n_out, n_in : int
+
+    Returns
+    -------
+    ndarray, shape (n_out, n_in), float32
+    """
+    if n_out < 1 or n_in < 1:
+        raise ValueError(f"cannot resize between {n_in} and {n_out} samples")
+    position = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+    left = np.floor(position).astype(int)
+    right = np.minimum(left + 1, n_in - 1)
+    frac = position - left
+    matrix = np.zeros((n_out, n_in))
+    np.add.at(matrix, (np.arange(n_out), left), 1 - frac)
+    np.add.at(matrix, (np.arange(n_out), right), frac)
+    return matrix.astype(floatX)
+
+
+def grid_shape(feature_shapes):
+    """The grid of the readout: the spatial size of the largest layer (by area).
+
+    Parameters
+    ----------
+    feature_shapes : sequence of (C, h, w)
+
+    Returns
+    -------
+    (h, w)
+    """
+    return max((tuple(shape[1:]) for shape in feature_shapes), key=lambda hw: hw[0] * hw[1])
+
+
+def image_hash(image):
+    """SHA-1 of an image's shape and pixels (``(H, W, 3)`` uint8)."""
+    image = np.ascontiguousarray(image)
+    digest = hashlib.sha1(f"{image.shape}{image.dtype}".encode())
+    digest.update(image.tobytes())
+    return digest.hexdigest()
+
+
+class FeatureExtractor:
+    """Images to feature maps, as the paper: downsample, Caffe preprocessing, network in ``full`` mode.
+
+    Parameters
+    ----------
+    network : repro.network.Network
+        Usually built with ``padding='full'`` (the paper); ``'caffe'`` works too.
+    mean : sequence of 3 floats (B, G, R) or ndarray (3, h, w)
+        Subtracted from the BGR input (Caffe's per-channel ImageNet mean by default).
+    downsample : int
+        Initial downsampling factor (2 in the paper).
+
+    Attributes
+    ----------
+    cache_key : str
+        SHA-1 of the caffemodel's SHA-1, the prototxt, the padding, the mean and the downsampling:
+        everything that determines the features of an image.
+    """
+
+    def __init__(self, network, mean=IMAGENET_MEAN_BGR, downsample=DEFAULT_DOWNSAMPLE):
+        self.network = network
+        self.mean = np.asarray(mean, dtype=np.float32)
+        self.downsample = int(downsample)
+        digest = hashlib.sha1()
+        for part in (network.model.sha1, Path(network.model.prototxt).read_bytes(), network.padding,
+                     self.mean.tobytes(), str(self.mean.shape), str(self.downsample)):
+            digest.update(part if isinstance(part, bytes) else str(part).encode())
+        self.cache_key = digest.hexdigest()
+
+    def __call__(self, image, layers):
+        """Feature maps of ``layers`` for one ``(H, W, 3)`` uint8 RGB image: list of ``(C, h, w)``."""
+        return self.network.function(list(layers))(preprocess(image, self.mean, self.downsample))
+
+
+class FeatureStore:
+    """The on-disk features of one extractor (network + preprocessing).
+
+    Parameters
+    ----------
+    extractor : callable
+        ``extractor(image, layers) -> list of (C, h, w) float32 arrays``, with an attribute
+        ``cache_key`` (str) naming everything that determines its output (see
+        :class:`repro.network.FeatureExtractor`).
+    folder : str or Path, optional
+        Where the files go (default: ``cache_dir('features', extractor.cache_key)``).
+    """
+
+    def __init__(self, extractor, folder=None):
+        self.extractor = extractor
+        self.folder = Path(folder) if folder is not None else cache_dir("features", extractor.cache_key)
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def _file(self, image_key):
+        return self.folder / f"{image_key}.h5"
+
+    def _stored_layers(self, path):
+        if not path.exists():
+            return {}
+        try:
+            with h5py.File(path, "r") as f:
+                return {name: f[name][()] for name in f}
+        except OSError as error:
+            raise OSError(f"feature cache file {path} is unreadable ({error}); delete it to recompute") from None
+
+    def features(self, image, layers):
+        """Feature maps of one image, from the cache or computed (and then stored).
+
+        Parameters
+        ----------
+        image : ndarray, shape (H, W, 3), uint8 RGB
+        layers : list of str
+
+        Returns
+        -------
+        list of ndarray, each (C_l, h_l, w_l) float32, in the order of ``layers``
+        """
+        path = self._file(image_hash(image))
+        stored = self._stored_layers(path) if path.exists() else {}
+        missing = [layer for layer in layers if layer not in stored]
+        if missing:
+            stored.update(zip(missing, self.extractor(image, missing)))
+            with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+                for name, array in stored.items():
+                    f[name] = np.asarray(array, dtype=np.float32)
+        return [stored[layer] for layer in layers]
+
+    def extract(self, stimuli, layers, progress=True):
+        """Make sure every image of ``stimuli`` has ``layers`` cached (resumable).
+
+        Parameters
+        ----------
+        stimuli : sequence of ``(H, W, 3)`` uint8 images (e.g. :class:`repro.datasets.Stimuli`)
+        layers : list of str
+        progress : bool
+            Show a progress bar.
+        """
+        for index in tqdm(range(len(stimuli)), desc=f"features {','.join(layers)}", disable=not progress,
+                          unit="img"):
+            self.features(stimuli[index], layers)
+
+
+def feature_scales(feature_maps):
+    """``1 / std`` of every feature, over all images, after rescaling to each image's grid.
+
+    The paper normalises every rescaled response map to unit standard deviation over the full
+    dataset. The maps are rescaled here exactly as :mod:`repro.model` does (bilinearly to the
+    largest layer of the image) to compute the statistics.
+
+    Parameters
+    ----------
+    feature_maps : iterable of list of ndarray
+        For each image, its per-layer features ``(C_l, h_l, w_l)``.
+
+    Returns
+    -------
+    ndarray, shape (K,), float32
+        With K the total number of features; features that are constant get scale 1.
+    """
+    total = squares = None
+    count = 0
+    for features in feature_maps:
+        grid = grid_shape([f.shape for f in features])
+        rescaled = np.concatenate([np.einsum("ij,cjk,lk->cil", resize_matrix(grid[0], f.shape[1]),
+                                             f.astype(np.float64), resize_matrix(grid[1], f.shape[2]))
+                                   for f in features])
+        sums, sq = rescaled.sum(axis=(1, 2)), (rescaled ** 2).sum(axis=(1, 2))
+        total, squares = (sums, sq) if total is None else (total + sums, squares + sq)
+        count += grid[0] * grid[1]
+    if total is None:
+        raise ValueError("feature_scales needs at least one image")
+    variance = np.maximum(squares / count - (total / count) ** 2, 0)
+    std = np.sqrt(variance)
+    return np.where(std > 1e-12, 1 / np.where(std > 1e-12, std, 1), 1).astype(np.float32)

@@ -1,0 +1,135 @@
+"""Training DeepGaze I: maximum likelihood with SFO over minibatches of images.
+
+The paper: "To minimize the cost function on the training set of fixations, the mini-batch based
+BFGS method as described in Sohl-Dickstein et al. (2014) was used. [...] To avoid overfitting to the
+subjects, leave-one-out cross-validation over the 15 subjects contained in the database was used."
+
+The cost on N training fixations is
+
+    c(w, sigma, alpha) = -1/N sum_i log p(x_i, y_i) + lambda ||w||_1 / ||w||_2,
+
+split into SFO subfunctions, each a group of images with their fixations (the penalty is shared
+equally among the subfunctions, so the subfunctions sum to the cost).
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .sfo import SFO
+
+
+@dataclass
+class ImageData:
+    """What the readout needs of one image.
+
+    Attributes
+    ----------
+    features : list of ndarray, each (C_l, h_l, w_l)
+    log_centerbias : ndarray, shape (H, W)
+        Log prior at the image's pixels (zeros: uniform prior).
+    x, y : ndarray, shape (n,)
+        Fixations in pixels (origin top-left), scored at ``(int(y), int(x))``.
+    """
+
+    features: list
+    log_centerbias: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    _index: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self):
+        height, width = self.log_centerbias.shape
+        column, row = np.asarray(self.x).astype(int), np.asarray(self.y).astype(int)
+        outside = (column < 0) | (column >= width) | (row < 0) | (row >= height)
+        if outside.any():
+            bad = np.flatnonzero(outside)[0]
+            raise ValueError(f"fixation ({self.x[bad]}, {self.y[bad]}) lies outside the {width} x {height} image")
+        self._index = row * width + column
+
+    @property
+    def fixation_index(self):
+        """Flat pixel indices ``int(y) * W + int(x)``, shape (n,)."""
+        return self._index
+
+
+def minibatches(n_images, n_batches, seed=0):
+    """Split image indices into ``n_batches`` groups of nearly equal size, shuffled by ``seed``.
+
+    Returns
+    -------
+    list of ndarray of int
+    """
+    n_batches = max(1, min(n_batches, n_images))
+    order = np.random.RandomState(seed).permutation(n_images)
+    return [np.sort(part) for part in np.array_split(order, n_batches)]
+
+
+def objective(model, images, batches):
+    """The SFO subfunctions of the DeepGaze I cost.
+
+    Parameters
+    ----------
+    model : repro.model.DeepGazeI
+    images : list of ImageData
+    batches : list of ndarray of int
+        Image indices of each subfunction.
+
+    Returns
+    -------
+    f_df : callable ``(theta, batch_index) -> (value, grad)``
+        ``theta`` and ``grad`` as :attr:`repro.model.DeepGazeI.parameters`.
+    """
+    n_fixations = sum(len(image.fixation_index) for image in images)
+    if n_fixations == 0:
+        raise ValueError("no training fixations")
+
+    def f_df(theta, batch_index):
+        penalty, penalty_grad = model.penalty_and_grad(theta)
+        value = penalty / len(batches)
+        grad = {"w": penalty_grad / len(batches), "log_sigma": np.array(0.0), "alpha": np.array(0.0)}
+        for index in batches[batch_index]:
+            image = images[index]
+            loglik, loglik_grad = model.loglik_and_grad(image.features, image.log_centerbias,
+                                                        image.fixation_index, theta)
+            value -= loglik / n_fixations
+            for key in grad:
+                grad[key] = grad[key] - loglik_grad[key] / n_fixations
+        return value, grad
+
+    return f_df
+
+
+def fit(model, images, n_batches=10, num_passes=20, seed=0, progress=True):
+    """Fit ``w``, ``sigma`` and ``alpha`` of ``model`` to the fixations of ``images`` with SFO.
+
+    Parameters
+    ----------
+    model : repro.model.DeepGazeI
+        Its current parameters are the starting point; it is updated in place.
+    images : list of ImageData
+    n_batches : int
+        Number of SFO subfunctions (groups of images).
+    num_passes : int
+        Effective passes through the data.
+    seed : int
+        Seeds the grouping of images and SFO's own choices.
+    progress : bool
+
+    Returns
+    -------
+    history : dict
+        ``{'objective': [...], 'passes': [...]}``, the full cost after each pass as SFO recorded it.
+    """
+    batches = minibatches(len(images), n_batches, seed)
+    optimizer = SFO(objective(model, images, batches), model.parameters, list(range(len(batches))),
+                    seed=seed, display=0)
+    for _ in tqdm(range(num_passes), desc="SFO passes", disable=not progress):
+        model.parameters = optimizer.optimize(num_passes=1)
+    return optimizer.history
+
+
+def log_likelihoods(model, images):
+    """Per-fixation log-likelihoods (nats) of ``model`` on ``images``, concatenated in image order."""
+    return np.concatenate([model.log_density_from_features(image.features, image.log_centerbias)
+                           .ravel()[image.fixation_index] for image in images])

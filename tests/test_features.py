@@ -1,0 +1,82 @@
+"""Feature extraction and its cache (repro.features), on real AlexNet weights and OSIE images."""
+import numpy as np
+import pytest
+from skimage.io import imread
+from skimage.transform import resize
+
+from repro.features import FeatureExtractor, FeatureStore, feature_scales, grid_shape
+from repro.network import preprocess
+
+
+class Counting:
+    """Wraps a real extractor and records which layers it computed."""
+
+    def __init__(self, extractor):
+        self.extractor, self.cache_key, self.calls = extractor, extractor.cache_key, []
+
+    def __call__(self, image, layers):
+        self.calls.append(list(layers))
+        return self.extractor(image, layers)
+
+
+@pytest.fixture(scope="module")
+def images(osie_dir):
+    return [imread(osie_dir / "stimuli" / f"{n}.jpg") for n in (1001, 1002)]
+
+
+@pytest.fixture(scope="module")
+def extractor(alexnet_full):
+    return FeatureExtractor(alexnet_full)
+
+
+def test_features_are_the_networks_outputs_on_the_downsampled_image(extractor, alexnet_full, images):
+    conv5, = extractor(images[0], ["conv5"])
+    direct, = alexnet_full.function(["conv5"])(preprocess(images[0], downsample=2))
+    np.testing.assert_array_equal(conv5, direct)
+    assert conv5.shape == alexnet_full.output_shape("conv5", (300, 400))
+
+
+def test_store_caches_resumes_and_adds_layers(extractor, images, tmp_path):
+    counting = Counting(extractor)
+    store = FeatureStore(counting, tmp_path)
+    first = store.features(images[0], ["conv5"])
+    again = store.features(images[0], ["conv5"])
+    np.testing.assert_array_equal(first[0], again[0])
+    assert counting.calls == [["conv5"]]                      # the second read came from disk
+
+    store.extract(images, ["conv5"], progress=False)           # resumes: only the new image is computed
+    assert counting.calls == [["conv5"], ["conv5"]]
+
+    both = store.features(images[0], ["pool1", "conv5"])       # a new layer is added to the file
+    assert counting.calls[-1] == ["pool1"]
+    np.testing.assert_array_equal(both[1], first[0])
+    assert both[0].shape[0] == 96
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".h5", ".h5"]
+
+
+def test_failed_extraction_leaves_no_file(images, tmp_path):
+    def broken(image, layers):
+        raise RuntimeError("network died")
+    broken.cache_key = "broken"
+    with pytest.raises(RuntimeError):
+        FeatureStore(broken, tmp_path).features(images[0], ["conv5"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cache_key_depends_on_preprocessing(alexnet_full, extractor):
+    assert FeatureExtractor(alexnet_full, downsample=1).cache_key != extractor.cache_key
+    assert FeatureExtractor(alexnet_full, mean=(0, 0, 0)).cache_key != extractor.cache_key
+    assert FeatureExtractor(alexnet_full).cache_key == extractor.cache_key
+
+
+def test_feature_scales_give_unit_std_on_the_rescaled_maps():
+    rng = np.random.RandomState(1)
+    images = [[rng.rand(2, 6, 8) * [[[1]], [[5]]], rng.rand(3, 3, 4)] for _ in range(3)]
+    scales = feature_scales(images)
+    rescaled = []
+    for features in images:
+        grid = grid_shape([f.shape for f in features])
+        rescaled.append(np.concatenate([resize(f, (f.shape[0],) + grid, order=1, mode="edge",
+                                               anti_aliasing=False) for f in features]))
+    std = np.concatenate([r.reshape(5, -1) for r in rescaled], axis=1).std(axis=1)
+    np.testing.assert_allclose(scales, 1 / std, rtol=1e-5)
