@@ -1,0 +1,303 @@
+"""Evaluation metrics for fixation densities and saliency maps, as the field computes them.
+
+The definitions follow pysaliency (the DeepGaze authors' library) and the MIT Saliency
+Benchmark; ``docs/metrics.md`` lists them with reference values the tests reproduce.
+
+Maps are given per image: ``maps`` is anything indexable by the image index ``n`` (a list, an
+array ``(n_images, height, width)``) or a callable ``n -> (height, width)`` array, so whole
+datasets are scored without holding all maps at once. Fixations are a
+:class:`repro.datasets.Fixations` (only ``x``, ``y``, ``n`` are used) and are scored at the pixel
+``(int(x), int(y))``. Per-fixation metrics return one value per fixation, in the fixations'
+order; :func:`average` turns them into a mean over fixations or over images.
+"""
+import numpy as np
+from scipy.ndimage import gaussian_filter
+
+__all__ = ["log_likelihoods", "average", "information_gain", "explained_information",
+           "auc_per_fixation", "auc", "auc_judd", "shuffled_auc_per_fixation", "shuffled_auc",
+           "nss_per_fixation", "nss", "cc", "kl_divergence", "mit_kl_divergence", "sim",
+           "fixation_map", "per_image", "log_uniform"]
+
+#: Regulariser of the MIT benchmark's KL divergence (MATLAB's ``eps``).
+MIT_EPS = 2.2204e-16
+
+
+def image_groups(fixations):
+    """Yield ``(n, indices)`` for every image ``n`` with fixations, ``indices`` into ``fixations``."""
+    order = np.argsort(fixations.n, kind="stable")
+    images, starts = np.unique(fixations.n[order], return_index=True)
+    for n, chunk in zip(images, np.split(order, starts[1:])):
+        yield int(n), chunk
+
+
+def _map(maps, n):
+    return np.asarray(maps(n) if callable(maps) else maps[n], dtype=float)
+
+
+def _pixels(array, fixations, indices, n):
+    """Values of ``array`` (height, width) at the fixations ``indices`` of image ``n``."""
+    x, y = fixations.x_int[indices], fixations.y_int[indices]
+    height, width = array.shape
+    bad = (x < 0) | (x >= width) | (y < 0) | (y >= height) | np.isnan(fixations.x[indices])
+    if bad.any():
+        i = indices[np.flatnonzero(bad)[0]]
+        raise ValueError(f"fixation #{i} (x={fixations.x[i]}, y={fixations.y[i]}) lies outside image {n} "
+                         f"of shape {array.shape}")
+    return array[y, x]
+
+
+# --------------------------------------------------------------------------- likelihoods
+
+def log_likelihoods(log_densities, fixations):
+    """Log-likelihood in nats of every fixation under per-image log-densities.
+
+    Parameters
+    ----------
+    log_densities : sequence or callable
+        ``(height, width)`` log-density of image ``n`` (normalised: ``logsumexp == 0``).
+    fixations : Fixations
+
+    Returns
+    -------
+    ndarray, shape (n_fixations,)
+    """
+    values = np.empty(len(fixations))
+    for n, indices in image_groups(fixations):
+        values[indices] = _pixels(_map(log_densities, n), fixations, indices, n)
+    return values
+
+
+def log_uniform(fixations, sizes):
+    """Log-likelihood of every fixation under the uniform model, ``-log(height * width)``.
+
+    ``sizes`` : array_like, shape (n_images, 2), ``(height, width)`` per image index.
+    """
+    sizes = np.asarray(sizes, dtype=float)
+    return -np.log(sizes[fixations.n, 0] * sizes[fixations.n, 1])
+
+
+def average(values, fixations=None, per="fixation"):
+    """Mean of per-fixation values over fixations (``per="fixation"``) or over images
+    (``per="image"``: first within each image, then over the images with fixations)."""
+    values = np.asarray(values, dtype=float)
+    if per == "fixation":
+        return float(values.mean())
+    if per != "image":
+        raise ValueError(f"per must be 'fixation' or 'image', not {per!r}")
+    if fixations is None:
+        raise ValueError("averaging per image needs the fixations")
+    return float(np.mean([values[indices].mean() for _, indices in image_groups(fixations)]))
+
+
+def information_gain(ll_model, ll_baseline, fixations=None, per="fixation"):
+    """Information gain of a model over a baseline in bit per fixation.
+
+    Parameters
+    ----------
+    ll_model, ll_baseline : array_like, shape (n_fixations,)
+        Per-fixation log-likelihoods in nats (see :func:`log_likelihoods`).
+    fixations : Fixations, optional
+        Needed for ``per="image"``.
+    per : {"fixation", "image"}
+    """
+    return average((np.asarray(ll_model) - np.asarray(ll_baseline)) / np.log(2), fixations, per)
+
+
+def explained_information(ll_model, ll_gold, ll_baseline, fixations=None, per="fixation"):
+    """Fraction of the explainable information a model explains: IG_model / IG_gold over the
+    same baseline on the same fixations."""
+    return (information_gain(ll_model, ll_baseline, fixations, per)
+            / information_gain(ll_gold, ll_baseline, fixations, per))
+
+
+# --------------------------------------------------------------------------- AUC family
+
+def _fraction_below(values, negatives):
+    """For each value, ``(#negatives < value + #negatives == value / 2) / #negatives``.
+
+    Sorts only the (few) distinct values and bins the (many) negatives against them.
+    """
+    levels, where = np.unique(values, return_inverse=True)
+    below = np.cumsum(np.bincount(np.searchsorted(levels, negatives, "right"), minlength=len(levels) + 1))
+    at_most = np.cumsum(np.bincount(np.searchsorted(levels, negatives, "left"), minlength=len(levels) + 1))
+    less = below[:len(levels)]
+    equal = at_most[:len(levels)] - less
+    return ((less + 0.5 * equal) / len(negatives))[where]
+
+
+def auc_per_fixation(saliency_maps, fixations):
+    """AUC of every fixation against uniform nonfixations (all pixels of its image).
+
+    The fraction of pixels whose saliency is below the fixated value, ties counting one half.
+    Its mean over the fixations of an image is the image's AUC.
+
+    Returns
+    -------
+    ndarray, shape (n_fixations,)
+    """
+    values = np.empty(len(fixations))
+    for n, indices in image_groups(fixations):
+        saliency = _map(saliency_maps, n)
+        values[indices] = _fraction_below(_pixels(saliency, fixations, indices, n), saliency.ravel())
+    return values
+
+
+def auc(saliency_maps, fixations, per="fixation"):
+    """AUC with uniform nonfixations, averaged over fixations or over images."""
+    return average(auc_per_fixation(saliency_maps, fixations), fixations, per)
+
+
+def _roc_area_at_positives(positives, negatives):
+    """Judd's ROC area: thresholds at the positive values (plus above and below everything)."""
+    top = max(positives.max(), negatives.max()) + 1
+    bottom = min(positives.min(), negatives.min())
+    thresholds = np.sort(np.r_[top, positives, bottom])[::-1]
+    hits = len(positives) - np.searchsorted(np.sort(positives), thresholds, "left")
+    false_alarms = len(negatives) - np.searchsorted(np.sort(negatives), thresholds, "left")
+    return np.trapz(np.r_[0, hits / len(positives)], np.r_[0, false_alarms / len(negatives)])
+
+
+def auc_judd(saliency_maps, fixations, jitter=False, noise_size=1e-7, seed=42, per_image=False):
+    """AUC-Judd: thresholds at the fixated values, nonfixations are all pixels not fixated.
+
+    Parameters
+    ----------
+    jitter : bool
+        Add Gaussian noise of std ``noise_size`` to each map (MIT's tie-breaking; draws from one
+        ``RandomState(seed)`` image after image, in image order).
+    per_image : bool
+        Return the value of every image with fixations instead of their mean.
+    """
+    rng = np.random.RandomState(seed)
+    values = []
+    for n, indices in image_groups(fixations):
+        saliency = _map(saliency_maps, n)
+        if jitter:
+            saliency = saliency + rng.randn(*saliency.shape) * noise_size
+        positives = _pixels(saliency, fixations, indices, n)
+        fixated = np.zeros(saliency.shape, dtype=bool)
+        fixated[fixations.y_int[indices], fixations.x_int[indices]] = True
+        values.append(_roc_area_at_positives(positives, saliency[~fixated]))
+    return np.asarray(values) if per_image else float(np.mean(values))
+
+
+def shuffled_auc_per_fixation(saliency_maps, fixations, sizes):
+    """Shuffled AUC of every fixation: nonfixations are all fixations on all *other* images,
+    each rescaled to this image's size (``x * width / its_width``, truncated); duplicates kept.
+
+    Parameters
+    ----------
+    sizes : array_like, shape (n_images, 2)
+        ``(height, width)`` per image index.
+    """
+    sizes = np.asarray(sizes, dtype=float)
+    relative_x = fixations.x / sizes[fixations.n, 1]
+    relative_y = fixations.y / sizes[fixations.n, 0]
+    values = np.empty(len(fixations))
+    for n, indices in image_groups(fixations):
+        saliency = _map(saliency_maps, n)
+        others = fixations.n != n
+        height, width = saliency.shape
+        negatives = saliency[(relative_y[others] * height).astype(int), (relative_x[others] * width).astype(int)]
+        values[indices] = _fraction_below(_pixels(saliency, fixations, indices, n), negatives)
+    return values
+
+
+def shuffled_auc(saliency_maps, fixations, sizes, per="fixation"):
+    """Shuffled AUC averaged over fixations or images (see :func:`shuffled_auc_per_fixation`)."""
+    return average(shuffled_auc_per_fixation(saliency_maps, fixations, sizes), fixations, per)
+
+
+# --------------------------------------------------------------------------- NSS
+
+def nss_per_fixation(saliency_maps, fixations):
+    """Normalised scanpath saliency of every fixation: the map standardised with its mean and
+    population standard deviation (ddof=0; not divided when constant), read at the fixation."""
+    values = np.empty(len(fixations))
+    for n, indices in image_groups(fixations):
+        saliency = _map(saliency_maps, n)
+        std = saliency.std()
+        values[indices] = (_pixels(saliency, fixations, indices, n) - saliency.mean()) / (std if std else 1.0)
+    return values
+
+
+def nss(saliency_maps, fixations, per="fixation"):
+    """NSS averaged over fixations or images."""
+    return average(nss_per_fixation(saliency_maps, fixations), fixations, per)
+
+
+# --------------------------------------------------------------------------- map-based metrics
+
+def _density(saliency_map, minimum_value=0.0):
+    """A saliency map as a density: shifted to be non-negative, ``minimum_value`` added, summed to 1
+    (uniform if it sums to 0)."""
+    saliency_map = np.asarray(saliency_map, dtype=float)
+    saliency_map = saliency_map - min(saliency_map.min(), 0) + minimum_value
+    total = saliency_map.sum()
+    return saliency_map / total if total else np.full(saliency_map.shape, 1.0 / saliency_map.size)
+
+
+def cc(map_1, map_2):
+    """Pearson correlation of two maps ``(height, width)``; 0 if either is constant."""
+    map_1, map_2 = np.asarray(map_1, dtype=float).ravel(), np.asarray(map_2, dtype=float).ravel()
+    if map_1.std() == 0 or map_2.std() == 0:
+        return 0.0
+    return float(np.corrcoef(map_1, map_2)[0, 1])
+
+
+def kl_divergence(model_map, gold_map, minimum_value=1e-20):
+    """Image-based KL divergence (nats) of a model from a gold-standard map.
+
+    Both maps become densities (:func:`_density` with ``minimum_value`` added);
+    ``sum p_gold * (log p_gold - log p_model)``.
+    """
+    p_model, p_gold = _density(model_map, minimum_value), _density(gold_map, minimum_value)
+    return float(np.sum(p_gold * (np.log(p_gold) - np.log(p_model))))
+
+
+def mit_kl_divergence(model_map, gold_map, eps=MIT_EPS):
+    """The MIT benchmark's KL divergence: ``sum p_gold * log(eps + p_gold / (p_model + eps))``."""
+    p_model, p_gold = _density(model_map), _density(gold_map)
+    return float(np.sum(p_gold * np.log(eps + p_gold / (p_model + eps))))
+
+
+def sim(map_1, map_2):
+    """Similarity: ``sum min(p1, p2)`` of the two maps as densities."""
+    return float(np.minimum(_density(map_1), _density(map_2)).sum())
+
+
+def fixation_map(shape, x, y, sigma=None, unique=True, mode="reflect"):
+    """Empirical saliency map: fixation counts at ``(int(y), int(x))``, optionally blurred.
+
+    Parameters
+    ----------
+    shape : tuple
+        ``(height, width)``.
+    x, y : array_like
+        Fixation coordinates in pixels.
+    sigma : float, optional
+        Standard deviation in pixels of the Gaussian blur (none if None).
+    unique : bool
+        Count repeated fixations on a pixel once.
+
+    Returns
+    -------
+    ndarray, shape (height, width)
+    """
+    counts = np.zeros(shape)
+    np.add.at(counts, (np.asarray(y).astype(int), np.asarray(x).astype(int)), 1)
+    if unique:
+        counts = np.minimum(counts, 1)
+    return gaussian_filter(counts, sigma, mode=mode) if sigma else counts
+
+
+def per_image(metric, maps_1, maps_2, images):
+    """``metric(maps_1[n], maps_2[n])`` for every image index in ``images``.
+
+    Example: ``per_image(cc, model_maps, gold_maps, range(len(stimuli))).mean()``.
+
+    Returns
+    -------
+    ndarray, shape (len(images),)
+    """
+    return np.array([metric(_map(maps_1, n), _map(maps_2, n)) for n in images])

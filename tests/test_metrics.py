@@ -1,0 +1,118 @@
+"""Metrics against the reference values of docs/metrics.md (from pysaliency's own test suite)."""
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+
+from repro import metrics
+from repro.datasets import Fixations
+
+SHAPE = (40, 40)
+
+
+@pytest.fixture
+def fixations():
+    return Fixations(x=[0, 1, 2, 2, 2, 1, 5, 3], y=[10, 11, 12, 12, 12, 21, 25, 33], n=[0, 0, 0, 0, 0, 1, 1, 1])
+
+
+def gaussian_map(shape=SHAPE):
+    """s(x, y) = exp(-r^2 / (2 sqrt(W^2 + H^2))) around (W/2, H/2), as in docs/metrics.md."""
+    height, width = shape
+    rows, cols = np.mgrid[:height, :width]
+    r_squared = (cols - 0.5 * width) ** 2 + (rows - 0.5 * height) ** 2
+    return np.exp(-0.5 * r_squared / np.sqrt(width ** 2 + height ** 2))
+
+
+@pytest.fixture
+def maps():
+    return [gaussian_map(), gaussian_map()]
+
+
+@pytest.fixture
+def gold_maps(fixations):
+    return [metrics.fixation_map(SHAPE, fixations.x[fixations.n == n], fixations.y[fixations.n == n], sigma=10)
+            for n in range(2)]
+
+
+def test_log_likelihoods(maps, fixations):
+    log_densities = [np.log(m) - logsumexp(np.log(m)) for m in maps]
+    expected = [-10.276835, -9.764182, -9.286885, -9.286885, -9.286885, -9.057075, -8.067126, -9.905604]
+    np.testing.assert_allclose(metrics.log_likelihoods(log_densities, fixations), expected, atol=1e-6)
+
+
+def test_information_gain_over_itself_and_uniform(maps, fixations):
+    log_densities = [np.log(m) - logsumexp(np.log(m)) for m in maps]
+    ll = metrics.log_likelihoods(log_densities, fixations)
+    uniform = metrics.log_uniform(fixations, [SHAPE, SHAPE])
+    assert metrics.information_gain(ll, ll) == 0
+    expected = np.mean(ll + np.log(1600)) / np.log(2)
+    assert metrics.information_gain(ll, uniform) == pytest.approx(expected)
+    per_image = np.mean([np.mean(ll[:5] + np.log(1600)), np.mean(ll[5:] + np.log(1600))]) / np.log(2)
+    assert metrics.information_gain(ll, uniform, fixations, per="image") == pytest.approx(per_image)
+
+
+def test_auc_uniform(maps, fixations):
+    assert metrics.auc(maps, fixations) == pytest.approx(0.2403125, abs=1e-6)
+    per_fixation = metrics.auc_per_fixation(maps, fixations)
+    np.testing.assert_allclose([per_fixation[:5].mean(), per_fixation[5:].mean()], [0.196625, 0.313125], atol=1e-6)
+
+
+def test_auc_constant_map_is_one_half(fixations):
+    constant = [np.ones(SHAPE)] * 2
+    np.testing.assert_allclose(metrics.auc_per_fixation(constant, fixations), 0.5)
+    np.testing.assert_allclose(metrics.shuffled_auc_per_fixation(constant, fixations, [SHAPE, SHAPE]), 0.5)
+
+
+def test_shuffled_auc(maps, fixations):
+    values = metrics.shuffled_auc_per_fixation(maps, fixations, [SHAPE, SHAPE])
+    np.testing.assert_allclose(values, [0, 1 / 3, 1 / 3, 1 / 3, 1 / 3, 1, 1, 0.2], atol=1e-6)
+
+
+def test_shuffled_auc_rescales_other_images():
+    fixations = Fixations(x=[3, 10], y=[1, 5], n=[0, 1])
+    # image 1 is twice as large: its fixation (10, 5) lands at (5, 2) in image 0
+    saliency_0 = np.zeros((4, 8))
+    saliency_0[2, 5] = 1.0
+    values = metrics.shuffled_auc_per_fixation([saliency_0, np.zeros((8, 16))], fixations, [(4, 8), (8, 16)])
+    assert values[0] == 0.0   # the negative sits on the only salient pixel
+    assert values[1] == 0.5   # constant map on image 1
+
+
+def test_auc_judd(maps, fixations):
+    assert metrics.auc_judd(maps, fixations, jitter=False) == pytest.approx(0.44504278856188684, abs=1e-6)
+
+
+def test_nss(maps, fixations):
+    assert metrics.nss(maps, fixations) == pytest.approx(-0.721682239593952, abs=1e-6)
+    assert metrics.nss(maps, fixations, per="image") == pytest.approx(-0.706711609374163, abs=1e-6)
+
+
+def test_cc(maps, gold_maps):
+    assert metrics.per_image(metrics.cc, maps, gold_maps, [0, 1]).mean() == pytest.approx(-0.1542654, abs=1e-6)
+    assert metrics.cc(np.ones(SHAPE), gold_maps[0]) == 0
+
+
+def test_sim(maps, gold_maps):
+    constant = [np.ones(SHAPE)] * 2
+    assert metrics.per_image(metrics.sim, maps, constant, [0, 1]).mean() == pytest.approx(0.54392, abs=1e-6)
+    assert metrics.per_image(metrics.sim, maps, gold_maps, [0, 1]).mean() == pytest.approx(0.315899, abs=1e-6)
+
+
+def test_kl_divergence(maps, gold_maps):
+    constant = [np.ones(SHAPE)] * 2
+    kl = metrics.per_image(metrics.kl_divergence, maps, constant, [0, 1]).mean()
+    assert kl == pytest.approx(0.8396272788909165, abs=1e-6)
+    kl = metrics.per_image(metrics.kl_divergence, maps, gold_maps, [0, 1]).mean()
+    assert kl == pytest.approx(2.029283206727416, abs=1e-6)
+    assert metrics.kl_divergence(maps[0], maps[0]) == pytest.approx(0, abs=1e-12)
+
+
+def test_mit_kl_divergence_definition(maps, gold_maps):
+    p1, p2 = maps[0] / maps[0].sum(), gold_maps[0] / gold_maps[0].sum()
+    expected = np.sum(p2 * np.log(metrics.MIT_EPS + p2 / (p1 + metrics.MIT_EPS)))
+    assert metrics.mit_kl_divergence(maps[0], gold_maps[0]) == pytest.approx(expected, rel=1e-12)
+    assert metrics.mit_kl_divergence(maps[0], maps[0]) == pytest.approx(0, abs=1e-9)
+
+
+def test_fixation_outside_image_is_an_error(maps):
+    with pytest.raises(ValueError, match="outside image 0"):
+        metrics.log_likelihoods(maps, Fixations(x=[40.5], y=[3], n=[0]))
