@@ -1,0 +1,240 @@
+"""The image-independent prior of fixations ("centre bias"), nonparametric and leave-one-image-out.
+
+For an image ``n`` of size ``(H, W)`` (Kümmerer et al. 2014; DeepGaze I, section 1.1):
+
+1. the fixations of all *other* images, in coordinates relative to their image's width and
+   height, are binned into an ``H x W`` histogram (pixel ``(int(y / H_i * H), int(x / W_i * W))``),
+2. blurred with a Gaussian of ``sigma = bandwidth * H`` along rows and ``bandwidth * W`` along
+   columns (``scipy.ndimage.gaussian_filter``, mode ``reflect``) and normalised to sum to 1,
+3. mixed with the uniform density: ``(1 - eps) * kde + eps / (H * W)``.
+
+``bandwidth`` and ``eps`` maximise the leave-one-image-out log-likelihood of all fixations
+(:func:`fit_center_bias`). For new images (or new sizes) all fixations are used.
+
+The paper's variant for images of mixed sizes (``frame=(100, 100)``) fits the same estimate in a
+100 x 100 frame and rescales (bilinearly) and renormalises it to each image.
+
+Fitting is fast because the blur is linear and separable: with the 1-d blur operators ``A``
+(rows) and ``B`` (columns), the blurred histogram of image ``i``'s own fixations at its own
+fixation ``f`` is ``sum_g A[y_f, y_g] * B[x_f, x_g]``, so leaving an image out costs only the
+pairs of fixations within it.
+"""
+import numpy as np
+from scipy.ndimage import gaussian_filter, gaussian_filter1d, zoom
+from scipy.optimize import minimize_scalar
+from tqdm import tqdm
+
+__all__ = ["CenterBias", "fit_center_bias", "blur_operator", "relative_coordinates", "fit_uniform_weight"]
+
+
+def blur_operator(length, sigma):
+    """The 1-d Gaussian blur of ``gaussian_filter1d(..., mode="reflect")`` as a matrix.
+
+    Returns
+    -------
+    ndarray, shape (length, length)
+        ``M[p, q]``: response at ``p`` to a unit impulse at ``q``.
+    """
+    return gaussian_filter1d(np.eye(length), sigma, axis=0, mode="reflect")
+
+
+def relative_coordinates(fixations, sizes):
+    """Fixation coordinates divided by their image's width and height.
+
+    Returns
+    -------
+    x, y : ndarray, shape (n_fixations,)
+    """
+    sizes = np.asarray(sizes, dtype=float)
+    return fixations.x / sizes[fixations.n, 1], fixations.y / sizes[fixations.n, 0]
+
+
+def _pixels_at(fixations, sizes, shape):
+    """Pixel ``(row, column)`` of every fixation in an image of ``shape``; exactly ``int(y), int(x)``
+    for fixations on images of that shape."""
+    sizes = np.asarray(sizes)
+    height, width = shape
+    same = (sizes[fixations.n, 0] == height) & (sizes[fixations.n, 1] == width)
+    rel_x, rel_y = relative_coordinates(fixations, sizes)
+    rows = np.where(same, fixations.y, rel_y * height).astype(int)
+    cols = np.where(same, fixations.x, rel_x * width).astype(int)
+    return np.minimum(rows, height - 1), np.minimum(cols, width - 1)
+
+
+def _histogram(rows, cols, shape):
+    return np.bincount(rows * shape[1] + cols, minlength=shape[0] * shape[1]).reshape(shape).astype(float)
+
+
+def _blur(histogram, bandwidth):
+    height, width = histogram.shape
+    return gaussian_filter(histogram, (bandwidth * height, bandwidth * width), mode="reflect")
+
+
+def _image_groups(n):
+    order = np.argsort(n, kind="stable")
+    images, starts = np.unique(n[order], return_index=True)
+    return images, np.split(order, starts[1:])
+
+
+def loo_kde_values(fixations, sizes, bandwidth, frame=None):
+    """Leave-one-image-out blurred-histogram density at every fixation's pixel.
+
+    Parameters
+    ----------
+    fixations : Fixations
+    sizes : array_like, shape (n_images, 2)
+    bandwidth : float
+        Relative to the image size.
+    frame : tuple, optional
+        Evaluate in this common ``(height, width)`` frame instead of each image's own size.
+
+    Returns
+    -------
+    ndarray, shape (n_fixations,)
+        Density per pixel (of the image, or of the frame), the KDE normalised over that grid.
+    """
+    sizes = np.asarray(sizes)
+    values = np.empty(len(fixations))
+    images, groups = _image_groups(fixations.n)
+    shapes = [tuple(frame)] * len(images) if frame is not None else [tuple(sizes[i]) for i in images]
+    for shape in sorted(set(shapes)):
+        rows_y = blur_operator(shape[0], bandwidth * shape[0])
+        cols_x = blur_operator(shape[1], bandwidth * shape[1])
+        mass_y, mass_x = rows_y.sum(axis=0), cols_x.sum(axis=0)
+        rows, cols = _pixels_at(fixations, sizes, shape)
+        blurred = _blur(_histogram(rows, cols, shape), bandwidth)
+        total = np.sum(mass_y[rows] * mass_x[cols])
+        for image_shape, group in zip(shapes, groups):
+            if image_shape != shape:
+                continue
+            r, c = rows[group], cols[group]
+            own = np.sum(rows_y[r][:, r] * cols_x[c][:, c], axis=1)
+            own_mass = np.sum(mass_y[r] * mass_x[c])
+            values[group] = np.maximum(blurred[r, c] - own, 0) / (total - own_mass)
+    return values
+
+
+def _mixture_ll(values, eps, area):
+    return np.log((1 - eps) * values + eps / area)
+
+
+def fit_uniform_weight(values, area):
+    """The ``eps`` in ``[1e-20, 1]`` maximising ``sum log((1 - eps) * values + eps / area)``.
+
+    Returns
+    -------
+    eps : float
+    total_ll : float
+    """
+    result = minimize_scalar(lambda log_eps: -_mixture_ll(values, 10.0 ** log_eps, area).sum(),
+                             bounds=(-20, 0), method="bounded", options={"xatol": 1e-3})
+    return 10.0 ** result.x, -result.fun
+
+
+class CenterBias:
+    """Nonparametric centre bias with given ``bandwidth`` and uniform weight ``eps``.
+
+    Parameters
+    ----------
+    sizes : array_like, shape (n_images, 2)
+        ``(height, width)`` per image index (e.g. ``stimuli.sizes``).
+    fixations : Fixations
+        The fixations it is estimated from.
+    bandwidth : float
+        Gaussian standard deviation relative to the image (or frame) height and width.
+    eps : float
+        Weight of the uniform component.
+    frame : tuple, optional
+        ``(height, width)`` of a common frame, e.g. ``(100, 100)`` (the paper's variant for
+        mixed sizes): the estimate is made there and rescaled to each image.
+    """
+
+    def __init__(self, sizes, fixations, bandwidth, eps, frame=None):
+        self.sizes = np.asarray(sizes)
+        self.fixations = fixations
+        self.bandwidth = float(bandwidth)
+        self.eps = float(eps)
+        self.frame = tuple(frame) if frame is not None else None
+
+    def _density(self, shape, exclude=None):
+        fixations = self.fixations if exclude is None else self.fixations.filter(self.fixations.n != exclude)
+        rows, cols = _pixels_at(fixations, self.sizes, shape)
+        blurred = _blur(_histogram(rows, cols, shape), self.bandwidth)
+        return blurred / blurred.sum()
+
+    def log_density(self, n=None, shape=None):
+        """Log-density ``(height, width)``, summing to 1 over the pixels.
+
+        Parameters
+        ----------
+        n : int, optional
+            Index of a dataset image: its fixations are left out, the shape is its size.
+        shape : tuple, optional
+            ``(height, width)`` of a new image: all fixations are used.
+        """
+        if (n is None) == (shape is None):
+            raise ValueError("give exactly one of n (a dataset image) or shape (a new image)")
+        target = tuple(self.sizes[n]) if n is not None else tuple(shape)
+        kde = self._density(self.frame or target, exclude=n)
+        if self.frame is not None:
+            kde = np.maximum(zoom(kde, (target[0] / self.frame[0], target[1] / self.frame[1]), order=1,
+                                  grid_mode=True, mode="nearest"), 0)
+            kde = kde / kde.sum()
+        return np.log((1 - self.eps) * kde + self.eps / (target[0] * target[1]))
+
+    def log_likelihoods(self):
+        """Leave-one-image-out log-likelihood (nats) of every fixation it was estimated from.
+
+        Returns
+        -------
+        ndarray, shape (n_fixations,)
+        """
+        if self.frame is not None:
+            values = np.empty(len(self.fixations))
+            images, groups = _image_groups(self.fixations.n)
+            for n, group in zip(images, tqdm(groups, desc="centre bias", disable=len(groups) < 50)):
+                values[group] = self.log_density(n=n)[self.fixations.y_int[group], self.fixations.x_int[group]]
+            return values
+        area = self.sizes[self.fixations.n].prod(axis=1).astype(float)
+        return _mixture_ll(loo_kde_values(self.fixations, self.sizes, self.bandwidth), self.eps, area)
+
+    def __repr__(self):
+        frame = f", frame={self.frame}" if self.frame else ""
+        return f"CenterBias(bandwidth={self.bandwidth:.5g}, eps={self.eps:.3g}{frame})"
+
+
+def fit_center_bias(sizes, fixations, frame=None, bandwidth_bounds=(1e-3, 0.3), verbose=False):
+    """Fit bandwidth and ``eps`` by maximising the leave-one-image-out log-likelihood.
+
+    The bandwidth is searched on a log scale (bounded Brent); for each bandwidth the best
+    ``eps`` is found by :func:`fit_uniform_weight`.
+
+    Parameters
+    ----------
+    sizes : array_like, shape (n_images, 2)
+    fixations : Fixations
+    frame : tuple, optional
+        Fit in a common frame (e.g. ``(100, 100)``), see :class:`CenterBias`.
+    bandwidth_bounds : tuple of float
+    verbose : bool
+        Print every evaluated bandwidth.
+
+    Returns
+    -------
+    CenterBias
+    """
+    sizes = np.asarray(sizes)
+    area = (np.prod(frame) if frame is not None else sizes[fixations.n].prod(axis=1)).astype(float)
+    found = {}
+
+    def negative_ll(log_bandwidth):
+        bandwidth = np.exp(log_bandwidth)
+        eps, ll = fit_uniform_weight(loo_kde_values(fixations, sizes, bandwidth, frame), area)
+        found[log_bandwidth] = eps
+        if verbose:
+            print(f"centre bias: bandwidth {bandwidth:.5f} eps {eps:.3g} LL {ll / len(fixations):.6f} nat/fix")
+        return -ll
+
+    result = minimize_scalar(negative_ll, bounds=np.log(bandwidth_bounds), method="bounded",
+                             options={"xatol": 1e-3})
+    return CenterBias(sizes, fixations, np.exp(result.x), found[result.x], frame=frame)
