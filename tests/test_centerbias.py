@@ -1,0 +1,93 @@
+"""Centre bias: leave-one-image-out shortcut against explicit maps, fitting, and OSIE."""
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+
+from repro import metrics
+from repro.centerbias import CenterBias, fit_center_bias, loo_kde_values
+from repro.datasets import Fixations, load_osie
+
+SIZES = np.array([(30, 40), (30, 40), (20, 50), (30, 40), (20, 50)])
+
+
+def synthetic_fixations(count=400, seed=0):
+    """Fixations scattered around the image centres of SIZES, with some duplicates."""
+    rng = np.random.RandomState(seed)
+    n = rng.randint(0, len(SIZES), count)
+    height, width = SIZES[n, 0], SIZES[n, 1]
+    x = np.clip(width * (0.5 + 0.15 * rng.randn(count)), 0, width - 0.01)
+    y = np.clip(height * (0.5 + 0.15 * rng.randn(count)), 0, height - 0.01)
+    x[:20], y[:20], n[:20] = 7.5, 3.25, 0
+    return Fixations(x=x, y=y, n=n, subject=rng.randint(0, 4, count))
+
+
+def test_loo_shortcut_equals_explicit_maps():
+    fixations = synthetic_fixations()
+    center_bias = CenterBias(SIZES, fixations, bandwidth=0.05, eps=0.01)
+    fast = center_bias.log_likelihoods()
+    explicit = metrics.log_likelihoods(lambda n: center_bias.log_density(n=n), fixations)
+    np.testing.assert_allclose(fast, explicit, rtol=1e-10)
+
+
+def test_log_density_is_normalised_and_leaves_the_image_out():
+    fixations = synthetic_fixations()
+    center_bias = CenterBias(SIZES, fixations, bandwidth=0.05, eps=1e-3)
+    for n in range(len(SIZES)):
+        assert logsumexp(center_bias.log_density(n=n)) == pytest.approx(0, abs=1e-12)
+    assert logsumexp(center_bias.log_density(shape=(17, 23))) == pytest.approx(0, abs=1e-12)
+    # moving image 0's fixations changes every density but image 0's own
+    moved = fixations.filter(np.arange(len(fixations)))
+    moved.x[moved.n == 0] = 0.0
+    other = CenterBias(SIZES, moved, bandwidth=0.05, eps=1e-3)
+    np.testing.assert_allclose(other.log_density(n=0), center_bias.log_density(n=0))
+    assert not np.allclose(other.log_density(n=1), center_bias.log_density(n=1))
+
+
+def test_fit_is_a_maximum_of_the_loo_likelihood():
+    fixations = synthetic_fixations(seed=1)
+    fitted = fit_center_bias(SIZES, fixations)
+    best = fitted.log_likelihoods().sum()
+    for factor in (0.7, 1.4):
+        assert CenterBias(SIZES, fixations, fitted.bandwidth * factor, fitted.eps).log_likelihoods().sum() < best
+    for eps in (0.5 * fitted.eps + 1e-4, min(1, 2 * fitted.eps + 1e-3)):
+        assert CenterBias(SIZES, fixations, fitted.bandwidth, eps).log_likelihoods().sum() < best
+
+
+def test_kde_values_sum_to_one_over_the_image():
+    """Probing every pixel of an image that has no fixations of its own: the densities sum to 1."""
+    fixations = synthetic_fixations(count=100)
+    fixations = fixations.filter(fixations.n != 2)
+    height, width = SIZES[2]
+    rows, cols = np.mgrid[:height, :width]
+    probes = Fixations(x=cols.ravel() + 0.5, y=rows.ravel() + 0.5, n=np.full(rows.size, 2))
+    values = loo_kde_values(Fixations.concatenate([fixations, probes]), SIZES, 0.05)
+    assert values[len(fixations):].sum() == pytest.approx(1.0, rel=1e-9)
+
+
+def test_frame_variant_matches_plain_estimate_at_frame_size():
+    fixations = synthetic_fixations()
+    sizes = np.tile([30, 40], (len(SIZES), 1))
+    fixations = fixations.filter(fixations.x < 40)
+    fixations.y = np.minimum(fixations.y, 29.9)
+    plain = CenterBias(sizes, fixations, 0.05, 0.01)
+    framed = CenterBias(sizes, fixations, 0.05, 0.01, frame=(30, 40))
+    np.testing.assert_allclose(framed.log_density(n=1), plain.log_density(n=1), rtol=1e-10)
+    rescaled = framed.log_density(shape=(61, 83))
+    assert rescaled.shape == (61, 83) and logsumexp(rescaled) == pytest.approx(0, abs=1e-12)
+    fitted = fit_center_bias(SIZES, synthetic_fixations(), frame=(100, 100))
+    assert 1e-3 < fitted.bandwidth < 0.3
+    assert np.isfinite(fitted.log_likelihoods()).all()
+
+
+@pytest.fixture(scope="module")
+def osie(osie_dir):
+    return load_osie(osie_dir, keep_first=True)
+
+
+def test_osie_center_bias(osie):
+    stimuli, fixations = osie
+    center_bias = fit_center_bias(stimuli.sizes, fixations)
+    # pysaliency's MIT1003 fit is 0.0215 of the image size; OSIE lands near it
+    assert 0.015 < center_bias.bandwidth < 0.04
+    ig = metrics.information_gain(center_bias.log_likelihoods(), metrics.log_uniform(fixations, stimuli.sizes))
+    assert 0.4 < ig < 0.8
