@@ -541,9 +541,12 @@ def _read_fixations(group):
     subject = group["subjects"][...] if "subjects" in group else group.get("subject", [None])[...]
     duration = next((group[name][...] for name in ("duration", "durations") if name in group), None)
     trial = group["scanpath_index"][...] if "scanpath_index" in group else None
+    # pysaliency counts the history; ours also stores the index in the recorded trial
+    index_in_trial = (group["index_in_trial"][...] if "index_in_trial" in group
+                      else (~np.isnan(group["x_hist"][...])).sum(axis=-1))
     return Fixations(x=group["x"][...], y=group["y"][...], n=group["n"][...], subject=subject,
                      t=group["t"][...], duration=duration,
-                     index_in_trial=(~np.isnan(group["x_hist"][...])).sum(axis=-1), trial=trial)
+                     index_in_trial=index_in_trial, trial=trial)
 
 
 def read_hdf5(filename):
