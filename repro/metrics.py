@@ -115,14 +115,14 @@ def explained_information(ll_model, ll_gold, ll_baseline, fixations=None, per="f
 def _fraction_below(values, negatives):
     """For each value, ``(#negatives < value + #negatives == value / 2) / #negatives``.
 
-    Sorts only the (few) distinct values and bins the (many) negatives against them.
+    Sorts only the (few) distinct values and bins the (many) negatives against them once.
     """
     levels, where = np.unique(values, return_inverse=True)
-    below = np.cumsum(np.bincount(np.searchsorted(levels, negatives, "right"), minlength=len(levels) + 1))
-    at_most = np.cumsum(np.bincount(np.searchsorted(levels, negatives, "left"), minlength=len(levels) + 1))
-    less = below[:len(levels)]
-    equal = at_most[:len(levels)] - less
-    return ((less + 0.5 * equal) / len(negatives))[where]
+    slot = np.searchsorted(levels, negatives, "left")          # number of levels below each negative
+    at_or_below = np.cumsum(np.bincount(slot, minlength=len(levels) + 1))[:len(levels)]
+    hit = slot < len(levels)
+    equal = np.bincount(slot[hit][levels[slot[hit]] == negatives[hit]], minlength=len(levels))
+    return ((at_or_below - 0.5 * equal) / len(negatives))[where]
 
 
 def auc_per_fixation(saliency_maps, fixations):
@@ -147,14 +147,21 @@ def auc(saliency_maps, fixations, per="fixation"):
     return average(auc_per_fixation(saliency_maps, fixations), fixations, per)
 
 
+def _count_at_or_above(thresholds, values):
+    """For each threshold, the number of ``values`` at or above it (one pass over the values)."""
+    levels, where = np.unique(thresholds, return_inverse=True)
+    slot = np.searchsorted(levels, values, "right")             # number of levels <= each value
+    return (len(values) - np.cumsum(np.bincount(slot, minlength=len(levels) + 1))[:len(levels)])[where]
+
+
 def _roc_area_at_positives(positives, negatives):
     """Judd's ROC area: thresholds at the positive values (plus above and below everything)."""
     top = max(positives.max(), negatives.max()) + 1
     bottom = min(positives.min(), negatives.min())
     thresholds = np.sort(np.r_[top, positives, bottom])[::-1]
-    hits = len(positives) - np.searchsorted(np.sort(positives), thresholds, "left")
-    false_alarms = len(negatives) - np.searchsorted(np.sort(negatives), thresholds, "left")
-    return np.trapz(np.r_[0, hits / len(positives)], np.r_[0, false_alarms / len(negatives)])
+    hits = _count_at_or_above(thresholds, positives) / len(positives)
+    false_alarms = _count_at_or_above(thresholds, negatives) / len(negatives)
+    return np.trapz(np.r_[0, hits], np.r_[0, false_alarms])
 
 
 def auc_judd(saliency_maps, fixations, jitter=False, noise_size=1e-7, seed=42, per_image=False):
@@ -191,14 +198,17 @@ def shuffled_auc_per_fixation(saliency_maps, fixations, sizes):
         ``(height, width)`` per image index.
     """
     sizes = np.asarray(sizes, dtype=float)
-    relative_x = fixations.x / sizes[fixations.n, 1]
-    relative_y = fixations.y / sizes[fixations.n, 0]
     values = np.empty(len(fixations))
+    flat_positions = {}
     for n, indices in image_groups(fixations):
         saliency = _map(saliency_maps, n)
-        others = fixations.n != n
         height, width = saliency.shape
-        negatives = saliency[(relative_y[others] * height).astype(int), (relative_x[others] * width).astype(int)]
+        if saliency.shape not in flat_positions:
+            # scaled by the size ratio (exactly 1.0 for images of the same size), then truncated
+            rows = (fixations.y * (height / sizes[fixations.n, 0])).astype(int)
+            cols = (fixations.x * (width / sizes[fixations.n, 1])).astype(int)
+            flat_positions[saliency.shape] = rows * width + cols
+        negatives = saliency.ravel()[flat_positions[saliency.shape][fixations.n != n]]
         values[indices] = _fraction_below(_pixels(saliency, fixations, indices, n), negatives)
     return values
 
