@@ -20,11 +20,12 @@ fixation ``f`` is ``sum_g A[y_f, y_g] * B[x_f, x_g]``, so leaving an image out c
 pairs of fixations within it.
 """
 import numpy as np
-from scipy.ndimage import gaussian_filter, gaussian_filter1d, zoom
+from scipy.ndimage import gaussian_filter, gaussian_filter1d
 from scipy.optimize import minimize_scalar
 from tqdm import tqdm
 
-__all__ = ["CenterBias", "fit_center_bias", "blur_operator", "relative_coordinates", "fit_uniform_weight"]
+__all__ = ["CenterBias", "fit_center_bias", "blur_operator", "resize_operator", "relative_coordinates",
+           "fit_uniform_weight"]
 
 
 def blur_operator(length, sigma):
@@ -36,6 +37,24 @@ def blur_operator(length, sigma):
         ``M[p, q]``: response at ``p`` to a unit impulse at ``q``.
     """
     return gaussian_filter1d(np.eye(length), sigma, axis=0, mode="reflect")
+
+
+def resize_operator(target, source):
+    """Linear interpolation from ``source`` to ``target`` pixels (pixel centres aligned, edges held).
+
+    Returns
+    -------
+    ndarray, shape (target, source)
+        ``R`` such that ``R @ v`` resamples a vector ``v`` of length ``source``.
+    """
+    position = np.clip((np.arange(target) + 0.5) * source / target - 0.5, 0, source - 1)
+    left = np.minimum(np.floor(position).astype(int), source - 2) if source > 1 else np.zeros(target, int)
+    fraction = position - left
+    operator = np.zeros((target, source))
+    operator[np.arange(target), left] += 1 - fraction
+    if source > 1:
+        operator[np.arange(target), left + 1] += fraction
+    return operator
 
 
 def relative_coordinates(fixations, sizes):
@@ -58,6 +77,7 @@ def _pixels_at(fixations, sizes, shape):
     rel_x, rel_y = relative_coordinates(fixations, sizes)
     rows = np.where(same, fixations.y, rel_y * height).astype(int)
     cols = np.where(same, fixations.x, rel_x * width).astype(int)
+    # x / W_i * W < W holds exactly; the minimum only guards against rounding up to W
     return np.minimum(rows, height - 1), np.minimum(cols, width - 1)
 
 
@@ -177,10 +197,25 @@ class CenterBias:
         target = tuple(self.sizes[n]) if n is not None else tuple(shape)
         kde = self._density(self.frame or target, exclude=n)
         if self.frame is not None:
-            kde = np.maximum(zoom(kde, (target[0] / self.frame[0], target[1] / self.frame[1]), order=1,
-                                  grid_mode=True, mode="nearest"), 0)
+            kde = resize_operator(target[0], self.frame[0]) @ kde @ resize_operator(target[1], self.frame[1]).T
             kde = kde / kde.sum()
         return np.log((1 - self.eps) * kde + self.eps / (target[0] * target[1]))
+
+    def _framed_log_likelihoods(self):
+        """Leave-one-image-out log-likelihoods of the frame variant, resampling only at the fixations."""
+        fixations, frame = self.fixations, self.frame
+        rows, cols = _pixels_at(fixations, self.sizes, frame)
+        blurred_all = _blur(_histogram(rows, cols, frame), self.bandwidth)
+        values = np.empty(len(fixations))
+        images, groups = _image_groups(fixations.n)
+        for n, group in zip(images, tqdm(groups, desc="centre bias", disable=len(groups) < 50)):
+            height, width = self.sizes[n]
+            kde = blurred_all - _blur(_histogram(rows[group], cols[group], frame), self.bandwidth)
+            along_y, along_x = resize_operator(height, frame[0]), resize_operator(width, frame[1])
+            total = along_y.sum(axis=0) @ kde @ along_x.sum(axis=0)
+            at_fixations = np.sum((along_y[fixations.y_int[group]] @ kde) * along_x[fixations.x_int[group]], axis=1)
+            values[group] = np.maximum(at_fixations, 0) / total
+        return _mixture_ll(values, self.eps, self.sizes[fixations.n].prod(axis=1).astype(float))
 
     def log_likelihoods(self):
         """Leave-one-image-out log-likelihood (nats) of every fixation it was estimated from.
@@ -190,11 +225,7 @@ class CenterBias:
         ndarray, shape (n_fixations,)
         """
         if self.frame is not None:
-            values = np.empty(len(self.fixations))
-            images, groups = _image_groups(self.fixations.n)
-            for n, group in zip(images, tqdm(groups, desc="centre bias", disable=len(groups) < 50)):
-                values[group] = self.log_density(n=n)[self.fixations.y_int[group], self.fixations.x_int[group]]
-            return values
+            return self._framed_log_likelihoods()
         area = self.sizes[self.fixations.n].prod(axis=1).astype(float)
         return _mixture_ll(loo_kde_values(self.fixations, self.sizes, self.bandwidth), self.eps, area)
 

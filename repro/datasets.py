@@ -152,9 +152,7 @@ class Stimuli:
 
     def subset(self, indices):
         """Return the stimuli at ``indices`` (slice, integer array or boolean mask) as a new Stimuli."""
-        indices = np.arange(len(self))[indices] if not isinstance(indices, np.ndarray) or indices.dtype == bool \
-            else np.asarray(indices, dtype=int)
-        indices = np.atleast_1d(indices)
+        indices = np.atleast_1d(np.arange(len(self))[indices])
         ids = [self.ids[i] for i in indices]
         if self.filenames is not None:
             return Stimuli(filenames=[self.filenames[i] for i in indices], ids=ids, sizes=self.sizes[indices])

@@ -4,7 +4,7 @@ import pytest
 from scipy.special import logsumexp
 
 from repro import metrics
-from repro.centerbias import CenterBias, fit_center_bias, loo_kde_values
+from repro.centerbias import CenterBias, fit_center_bias, loo_kde_values, resize_operator
 from repro.datasets import Fixations, load_osie
 
 SIZES = np.array([(30, 40), (30, 40), (20, 50), (30, 40), (20, 50)])
@@ -74,9 +74,18 @@ def test_frame_variant_matches_plain_estimate_at_frame_size():
     np.testing.assert_allclose(framed.log_density(n=1), plain.log_density(n=1), rtol=1e-10)
     rescaled = framed.log_density(shape=(61, 83))
     assert rescaled.shape == (61, 83) and logsumexp(rescaled) == pytest.approx(0, abs=1e-12)
-    fitted = fit_center_bias(SIZES, synthetic_fixations(), frame=(100, 100))
+    fixations = synthetic_fixations()
+    fitted = fit_center_bias(SIZES, fixations, frame=(100, 100))
     assert 1e-3 < fitted.bandwidth < 0.3
-    assert np.isfinite(fitted.log_likelihoods()).all()
+    explicit = metrics.log_likelihoods(lambda n: fitted.log_density(n=n), fixations)
+    np.testing.assert_allclose(fitted.log_likelihoods(), explicit, rtol=1e-10)
+
+
+def test_resize_operator():
+    np.testing.assert_allclose(resize_operator(7, 7), np.eye(7))
+    up = resize_operator(6, 3)
+    np.testing.assert_allclose(up.sum(axis=1), 1)
+    np.testing.assert_allclose(up @ np.array([0.0, 1.0, 2.0]), [0, 0.25, 0.75, 1.25, 1.75, 2])
 
 
 @pytest.fixture(scope="module")

@@ -204,3 +204,17 @@ def test_bad_input_names_the_problem(tmp_path):
         Fixations(x=[5.0], y=[1.0], n=[0]).check_inside([(4, 5)])
     with pytest.raises(ValueError, match="differ in length"):
         Fixations(x=[1, 2], y=[1], n=[0, 0])
+
+
+def test_selection_by_image_and_subject_matches_stimuli_subset(tiny_images):
+    stimuli = Stimuli(filenames=sorted(tiny_images.iterdir()))
+    fixations = Fixations(x=[1, 2, 3, 4, 0.5], y=[1, 1, 2, 2, 0.5], n=[0, 1, 2, 2, 3], subject=[0, 1, 0, 1, 1])
+    assert fixations.for_subjects(1).n.tolist() == [1, 2, 3]
+    assert fixations.for_images([2, 3]).x.tolist() == [3, 4, 0.5]
+    assert fixations[fixations.subject == 0].n.tolist() == [0, 2]
+    chosen = [3, 2]
+    subset, remapped = stimuli.subset(chosen), fixations.remap_images(chosen)
+    assert remapped.n.tolist() == [1, 1, 0] and remapped.x.tolist() == [3, 4, 0.5]
+    assert subset.ids[remapped.n[0]] == stimuli.ids[2]
+    assert len(stimuli[1:3]) == 2 and stimuli[np.array([True, False, False, True])].ids == [stimuli.ids[0],
+                                                                                             stimuli.ids[3]]
