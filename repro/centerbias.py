@@ -188,13 +188,14 @@ class CenterBias:
         Parameters
         ----------
         n : int, optional
-            Index of a dataset image: its fixations are left out, the shape is its size.
+            Index of a dataset image: its fixations are left out; the shape defaults to its size.
         shape : tuple, optional
-            ``(height, width)`` of a new image: all fixations are used.
+            ``(height, width)`` of the result, e.g. of a new image (then all fixations are used)
+            or of a downsampled dataset image (with ``n``).
         """
-        if (n is None) == (shape is None):
-            raise ValueError("give exactly one of n (a dataset image) or shape (a new image)")
-        target = tuple(self.sizes[n]) if n is not None else tuple(shape)
+        if n is None and shape is None:
+            raise ValueError("give n (a dataset image), shape (a new image) or both")
+        target = tuple(shape) if shape is not None else tuple(self.sizes[n])
         kde = self._density(self.frame or target, exclude=n)
         if self.frame is not None:
             kde = resize_operator(target[0], self.frame[0]) @ kde @ resize_operator(target[1], self.frame[1]).T

@@ -35,6 +35,11 @@ def test_log_density_is_normalised_and_leaves_the_image_out():
     for n in range(len(SIZES)):
         assert logsumexp(center_bias.log_density(n=n)) == pytest.approx(0, abs=1e-12)
     assert logsumexp(center_bias.log_density(shape=(17, 23))) == pytest.approx(0, abs=1e-12)
+    # a dataset image at half resolution: leave-one-out at another size
+    half = center_bias.log_density(n=0, shape=(15, 20))
+    assert half.shape == (15, 20) and logsumexp(half) == pytest.approx(0, abs=1e-12)
+    with pytest.raises(ValueError, match="give n"):
+        center_bias.log_density()
     # moving image 0's fixations changes every density but image 0's own
     moved = fixations.filter(np.arange(len(fixations)))
     moved.x[moved.n == 0] = 0.0
