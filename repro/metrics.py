@@ -112,17 +112,54 @@ def explained_information(ll_model, ll_gold, ll_baseline, fixations=None, per="f
 
 # --------------------------------------------------------------------------- AUC family
 
-def _fraction_below(values, negatives):
-    """For each value, ``(#negatives < value + #negatives == value / 2) / #negatives``.
+#: Value bins of the first, branch-free pass of :func:`_count_below`.
+VALUE_BINS = 4096
 
-    Sorts only the (few) distinct values and bins the (many) negatives against them once.
-    """
-    levels, where = np.unique(values, return_inverse=True)
-    slot = np.searchsorted(levels, negatives, "left")          # number of levels below each negative
+
+def _exact_count_below(levels, values):
+    """For sorted distinct ``levels``: how many ``values`` lie strictly below and exactly at each."""
+    slot = np.searchsorted(levels, values, "left")               # number of levels below each value
     at_or_below = np.cumsum(np.bincount(slot, minlength=len(levels) + 1))[:len(levels)]
     hit = slot < len(levels)
-    equal = np.bincount(slot[hit][levels[slot[hit]] == negatives[hit]], minlength=len(levels))
-    return ((at_or_below - 0.5 * equal) / len(negatives))[where]
+    equal = np.bincount(slot[hit][levels[slot[hit]] == values[hit]], minlength=len(levels))
+    return at_or_below - equal, equal
+
+
+def _count_below(levels, values):
+    """How many ``values`` lie strictly below and exactly at each of the sorted distinct ``levels``.
+
+    Exact, but fast for many values and few levels: values are first binned into
+    :data:`VALUE_BINS` equal-width bins (a monotone map, so a value in a lower bin than a level is
+    below it); only values sharing a bin with some level are compared exactly.
+
+    Returns
+    -------
+    less, equal : ndarray of int, shape (n_levels,)
+    """
+    low, high = values.min(), values.max()
+    if not high > low:
+        return _exact_count_below(levels, values)
+    scale = VALUE_BINS / (high - low)
+
+    def bin_of(x):
+        return np.clip(np.floor((x - low) * scale), 0, VALUE_BINS - 1).astype(np.intp)
+
+    level_bins = bin_of(levels)
+    flagged = np.zeros(VALUE_BINS, dtype=bool)
+    flagged[level_bins] = True
+    value_bins = bin_of(values)
+    close = flagged[value_bins]
+    counts = np.bincount(value_bins[~close], minlength=VALUE_BINS)
+    below_by_bins = np.cumsum(counts)[level_bins]      # values in lower bins (a level's own bin has none here)
+    less, equal = _exact_count_below(levels, values[close])
+    return below_by_bins + less, equal
+
+
+def _fraction_below(values, negatives):
+    """For each value, ``(#negatives < value + #negatives == value / 2) / #negatives``."""
+    levels, where = np.unique(values, return_inverse=True)
+    less, equal = _count_below(levels, negatives)
+    return ((less + 0.5 * equal) / len(negatives))[where]
 
 
 def auc_per_fixation(saliency_maps, fixations):
@@ -148,10 +185,9 @@ def auc(saliency_maps, fixations, per="fixation"):
 
 
 def _count_at_or_above(thresholds, values):
-    """For each threshold, the number of ``values`` at or above it (one pass over the values)."""
+    """For each threshold, the number of ``values`` at or above it."""
     levels, where = np.unique(thresholds, return_inverse=True)
-    slot = np.searchsorted(levels, values, "right")             # number of levels <= each value
-    return (len(values) - np.cumsum(np.bincount(slot, minlength=len(levels) + 1))[:len(levels)])[where]
+    return (len(values) - _count_below(levels, values)[0])[where]
 
 
 def _roc_area_at_positives(positives, negatives):

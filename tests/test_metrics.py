@@ -116,3 +116,46 @@ def test_mit_kl_divergence_definition(maps, gold_maps):
 def test_fixation_outside_image_is_an_error(maps):
     with pytest.raises(ValueError, match="outside image 0"):
         metrics.log_likelihoods(maps, Fixations(x=[40.5], y=[3], n=[0]))
+
+
+@pytest.mark.parametrize("kind", ["ties", "continuous", "peaked"])
+def test_auc_family_equals_brute_force(kind):
+    """The binned counting is exact: compare with the definitions written out directly."""
+    rng = np.random.RandomState({"ties": 0, "continuous": 1, "peaked": 2}[kind])
+    shapes = [(30, 50), (40, 20), (25, 25)]
+    if kind == "ties":
+        maps = [rng.randint(0, 6, shape).astype(float) for shape in shapes]
+    elif kind == "continuous":
+        maps = [rng.randn(*shape) for shape in shapes]
+    else:
+        maps = [np.exp(20 * rng.rand(*shape)) for shape in shapes]
+    n = rng.randint(0, 3, 200)
+    sizes = np.array(shapes)
+    fixations = Fixations(x=rng.rand(200) * sizes[n, 1], y=rng.rand(200) * sizes[n, 0], n=n)
+    values = [maps[k][int(y), int(x)] for x, y, k in zip(fixations.x, fixations.y, fixations.n)]
+
+    expected = [np.mean(maps[k] < v) + 0.5 * np.mean(maps[k] == v) for v, k in zip(values, fixations.n)]
+    np.testing.assert_allclose(metrics.auc_per_fixation(maps, fixations), expected, rtol=1e-12)
+
+    expected = []
+    for v, k in zip(values, fixations.n):
+        others = fixations.n != k
+        rows = (fixations.y[others] * (sizes[k, 0] / sizes[fixations.n[others], 0])).astype(int)
+        cols = (fixations.x[others] * (sizes[k, 1] / sizes[fixations.n[others], 1])).astype(int)
+        negatives = maps[k][rows, cols]
+        expected.append(np.mean(negatives < v) + 0.5 * np.mean(negatives == v))
+    np.testing.assert_allclose(metrics.shuffled_auc_per_fixation(maps, fixations, sizes), expected, rtol=1e-12)
+
+    expected = []
+    for k in range(3):
+        chosen = fixations.n == k
+        positives = maps[k][fixations.y_int[chosen], fixations.x_int[chosen]]
+        fixated = np.zeros(shapes[k], bool)
+        fixated[fixations.y_int[chosen], fixations.x_int[chosen]] = True
+        negatives = maps[k][~fixated]
+        thresholds = np.sort(np.r_[max(positives.max(), negatives.max()) + 1, positives,
+                                   min(positives.min(), negatives.min())])[::-1]
+        hits = [0] + [np.mean(positives >= t) for t in thresholds]
+        false_alarms = [0] + [np.mean(negatives >= t) for t in thresholds]
+        expected.append(np.trapz(hits, false_alarms))
+    np.testing.assert_allclose(metrics.auc_judd(maps, fixations, per_image=True), expected, rtol=1e-12)
