@@ -142,7 +142,7 @@ def _count_below(levels, values):
     scale = VALUE_BINS / (high - low)
 
     def bin_of(x):
-        return np.clip(np.floor((x - low) * scale), 0, VALUE_BINS - 1).astype(np.intp)
+        return np.clip((x - low) * scale, 0, VALUE_BINS - 1).astype(np.intp)   # clip, then truncate = floor
 
     level_bins = bin_of(levels)
     flagged = np.zeros(VALUE_BINS, dtype=bool)
