@@ -11,14 +11,14 @@ centre bias and the gold standard are timed as well. ``--write`` stores the tabl
 import argparse
 import platform
 import time
-from pathlib import Path
-
 import numpy as np
 
 from repro import metrics, paths
 from repro.centerbias import CenterBias, fit_center_bias
 from repro.datasets import load_osie
 from repro.goldstandard import fit_gold_standard
+
+from markdown_table import report  # noqa: E402  (beside this script)
 
 DISTINCT_MAPS = 20
 PEER_IMAGES = 20
@@ -118,21 +118,15 @@ def main(argv=None):
     rows.append(["fit gold standard (leave-one-subject-out)", f"{seconds:.1f}", "", ""])
     print(" | ".join(rows[-1]), flush=True)
 
-    table = ["| step (98,321 OSIE fixations, 700 images of 800 x 600) | repro, s | direct loop, s (scaled) | speed-up |",
-             "|---|---:|---:|---:|"] + ["| " + " | ".join(row) + " |" for row in rows]
-    text = "\n".join([
-        "# Metrics and baseline fits on OSIE", "",
-        f"`python benchmarks/bench_metrics.py --write` on {platform.processor() or platform.machine()}, "
-        f"Python {platform.python_version()}, numpy {np.__version__}. The direct loop is timed on "
-        f"{PEER_IMAGES} images ({len(subset)} fixations) and scaled by the fixation count; its values equal "
-        "ours (checked in the run). Maps are precomputed (20 distinct centre-bias maps), so only the metric "
-        "is timed; the blurred fixation maps that CC/KL/SIM compare with cost the time per image given in the "
-        "table. The machine's 2 cores were shared with other jobs, so absolute times are pessimistic.", ""] + table) + "\n"
-    print(text)
-    if args.write:
-        target = Path(__file__).resolve().parent / "results" / "metrics.md"
-        target.write_text(text, encoding="utf-8")
-        print(f"wrote {target}")
+    intro = (f"`python benchmarks/bench_metrics.py --write` on {platform.processor() or platform.machine()}, "
+             f"Python {platform.python_version()}, numpy {np.__version__}. The direct loop is timed on "
+             f"{PEER_IMAGES} images ({len(subset)} fixations) and scaled by the fixation count; its values equal "
+             "ours (checked in the run). Maps are precomputed (20 distinct centre-bias maps), so only the metric "
+             "is timed; the blurred fixation maps that CC/KL/SIM compare with cost the time per image given in "
+             "the table. The machine's 2 cores were shared with other jobs, so absolute times are pessimistic.")
+    header = ["step (98,321 OSIE fixations, 700 images of 800 x 600)", "repro, s", "direct loop, s (scaled)",
+              "speed-up"]
+    report("Metrics and baseline fits on OSIE", intro, header, rows, "metrics", args.write)
 
 
 if __name__ == "__main__":

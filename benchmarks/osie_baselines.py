@@ -11,12 +11,13 @@ information. Information gains in bit per fixation, averaged over fixations (and
 """
 import argparse
 import time
-from pathlib import Path
 
 from repro import metrics, paths
 from repro.centerbias import fit_center_bias
 from repro.datasets import load_osie
 from repro.goldstandard import fit_gold_standard
+
+from markdown_table import report  # noqa: E402  (beside this script)
 
 
 def evaluate(folder, keep_first):
@@ -56,18 +57,10 @@ def main(argv=None):
     for keep_first in (True, False):
         rows.append(evaluate(folder, keep_first))
         print(" | ".join(rows[-1]), flush=True)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    text = "\n".join([
-        "# OSIE: centre bias and gold standard", "",
-        "`python benchmarks/osie_baselines.py --write`. Bandwidths relative to the image size (800 x 600); "
-        "IG in bit/fix, mean over fixations (in brackets: over images). Centre bias leave-one-image-out, "
-        "gold standard leave-one-subject-out (mixed with the centre bias and uniform).", ""] + lines) + "\n"
-    print(text)
-    if args.write:
-        target = Path(__file__).resolve().parent / "results" / "osie_baselines.md"
-        target.write_text(text, encoding="utf-8")
-        print(f"wrote {target}")
+    intro = ("`python benchmarks/osie_baselines.py --write`. Bandwidths relative to the image size (800 x 600); "
+             "IG in bit/fix, mean over fixations (in brackets: over images). Centre bias leave-one-image-out, "
+             "gold standard leave-one-subject-out (mixed with the centre bias and uniform).")
+    report("OSIE: centre bias and gold standard", intro, header, rows, "osie_baselines", args.write)
 
 
 if __name__ == "__main__":
