@@ -21,11 +21,12 @@ import gzip
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from .paths import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -590,18 +591,12 @@ def _histories(fixations):
 
 
 def _atomic_hdf5(filename, write):
+    """Call ``write(h5py.File)`` on a temporary file that replaces ``filename`` only on success."""
     import h5py
 
-    filename = Path(filename)
-    handle, temporary = tempfile.mkstemp(dir=filename.parent, prefix=filename.name, suffix=".tmp")
-    os.close(handle)
-    try:
+    with atomic_path(filename) as temporary:
         with h5py.File(temporary, "w") as target:
             write(target)
-        os.replace(temporary, filename)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
 
 def write_hdf5(data, filename):
