@@ -24,6 +24,8 @@ from scipy.ndimage import gaussian_filter, gaussian_filter1d
 from scipy.optimize import minimize_scalar
 from tqdm import tqdm
 
+from .datasets import group_by_image
+
 __all__ = ["CenterBias", "fit_center_bias", "blur_operator", "resize_operator", "relative_coordinates",
            "fit_uniform_weight"]
 
@@ -90,12 +92,6 @@ def _blur(histogram, bandwidth):
     return gaussian_filter(histogram, (bandwidth * height, bandwidth * width), mode="reflect")
 
 
-def _image_groups(n):
-    order = np.argsort(n, kind="stable")
-    images, starts = np.unique(n[order], return_index=True)
-    return images, np.split(order, starts[1:])
-
-
 def loo_kde_values(fixations, sizes, bandwidth, frame=None):
     """Leave-one-image-out blurred-histogram density at every fixation's pixel.
 
@@ -115,7 +111,7 @@ def loo_kde_values(fixations, sizes, bandwidth, frame=None):
     """
     sizes = np.asarray(sizes)
     values = np.empty(len(fixations))
-    images, groups = _image_groups(fixations.n)
+    images, groups = group_by_image(fixations.n)
     shapes = [tuple(frame)] * len(images) if frame is not None else [tuple(sizes[i]) for i in images]
     for shape in sorted(set(shapes)):
         rows_y = blur_operator(shape[0], bandwidth * shape[0])
@@ -163,7 +159,9 @@ class CenterBias:
     bandwidth : float
         Gaussian standard deviation relative to the image (or frame) height and width.
     eps : float
-        Weight of the uniform component.
+        Weight of the uniform component, relative to the normalised KDE. (pysaliency's
+        ``CrossvalidatedBaselineModel`` adds ``eps / (H * W)`` to the unnormalised blurred counts
+        instead; for the tiny fitted values, below 1e-10, the two agree.)
     frame : tuple, optional
         ``(height, width)`` of a common frame, e.g. ``(100, 100)`` (the paper's variant for
         mixed sizes): the estimate is made there and rescaled to each image.
@@ -208,7 +206,7 @@ class CenterBias:
         rows, cols = _pixels_at(fixations, self.sizes, frame)
         blurred_all = _blur(_histogram(rows, cols, frame), self.bandwidth)
         values = np.empty(len(fixations))
-        images, groups = _image_groups(fixations.n)
+        images, groups = group_by_image(fixations.n)
         for n, group in zip(images, tqdm(groups, desc="centre bias", disable=len(groups) < 50)):
             height, width = self.sizes[n]
             kde = blurred_all - _blur(_histogram(rows[group], cols[group], frame), self.bandwidth)

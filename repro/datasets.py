@@ -30,8 +30,8 @@ from .paths import atomic_path
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Stimuli", "Fixations", "load_image", "drop_invalid", "load_osie", "load_fixation_table",
-           "load_mit1003", "MIT1003_COLUMNS", "read_hdf5", "write_hdf5",
+__all__ = ["Stimuli", "Fixations", "group_by_image", "load_image", "drop_invalid", "load_osie",
+           "load_fixation_table", "load_mit1003", "MIT1003_COLUMNS", "read_hdf5", "write_hdf5",
            "mit1003_split", "osie_split", "subject_folds"]
 
 
@@ -293,6 +293,26 @@ class Fixations:
     def __repr__(self):
         return (f"Fixations({len(self)} fixations on {len(self.images)} images "
                 f"by {len(self.subjects)} subjects)")
+
+
+def group_by_image(n):
+    """Group fixations by image.
+
+    Parameters
+    ----------
+    n : ndarray of int, shape (n_fixations,)
+        Image index of every fixation (``Fixations.n``).
+
+    Returns
+    -------
+    images : ndarray of int
+        Sorted distinct image indices.
+    groups : list of ndarray of int
+        For every image, the indices of its fixations (in their original order).
+    """
+    order = np.argsort(n, kind="stable")
+    images, starts = np.unique(n[order], return_index=True)
+    return images, np.split(order, starts[1:])
 
 
 def _inside(fixations, sizes):

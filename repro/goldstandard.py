@@ -19,7 +19,8 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import logsumexp
 
-from .centerbias import _blur, _histogram, _image_groups, blur_operator
+from .centerbias import _blur, _histogram, blur_operator
+from .datasets import group_by_image
 
 __all__ = ["GoldStandard", "fit_gold_standard", "kde_log_density", "fit_mixture_weights", "loo_subject_kde_values"]
 
@@ -66,11 +67,12 @@ def loo_subject_kde_values(fixations, sizes, bandwidth):
     sizes = np.asarray(sizes)
     values = np.empty(len(fixations))
     operators = {}
-    images, groups = _image_groups(fixations.n)
+    images, groups = group_by_image(fixations.n)
     for n, group in zip(images, groups):
         shape = tuple(sizes[n])
         if shape not in operators:
-            rows_y, cols_x = blur_operator(shape[0], bandwidth * shape[0]), blur_operator(shape[1], bandwidth * shape[1])
+            rows_y = blur_operator(shape[0], bandwidth * shape[0])
+            cols_x = blur_operator(shape[1], bandwidth * shape[1])
             operators[shape] = rows_y, cols_x, rows_y.sum(axis=0), cols_x.sum(axis=0)
         rows_y, cols_x, mass_y, mass_x = operators[shape]
         r, c, subject = fixations.y_int[group], fixations.x_int[group], fixations.subject[group]

@@ -13,6 +13,8 @@ order; :func:`average` turns them into a mean over fixations or over images.
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from .datasets import group_by_image
+
 __all__ = ["log_likelihoods", "average", "information_gain", "explained_information",
            "auc_per_fixation", "auc", "auc_judd", "shuffled_auc_per_fixation", "shuffled_auc",
            "nss_per_fixation", "nss", "cc", "kl_divergence", "mit_kl_divergence", "sim",
@@ -24,10 +26,9 @@ MIT_EPS = 2.2204e-16
 
 def image_groups(fixations):
     """Yield ``(n, indices)`` for every image ``n`` with fixations, ``indices`` into ``fixations``."""
-    order = np.argsort(fixations.n, kind="stable")
-    images, starts = np.unique(fixations.n[order], return_index=True)
-    for n, chunk in zip(images, np.split(order, starts[1:])):
-        yield int(n), chunk
+    images, groups = group_by_image(fixations.n)
+    for n, indices in zip(images, groups):
+        yield int(n), indices
 
 
 def _map(maps, n):
