@@ -37,14 +37,14 @@ def _map(maps, n):
 
 def _pixels(array, fixations, indices, n):
     """Values of ``array`` (height, width) at the fixations ``indices`` of image ``n``."""
-    x, y = fixations.x_int[indices], fixations.y_int[indices]
+    x, y = fixations.x[indices], fixations.y[indices]
     height, width = array.shape
-    bad = (x < 0) | (x >= width) | (y < 0) | (y >= height) | np.isnan(fixations.x[indices])
+    bad = ~((x >= 0) & (x < width) & (y >= 0) & (y < height))      # also catches nan
     if bad.any():
         i = indices[np.flatnonzero(bad)[0]]
         raise ValueError(f"fixation #{i} (x={fixations.x[i]}, y={fixations.y[i]}) lies outside image {n} "
                          f"of shape {array.shape}")
-    return array[y, x]
+    return array[y.astype(int), x.astype(int)]
 
 
 # --------------------------------------------------------------------------- likelihoods

@@ -114,8 +114,9 @@ def test_mit_kl_divergence_definition(maps, gold_maps):
 
 
 def test_fixation_outside_image_is_an_error(maps):
-    with pytest.raises(ValueError, match="outside image 0"):
-        metrics.log_likelihoods(maps, Fixations(x=[40.5], y=[3], n=[0]))
+    for x, y in [(40.5, 3), (-0.5, 3), (3, np.nan)]:
+        with pytest.raises(ValueError, match="outside image 0"):
+            metrics.log_likelihoods(maps, Fixations(x=[x], y=[y], n=[0]))
 
 
 @pytest.mark.parametrize("kind", ["ties", "continuous", "peaked"])
