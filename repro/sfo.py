@@ -44,6 +44,9 @@ MAX_STEP_RATIO = 10.0
 #: Eigenvalues of a curvature estimate below ``largest / EIG_FLOOR`` are
 #: replaced by a typical positive value.
 EIG_FLOOR = 1e8
+#: A history pair is forgotten when a collapse of the subspace removes more
+#: than this fraction of its length (see ``SFO._drop_lost_pairs``).
+PROJECTION_LOSS = 0.01
 #: ``step_scale`` never falls below this after repeated failed steps.
 MIN_STEP_SCALE = 1e-5
 #: The first evaluation of a subfunction fails if its value exceeds the mean
@@ -733,8 +736,10 @@ class SFO:
             a[:k] = np.tensordot(Q.T, a[:K], axes=1)
             a[k:] = 0
 
+        norms = np.linalg.norm(self.S[:K], axis=0), np.linalg.norm(self.Y[:K], axis=0)
         for a in (self.theta, self.theta_i, self.df_i, self.S, self.Y, self.B, self.b_sum):
             project(a)
+        self._drop_lost_pairs(norms)
         self.H_sum[:k, :k] = Q.T @ self.H_sum[:K, :K] @ Q
         self.H_sum[k:, :] = 0
         self.H_sum[:, k:] = 0
@@ -744,6 +749,22 @@ class SFO:
         if drift > 1e-8:                    # re-orthonormalise; coordinates change by ~drift
             Q, R = np.linalg.qr(self.P[:, :self.K])
             self.P[:, :self.K] = Q * np.sign(np.diag(R))
+
+    def _drop_lost_pairs(self, norms_before):
+        """Forget history pairs that lost more than ``PROJECTION_LOSS`` of their
+        length in a collapse: a partly projected pair no longer obeys the
+        secant relation, and one such pair can set a far too small curvature."""
+        kept_s = np.linalg.norm(self.S, axis=0) >= (1 - PROJECTION_LOSS) * norms_before[0]
+        kept_y = np.linalg.norm(self.Y, axis=0) >= (1 - PROJECTION_LOSS) * norms_before[1]
+        for j in range(self.N):
+            h = self.n_hist[j]
+            good = np.flatnonzero(kept_s[:h, j] & kept_y[:h, j])
+            if good.size < h:
+                self.S[:, :good.size, j] = self.S[:, good, j]
+                self.Y[:, :good.size, j] = self.Y[:, good, j]
+                self.S[:, good.size:, j] = 0
+                self.Y[:, good.size:, j] = 0
+                self.n_hist[j] = good.size
 
     # -- evaluation and bookkeeping ------------------------------------------
 
