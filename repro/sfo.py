@@ -46,7 +46,7 @@ MAX_STEP_RATIO = 10.0
 EIG_FLOOR = 1e8
 #: A history pair is forgotten when a collapse of the subspace removes more
 #: than this fraction of its length (see ``SFO._drop_lost_pairs``).
-PROJECTION_LOSS = 0.01
+PROJECTION_LOSS = 0.3
 #: ``step_scale`` never falls below this after repeated failed steps.
 MIN_STEP_SCALE = 1e-5
 #: The first evaluation of a subfunction fails if its value exceeds the mean
@@ -158,24 +158,20 @@ def orthonormal_columns(A, rtol=1e-10):
 def history_scale(S, Y):
     """The smallest robust curvature that a history of steps shows.
 
-    Fits the Hessian restricted to the span of the steps, ``C ~ Y S^+`` in an
-    orthonormal basis of ``span(S)``, and returns its smallest eigenvalue
-    above ``largest / EIG_FLOOR``; None when the history shows no positive
-    curvature.
+    Each pair gives the curvature along its step, the Rayleigh quotient
+    ``s^T y / s^T s`` (for a quadratic it lies between the smallest and the
+    largest eigenvalue of the Hessian, however the steps are aligned). Returns
+    the smallest one above ``largest / EIG_FLOOR``, or None when no pair shows
+    positive curvature.
 
     Parameters
     ----------
     S, Y : ndarray, shape (K, h)
         Parameter differences and gradient differences, one pair per column.
     """
-    U = orthonormal_columns(S)
-    if U.shape[1] == 0:
-        return None
-    s, y = U.T @ S, U.T @ Y
-    C = y @ np.linalg.pinv(s, rcond=1e-10)
-    lam = np.linalg.eigvalsh(0.5 * (C + C.T))
-    top = np.max(np.abs(lam))
-    positive = lam[lam > top / EIG_FLOOR]
+    rayleigh = np.sum(S * Y, axis=0) / np.maximum(np.sum(S * S, axis=0), np.finfo(float).tiny)
+    top = np.max(np.abs(rayleigh), initial=0.0)
+    positive = rayleigh[rayleigh > top / EIG_FLOOR]
     if top == 0 or positive.size == 0:
         return None
     return float(positive.min())
@@ -515,7 +511,7 @@ class SFO:
 
         Fails if ``f`` or the gradient is not finite; at a first evaluation,
         if ``f`` exceeds the mean of the other subfunctions by 3 standard
-        deviations; otherwise if ``f`` rose above its previous value and its
+        deviations plus the improvement the summed model predicted; otherwise if ``f`` rose above its previous value and its
         model's error, ``f - g_i(theta_new)``, exceeds both the improvement the
         summed model predicted and the change its own model predicted.
         """
@@ -523,7 +519,8 @@ class SFO:
             return "non-finite value or gradient"
         if self.eval_count[i] == 0:
             others = self.f_i[self.eval_count > 0]
-            if others.size >= 2 and f > others.mean() + FIRST_EVAL_SIGMAS * others.std():
+            if others.size >= 2 and f > others.mean() + FIRST_EVAL_SIGMAS * others.std() \
+                    + max(self._predicted_improvement(theta_new), 0.0):
                 return "first value far above the others"
             return None
         predicted = self._model_value(i, theta_new)
@@ -544,13 +541,15 @@ class SFO:
         old_ok = np.isfinite(f_old) and np.all(np.isfinite(g_old))
         new_ok = np.isfinite(f_new) and np.all(np.isfinite(g_new))
         if not old_ok:
-            if self.eval_count[i] == 0 and not new_ok:
-                raise FloatingPointError(
-                    f"subfunction {i} (reference {self.refs[i]!r}) is not finite at the current "
-                    f"parameters nor at the proposed step")
-            if new_ok:     # the old point is unusable: move to the new one
+            if new_ok:                      # the current point is unusable: take the new one
                 self._push(i, theta_new_full, f_new, g_new)
                 self.theta = self._to_coords(theta_new_full)
+            elif self.eval_count[i] > 0:    # both unusable: back to its last finite point
+                self.theta = self.theta_i[:, i].copy()
+            elif self.step_scale == MIN_STEP_SCALE:
+                raise FloatingPointError(
+                    f"subfunction {i} (reference {self.refs[i]!r}) stays non-finite near the "
+                    f"current parameters even at the smallest step scale")
             return
         points = [(f_old, theta_full, g_old)]
         if new_ok:
@@ -660,23 +659,32 @@ class SFO:
         """Record an evaluation of subfunction ``i``: ``f`` and gradient ``g``
         ``(M,)`` at ``theta_full`` ``(M,)``; update its history and model."""
         self._contribution(i, -1)
+        pair = None
+        if self.eval_count[i] > 0:          # in parameter space: a collapse may follow
+            pair = theta_full - self._to_full(self.theta_i[:, i]), g - self._to_full(self.df_i[:, i])
         self._expand(i, [theta_full, g])
         theta, df = self._to_coords(theta_full), self._to_coords(g)
-        if self.eval_count[i] > 0:
-            s, y = theta - self.theta_i[:, i], df - self.df_i[:, i]
-            ns, ny = np.linalg.norm(s), np.linalg.norm(y)
-            if ns > EPS * max(1.0, np.linalg.norm(theta)) and ny > EPS * max(1.0, np.linalg.norm(df)) \
-                    and abs(s @ y) > EPS * ns * ny:
-                h = self.n_hist[i]
-                if h == self.max_history:
-                    self.S[:, :-1, i], self.Y[:, :-1, i] = self.S[:, 1:, i], self.Y[:, 1:, i]
-                    h -= 1
-                self.S[:, h, i], self.Y[:, h, i] = s, y
-                self.n_hist[i] = h + 1
+        if pair is not None and self._usable_pair(*pair):
+            h = self.n_hist[i]
+            if h == self.max_history:
+                self.S[:, :-1, i], self.Y[:, :-1, i] = self.S[:, 1:, i], self.Y[:, 1:, i]
+                h -= 1
+            self.S[:, h, i], self.Y[:, h, i] = self._to_coords(pair[0]), self._to_coords(pair[1])
+            self.n_hist[i] = h + 1
         self.theta_i[:, i], self.df_i[:, i], self.f_i[i] = theta, df, f
         self.eval_count[i] += 1
         self._rebuild_model(i)
         self._contribution(i, +1)
+
+    def _usable_pair(self, s_full, y_full):
+        """A curvature pair ``(M,)``, ``(M,)`` is kept if neither part is tiny,
+        they are not orthogonal, and the subspace holds all but PROJECTION_LOSS of both."""
+        ns, ny = np.linalg.norm(s_full), np.linalg.norm(y_full)
+        if ns == 0 or ny == 0 or abs(s_full @ y_full) <= EPS * ns * ny:
+            return False
+        s, y = self._to_coords(s_full), self._to_coords(y_full)
+        return np.linalg.norm(s) >= (1 - PROJECTION_LOSS) * ns and \
+            np.linalg.norm(y) >= (1 - PROJECTION_LOSS) * ny
 
     # -- the shared subspace ---------------------------------------------------
 
@@ -726,7 +734,9 @@ class SFO:
         keep = keep[keep != i]
         coords = [self.theta_i[:K, keep], self.df_i[:K, keep], self.theta[:K, None]]
         coords += [(self.P[:, :K].T @ v)[:, None] for v in vectors]
-        Q = orthonormal_columns(np.hstack(coords))[:, :self.K_min]
+        A = np.hstack(coords)
+        norms = np.linalg.norm(A, axis=0)
+        Q = orthonormal_columns(A[:, norms > 0] / norms[norms > 0])[:, :self.K_min]   # scale-free
         k = Q.shape[1]
         self.P[:, :k] = self.P[:, :K] @ Q
         self.P[:, k:] = 0
