@@ -27,7 +27,7 @@ Example
 ...     return 0.5 * r @ r, {'w': X[ref].T @ r}
 >>> opt = SFO(f_df, {'w': np.zeros(10)}, [slice(0, 50), slice(50, 100)], seed=0)  # doctest: +SKIP
 >>> theta = opt.optimize(num_passes=20)         # doctest: +SKIP
->>> opt.history['f']                            # doctest: +SKIP
+>>> opt.history['objective']                       # doctest: +SKIP
 """
 import math
 import time
@@ -287,7 +287,7 @@ class SFO:
     ----------
     history : dict of list
         One entry per effective pass (and at the end of each ``optimize``):
-        ``'passes'`` (effective passes so far), ``'f'`` (sum of the latest value
+        ``'passes'`` (effective passes so far), ``'objective'`` (sum of the latest value
         of every subfunction, extrapolated as ``N / n_evaluated`` times the sum
         while not all were evaluated), ``'f_subfunctions'`` (latest value per
         subfunction, ``(N,)``, NaN if never evaluated), ``'n_active'``,
@@ -354,7 +354,7 @@ class SFO:
         self.n_evals = 0
         self.n_steps = 0
         self.step_length_sum = 0.0
-        self.history = {k: [] for k in ("passes", "f", "f_subfunctions", "n_active",
+        self.history = {k: [] for k in ("passes", "objective", "f_subfunctions", "n_active",
                                         "n_failed", "step_scale", "seconds")}
         self.failed_steps = []
         self._seconds = 0.0
@@ -796,7 +796,7 @@ class SFO:
     def _record(self):
         evaluated = self.eval_count > 0
         f_sum = self.f_i[evaluated].sum() * self.N / max(evaluated.sum(), 1)
-        entry = {"passes": self.passes, "f": f_sum, "f_subfunctions": self.f_i.copy(),
+        entry = {"passes": self.passes, "objective": f_sum, "f_subfunctions": self.f_i.copy(),
                  "n_active": int(self.active.sum()), "n_failed": len(self.failed_steps),
                  "step_scale": self.step_scale, "seconds": self._seconds}
         for key, value in entry.items():

@@ -74,7 +74,7 @@ def test_logistic_regression_matches_lbfgs_optimum():
     assert theta["b"].shape == ()
     # the history: one record per effective pass, estimating the objective
     assert opt.history["passes"] == pytest.approx(np.arange(1, 21))
-    assert opt.history["f"][-1] == pytest.approx(f, rel=1e-4)
+    assert opt.history["objective"][-1] == pytest.approx(f, rel=1e-4)
     assert opt.history["n_active"][-1] == len(refs)
 
 
@@ -94,7 +94,7 @@ def test_nan_subfunction_is_survived():
     theta = opt.optimize(num_passes=60)
     reasons = [step["reason"] for step in opt.failed_steps]
     assert any("non-finite" in r for r in reasons)
-    assert all(np.isfinite(opt.history["f"]))
+    assert all(np.isfinite(opt.history["objective"]))
     assert abs(full_objective(f_df, theta, range(N)) - f_opt) <= 1e-8 * abs(f_opt)
 
 
@@ -127,7 +127,7 @@ def test_deterministic_given_seed_and_float32_f_df():
     for _ in range(2):
         opt = SFO(f_df32, {"w": np.zeros(8, np.float32), "b": np.zeros((), np.float32)}, refs,
                   seed=5, display=0)
-        runs.append((opt.optimize(num_passes=3), opt.history["f"]))
+        runs.append((opt.optimize(num_passes=3), opt.history["objective"]))
     assert runs[0][0]["w"].dtype == np.float64
     np.testing.assert_array_equal(runs[0][0]["w"], runs[1][0]["w"])
     assert runs[0][1] == runs[1][1]
