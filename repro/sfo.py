@@ -294,6 +294,9 @@ class SFO:
         ``'n_failed'`` (failed steps so far), ``'step_scale'``, ``'seconds'``.
     failed_steps : list of dict
         Each failed step: ``'passes'``, ``'subfunction'``, ``'reason'``.
+    theta : the current parameters in the structure of ``theta_init``.
+    passes : float
+        Effective passes so far.
     """
 
     def __init__(self, f_df, theta_init, subfunction_references, *, max_history=10,
@@ -320,14 +323,14 @@ class SFO:
         self.rows = rows
         if self.full_space:
             self.P, self.K = None, self.M
-            self.theta = theta0.copy()
+            self.coords = theta0.copy()
         else:
             self.P = np.zeros((self.M, rows))
             norm = np.linalg.norm(theta0)
             self.P[:, 0] = theta0 / norm if norm > 0 else self._random_unit()
             self.K = 1
-            self.theta = np.zeros(rows)
-            self.theta[0] = norm
+            self.coords = np.zeros(rows)
+            self.coords[0] = norm
 
         # per-subfunction models, in subspace coordinates (rows beyond K are zero)
         N, H = self.N, self.max_history
@@ -369,9 +372,14 @@ class SFO:
         """Effective passes through the data so far (subfunction evaluations / N)."""
         return self.n_evals / self.N
 
-    def get_theta(self):
+    @property
+    def theta(self):
         """The current parameters, float64 arrays in the structure of ``theta_init``."""
-        return self.layout.unflatten(self._to_full(self.theta))
+        return self.layout.unflatten(self._to_full(self.coords))
+
+    def get_theta(self):
+        """The current parameters (same as :attr:`theta`)."""
+        return self.theta
 
     def optimize(self, num_passes=10, num_steps=None):
         """Run SFO for ``num_passes`` effective passes (or ``num_steps`` steps).
@@ -423,7 +431,7 @@ class SFO:
         -------
         GradCheck
         """
-        theta = self._to_full(self.theta)
+        theta = self._to_full(self.coords)
         index = np.arange(self.M)
         if num_params is not None and num_params < self.M:
             index = np.sort(self.rng.choice(self.M, size=num_params, replace=False))
@@ -456,7 +464,7 @@ class SFO:
         reason = self._failure(i, f, g, theta_new)
         if reason is None:
             self._push(i, theta_new_full, f, g)
-            self.theta = self._to_coords(theta_new_full)
+            self.coords = self._to_coords(theta_new_full)
             self.step_scale = 1.0 / self.N + (1.0 - 1.0 / self.N) * self.step_scale
         else:
             self._failed_step(i, reason, theta_new_full, f, g)
@@ -467,7 +475,7 @@ class SFO:
     def _proposal(self):
         """The minimum of the summed quadratic model, damped by ``step_scale``."""
         if not np.any(self.eval_count > 0):
-            return self.theta.copy()
+            return self.coords.copy()
         K = self.K
         H, b = self.H_sum[:K, :K], self.b_sum[:K]
         try:
@@ -476,7 +484,7 @@ class SFO:
             lam, V = np.linalg.eigh(0.5 * (H + H.T))
             lam = np.maximum(lam, np.max(np.abs(lam)) / EIG_FLOOR)
             optimum = V @ ((V.T @ b) / lam)
-        step = self.step_scale * (optimum - self.theta[:K])
+        step = self.step_scale * (optimum - self.coords[:K])
         length = np.linalg.norm(step)
         if 0 < length < MIN_STEP_LENGTH:
             step *= MIN_STEP_LENGTH / length
@@ -485,7 +493,7 @@ class SFO:
             if length > limit > 0:
                 step *= limit / length
         self.step_length_sum += np.linalg.norm(step)
-        theta_new = self.theta.copy()
+        theta_new = self.coords.copy()
         theta_new[:K] += step
         return theta_new
 
@@ -540,16 +548,16 @@ class SFO:
         self.failed_steps.append({"passes": self.passes, "subfunction": i, "reason": reason})
         if self.display >= 2:
             self._say(f"  failed step at pass {self.passes:.2f}, subfunction {i}: {reason}")
-        theta_full = self._to_full(self.theta)
+        theta_full = self._to_full(self.coords)
         f_old, g_old = self._call(i, theta_full)
         old_ok = np.isfinite(f_old) and np.all(np.isfinite(g_old))
         new_ok = np.isfinite(f_new) and np.all(np.isfinite(g_new))
         if not old_ok:
             if new_ok:                      # the current point is unusable: take the new one
                 self._push(i, theta_new_full, f_new, g_new)
-                self.theta = self._to_coords(theta_new_full)
+                self.coords = self._to_coords(theta_new_full)
             elif self.eval_count[i] > 0:    # both unusable: back to its last finite point
-                self.theta = self.theta_i[:, i].copy()
+                self.coords = self.theta_i[:, i].copy()
             elif self.step_scale == MIN_STEP_SCALE:
                 raise FloatingPointError(
                     f"subfunction {i} (reference {self.refs[i]!r}) stays non-finite near the "
@@ -561,7 +569,7 @@ class SFO:
             points.sort(key=lambda p: -p[0])      # worse first, the better one is pushed last
         for f, th, g in points:
             self._push(i, th, f, g)
-        self.theta = self._to_coords(points[-1][1])
+        self.coords = self._to_coords(points[-1][1])
 
     def _maybe_grow(self, force):
         """Add a random inactive subfunction when the active ones disagree or stall."""
@@ -582,7 +590,7 @@ class SFO:
         n = active.size
         if n < 2:
             return True
-        delta = self.theta[:K, None] - self.theta_i[:K, active]
+        delta = self.coords[:K, None] - self.theta_i[:K, active]
         proj = np.einsum("krn,kn->rn", self.B[:K, :, active], delta)
         grads = (self.df_i[:K, active] + self.beta[active] * delta
                  + np.einsum("krn,rn->kn", self.B[:K, :, active], self.d[:, active] * proj))
@@ -614,8 +622,8 @@ class SFO:
         """G(theta) - G(theta_new) for the summed model G."""
         K = self.K
         H = self.H_sum[:K, :K]
-        step = theta_new[:K] - self.theta[:K]
-        gradient = H @ self.theta[:K] - self.b_sum[:K]
+        step = theta_new[:K] - self.coords[:K]
+        gradient = H @ self.coords[:K] - self.b_sum[:K]
         return -(gradient @ step + 0.5 * step @ (H @ step))
 
     def _contribution(self, i, sign):
@@ -736,9 +744,9 @@ class SFO:
         K = self.K
         keep = np.flatnonzero((self.eval_count > 0) & self.active)
         keep = keep[keep != i]
-        coords = [self.theta_i[:K, keep], self.df_i[:K, keep], self.theta[:K, None]]
-        coords += [(self.P[:, :K].T @ v)[:, None] for v in vectors]
-        A = np.hstack(coords)
+        columns = [self.theta_i[:K, keep], self.df_i[:K, keep], self.coords[:K, None]]
+        columns += [(self.P[:, :K].T @ v)[:, None] for v in vectors]
+        A = np.hstack(columns)
         norms = np.linalg.norm(A, axis=0)
         Q = orthonormal_columns(A[:, norms > 0] / norms[norms > 0])[:, :self.K_min]   # scale-free
         k = Q.shape[1]
@@ -751,7 +759,7 @@ class SFO:
             a[k:] = 0
 
         norms = np.linalg.norm(self.S[:K], axis=0), np.linalg.norm(self.Y[:K], axis=0)
-        for a in (self.theta, self.theta_i, self.df_i, self.S, self.Y, self.B, self.b_sum):
+        for a in (self.coords, self.theta_i, self.df_i, self.S, self.Y, self.B, self.b_sum):
             project(a)
         self._drop_lost_pairs(norms)
         self.H_sum[:k, :k] = Q.T @ self.H_sum[:K, :K] @ Q

@@ -72,6 +72,7 @@ def test_logistic_regression_matches_lbfgs_optimum():
     f = full_objective(f_df, theta, refs)
     assert abs(f - f_opt) <= 1e-6 * abs(f_opt)
     assert theta["b"].shape == ()
+    np.testing.assert_array_equal(opt.theta["w"], theta["w"])
     # the history: one record per effective pass, estimating the objective
     assert opt.history["passes"] == pytest.approx(np.arange(1, 21))
     assert opt.history["objective"][-1] == pytest.approx(f, rel=1e-4)
