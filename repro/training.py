@@ -53,6 +53,38 @@ class ImageData:
         return self._index
 
 
+def prepare_images(store, stimuli, fixations, layers, log_centerbias=None, images=None, progress=True):
+    """Collect what training or evaluation needs of each image.
+
+    Parameters
+    ----------
+    store : repro.features.FeatureStore
+    stimuli : repro.datasets.Stimuli
+    fixations : repro.datasets.Fixations
+        Fixations of any images of ``stimuli`` (``n`` indexes ``stimuli``).
+    layers : list of str
+    log_centerbias : callable, optional
+        ``log_centerbias(n) -> (H, W)`` log prior of image ``n``, e.g.
+        ``lambda n: center_bias.log_density(n)`` (leave-one-image-out). Default: uniform.
+    images : sequence of int, optional
+        Image indices to prepare (default: every image that has fixations).
+    progress : bool
+
+    Returns
+    -------
+    list of ImageData, in the order of ``images``
+    """
+    images = fixations.images if images is None else np.asarray(images, dtype=int)
+    prepared = []
+    for n in tqdm(images, desc="images", disable=not progress, unit="img"):
+        image = stimuli[int(n)]
+        prior = (np.zeros(image.shape[:2], np.float32) if log_centerbias is None
+                 else np.asarray(log_centerbias(int(n)), np.float32))
+        on_image = fixations.for_images([n])
+        prepared.append(ImageData(store.features(image, layers), prior, on_image.x, on_image.y))
+    return prepared
+
+
 def minibatches(n_images, n_batches, seed=0):
     """Split image indices into ``n_batches`` groups of nearly equal size, shuffled by ``seed``.
 

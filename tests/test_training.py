@@ -1,0 +1,98 @@
+"""Training DeepGaze I with SFO (repro.training): a planted model on real AlexNet conv5 features."""
+import numpy as np
+import pytest
+
+from repro import metrics
+from repro.datasets import Fixations, load_osie
+from repro.features import FeatureExtractor, FeatureStore, feature_scales
+from repro.model import DeepGazeI
+from repro.training import ImageData, fit, minibatches, prepare_images
+
+N_TRAIN, N_TEST, PER_IMAGE = 16, 8, 400
+
+
+def gaussian_log_prior(shape, width=0.25):
+    """A smooth centre bias: log of a normalised Gaussian around the image centre."""
+    rows, cols = np.mgrid[:shape[0], :shape[1]]
+    log_p = -((rows / shape[0] - 0.5) ** 2 + (cols / shape[1] - 0.5) ** 2) / (2 * width ** 2)
+    return (log_p - np.log(np.exp(log_p).sum())).astype(np.float32)
+
+
+def sample_fixations(log_density, count, rng):
+    """``count`` fixations drawn from a pixel log-density: a pixel, then a uniform point inside it."""
+    flat = rng.choice(log_density.size, size=count, p=np.exp(log_density.ravel().astype(np.float64))
+                      / np.exp(log_density.astype(np.float64)).sum())
+    rows, cols = np.unravel_index(flat, log_density.shape)
+    return cols + rng.rand(count), rows + rng.rand(count)
+
+
+@pytest.fixture(scope="module")
+def planted(osie_dir, alexnet_full, tmp_path_factory):
+    stimuli, _ = load_osie(osie_dir, keep_first=False)
+    stimuli = stimuli.subset(np.arange(N_TRAIN + N_TEST))
+    store = FeatureStore(FeatureExtractor(alexnet_full), tmp_path_factory.mktemp("features"))
+    features = [store.features(stimuli[n], ["conv5"]) for n in range(len(stimuli))]
+    scales = feature_scales(features[:N_TRAIN])
+    rng = np.random.RandomState(0)
+    w = np.zeros(256)
+    w[rng.choice(256, 12, replace=False)] = rng.randn(12) * 0.3
+    truth = DeepGazeI(["conv5"], [256], scales, w=w, sigma=1.5, alpha=0.8)
+    images, fixations = [], []
+    for n, maps in enumerate(features):
+        prior = gaussian_log_prior(stimuli[n].shape[:2])
+        x, y = sample_fixations(truth.log_density_from_features(maps, prior), PER_IMAGE, rng)
+        images.append(ImageData(maps, prior, x, y))
+        fixations.append(Fixations(x, y, np.full(PER_IMAGE, n)))
+    return truth, images, Fixations.concatenate(fixations), stimuli, store
+
+
+def information_gain_over_prior(model, images):
+    ll = np.concatenate([model.log_density_from_features(im.features, im.log_centerbias).ravel()[im.fixation_index]
+                         for im in images])
+    prior = np.concatenate([im.log_centerbias.ravel()[im.fixation_index] for im in images])
+    return metrics.information_gain(ll, prior)
+
+
+def test_training_recovers_the_planted_model(planted):
+    truth, images, _, _, _ = planted
+    train, test = images[:N_TRAIN], images[N_TRAIN:]
+    model = DeepGazeI(["conv5"], [256], truth.feature_scales, sigma=3.0, alpha=0.5, regularization=1e-3)
+    history = fit(model, train, n_batches=4, num_passes=25, seed=0, progress=False)
+
+    planted_ig, fitted_ig = information_gain_over_prior(truth, test), information_gain_over_prior(model, test)
+    assert planted_ig > 0.3                       # the planted features carry real information
+    assert fitted_ig >= 0.95 * planted_ig, (fitted_ig, planted_ig)
+    assert history["objective"][-1] < history["objective"][0]
+
+
+def test_fit_is_deterministic_given_the_seed(planted):
+    truth, images, _, _, _ = planted
+    results = []
+    for _ in range(2):
+        model = DeepGazeI(["conv5"], [256], truth.feature_scales, sigma=3.0, alpha=0.5)
+        fit(model, images[:4], n_batches=2, num_passes=2, seed=3, progress=False)
+        results.append(model.parameters)
+    np.testing.assert_array_equal(results[0]["w"], results[1]["w"])
+    assert results[0]["alpha"] == results[1]["alpha"]
+
+
+def test_prepare_images_groups_fixations_and_priors(planted):
+    _, images, fixations, stimuli, store = planted
+    prepared = prepare_images(store, stimuli, fixations, ["conv5"],
+                              log_centerbias=lambda n: gaussian_log_prior(stimuli[n].shape[:2]),
+                              images=[2, 0], progress=False)
+    for got, n in zip(prepared, [2, 0]):
+        np.testing.assert_array_equal(got.fixation_index, images[n].fixation_index)
+        np.testing.assert_array_equal(got.features[0], images[n].features[0])
+        np.testing.assert_array_equal(got.log_centerbias, images[n].log_centerbias)
+
+
+def test_minibatches_partition_the_images():
+    batches = minibatches(10, 3, seed=1)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(10))
+    assert [len(b) for b in batches] == [4, 3, 3]
+
+
+def test_fixations_outside_the_image_are_rejected():
+    with pytest.raises(ValueError, match="outside"):
+        ImageData([np.ones((1, 2, 2), np.float32)], np.zeros((4, 5), np.float32), np.array([5.0]), np.array([1.0]))
