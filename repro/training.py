@@ -12,10 +12,14 @@ split into SFO subfunctions, each a group of images with their fixations (the pe
 equally among the subfunctions, so the subfunctions sum to the cost).
 """
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import metrics
+from .features import feature_scales, grid_shape
+from .model import DEFAULT_LAMBDA, DeepGazeI
 from .sfo import SFO
 
 
@@ -165,3 +169,105 @@ def log_likelihoods(model, images):
     """Per-fixation log-likelihoods (nats) of ``model`` on ``images``, concatenated in image order."""
     return np.concatenate([model.log_density_from_features(image.features, image.log_centerbias)
                            .ravel()[image.fixation_index] for image in images])
+
+
+def train_model(images, layers, regularization=DEFAULT_LAMBDA, n_batches=10, num_passes=20, seed=0,
+                sigma=None, progress=True, metadata=None):
+    """Build a DeepGaze I readout for ``layers`` and fit it to ``images``.
+
+    The feature scales (unit standard deviation) are computed on ``images``, the training data.
+
+    Parameters
+    ----------
+    images : list of ImageData
+    layers : list of str
+    regularization : float
+        lambda of the sparsity penalty (0.001 in the paper).
+    n_batches, num_passes, seed, progress
+        As in :func:`fit`.
+    sigma : float, optional
+        Initial blur in grid cells (default: 2 % of the grid diagonal, at least 1).
+    metadata : dict, optional
+        Saved with the model.
+
+    Returns
+    -------
+    model : repro.model.DeepGazeI
+    history : dict
+    """
+    channels = [f.shape[0] for f in images[0].features]
+    grid = grid_shape([f.shape for f in images[0].features])
+    sigma = max(1.0, 0.02 * np.hypot(*grid)) if sigma is None else sigma
+    model = DeepGazeI(layers, channels, feature_scales(image.features for image in images),
+                      w=np.random.RandomState(seed).randn(sum(channels)) * 1e-3, sigma=sigma, alpha=1.0,
+                      regularization=regularization, metadata=metadata)
+    history = fit(model, images, n_batches=n_batches, num_passes=num_passes, seed=seed, progress=progress)
+    return model, history
+
+
+def log_densities(model, images):
+    """The model's log-density ``(H, W)`` of each image, as a list in the order of ``images``."""
+    return [model.log_density_from_features(image.features, image.log_centerbias) for image in images]
+
+
+def subject_cross_validation(store, stimuli, fixations, train_images, test_images, layers,
+                             log_centerbias, subjects=None, progress=True, **fit_options):
+    """Leave-one-subject-out cross-validation of DeepGaze I, as the paper trains and evaluates it.
+
+    For every held-out subject s, a model is fitted to the other subjects' fixations on the training
+    images, then evaluated on (a) subject s's fixations on the training images ("test subjects"),
+    (b) the other subjects' fixations there ("training subjects"), (c) every fixation on the test
+    images. Log-likelihoods are averaged over the folds in which a fixation is scored this way
+    (information gains, being linear in them, are then the fold averages).
+
+    Parameters
+    ----------
+    store : repro.features.FeatureStore
+    stimuli : repro.datasets.Stimuli
+    fixations : repro.datasets.Fixations
+    train_images, test_images : sequence of int
+    layers : list of str
+    log_centerbias : callable
+        ``n -> (H, W)`` log prior of image ``n`` (leave-one-image-out centre bias).
+    subjects : sequence of int, optional
+        Subjects to hold out (default: all; fewer gives a quicker, partial cross-validation).
+    **fit_options
+        Passed to :func:`train_model` (``regularization``, ``num_passes``, ``n_batches``, ``seed``).
+
+    Returns
+    -------
+    dict
+        ``'ll_test_subjects'``, ``'ll_train_subjects'``: per-fixation log-likelihoods (nats) aligned with
+        ``fixations`` (NaN where a fixation is not on a training image / never scored so);
+        ``'ll_test_images'``: likewise for fixations on test images; ``'models'``: the fitted models;
+        ``'subjects'``: the held-out subjects.
+    """
+    train_images, test_images = np.asarray(train_images), np.asarray(test_images)
+    log_centerbias = lru_cache(maxsize=None)(log_centerbias)      # each image's prior is computed once
+    subjects = fixations.subjects if subjects is None else np.asarray(subjects)
+    on_train, on_test = np.isin(fixations.n, train_images), np.isin(fixations.n, test_images)
+    sums = {key: np.zeros(len(fixations)) for key in ("test_subjects", "train_subjects", "test_images")}
+    counts = {key: np.zeros(len(fixations)) for key in sums}
+
+    def score(model, mask, key):
+        selected = fixations.filter(mask)
+        images = prepare_images(store, stimuli, selected, layers, log_centerbias, progress=False)
+        densities = dict(zip(selected.images, log_densities(model, images)))
+        sums[key][mask] += metrics.log_likelihoods(densities.__getitem__, selected)
+        counts[key][mask] += 1
+
+    models = []
+    for subject in tqdm(subjects, desc="held-out subjects", disable=not progress):
+        training = on_train & (fixations.subject != subject)
+        images = prepare_images(store, stimuli, fixations.filter(training), layers, log_centerbias,
+                                images=train_images, progress=False)
+        model, _ = train_model(images, layers, progress=False,
+                               metadata={"held_out_subject": int(subject)}, **fit_options)
+        models.append(model)
+        score(model, on_train & (fixations.subject == subject), "test_subjects")
+        score(model, training, "train_subjects")
+        score(model, on_test, "test_images")
+    result = {f"ll_{key}": np.where(counts[key] > 0, sums[key] / np.maximum(counts[key], 1), np.nan)
+              for key in sums}
+    result.update(models=models, subjects=list(subjects))
+    return result

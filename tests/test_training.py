@@ -6,7 +6,7 @@ from repro import metrics
 from repro.datasets import Fixations, load_osie
 from repro.features import FeatureExtractor, FeatureStore, feature_scales
 from repro.model import DeepGazeI
-from repro.training import ImageData, fit, minibatches, prepare_images
+from repro.training import ImageData, fit, minibatches, prepare_images, subject_cross_validation
 
 N_TRAIN, N_TEST, PER_IMAGE = 16, 8, 400
 
@@ -96,3 +96,24 @@ def test_minibatches_partition_the_images():
 def test_fixations_outside_the_image_are_rejected():
     with pytest.raises(ValueError, match="outside"):
         ImageData([np.ones((1, 2, 2), np.float32)], np.zeros((4, 5), np.float32), np.array([5.0]), np.array([1.0]))
+
+
+def test_subject_cross_validation_scores_every_fixation_in_its_role(planted):
+    truth, images, fixations, stimuli, store = planted
+    subject = np.random.RandomState(2).randint(0, 2, len(fixations))
+    fixations = Fixations(fixations.x, fixations.y, fixations.n, subject=subject).for_images(range(6))
+    prior = lambda n: gaussian_log_prior(stimuli[n].shape[:2])          # noqa: E731
+    result = subject_cross_validation(store, stimuli, fixations, [0, 1, 2, 3], [4, 5], ["conv5"], prior,
+                                      num_passes=3, n_batches=2, progress=False)
+    on_train = fixations.n < 4
+    assert np.isfinite(result["ll_test_subjects"][on_train]).all()
+    assert np.isfinite(result["ll_train_subjects"][on_train]).all()
+    assert np.isnan(result["ll_test_subjects"][~on_train]).all()
+    assert np.isfinite(result["ll_test_images"][~on_train]).all()
+    assert [m.metadata["held_out_subject"] for m in result["models"]] == [0, 1]
+    # a held-out subject's fixations are scored by the model that did not see them
+    held_out = on_train & (fixations.subject == 1)
+    images_1 = prepare_images(store, stimuli, fixations.filter(held_out), ["conv5"], prior, progress=False)
+    expected = np.concatenate([result["models"][1].log_density_from_features(im.features, im.log_centerbias)
+                               .ravel()[im.fixation_index] for im in images_1])
+    np.testing.assert_allclose(np.sort(result["ll_test_subjects"][held_out]), np.sort(expected), rtol=1e-6)
