@@ -42,6 +42,27 @@ def _download(args):
     return 0
 
 
+def _predict(args):
+    from .predict import predict_files
+
+    centerbias = None
+    if args.centerbias != "uniform":
+        from . import datasets, paths
+        from .centerbias import fit_center_bias
+        loader = {"osie": datasets.load_osie, "mit1003": datasets.load_mit1003}[args.centerbias]
+        folder = paths.data_dir() / {"osie": "osie", "mit1003": "mit1003-subset"}[args.centerbias]
+        stimuli, fixations = loader(folder, keep_first=False)
+        centerbias = fit_center_bias(stimuli.sizes, fixations)
+    try:
+        written = predict_files(args.images, args.model, args.network, centerbias, args.out)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(path)
+    return 0
+
+
 def build_parser():
     """Return the argument parser of ``python -m repro``."""
     parser = argparse.ArgumentParser(prog="python -m repro", description=__doc__.splitlines()[0])
@@ -51,6 +72,16 @@ def build_parser():
     download.add_argument("name", choices=["bvlc_alexnet", "bvlc_reference_caffenet"])
     download.add_argument("--to", metavar="FOLDER", help="destination (default: weights/NAME)")
     download.set_defaults(run=_download)
+    predict = commands.add_parser("predict", help="fixation densities of images under a trained model")
+    predict.add_argument("images", nargs="+", metavar="IMAGE")
+    predict.add_argument("--model", required=True, help="model file saved by DeepGazeI.save")
+    predict.add_argument("--network", metavar="FOLDER", help="deploy.prototxt + caffemodel folder "
+                         "(default: weights/bvlc_alexnet, then $DEEPGAZE_DATA/weights/bvlc_alexnet)")
+    predict.add_argument("--centerbias", choices=["uniform", "osie", "mit1003"], default="uniform",
+                         help="prior: uniform (default; for shuffled AUC) or the centre bias of a dataset "
+                              "in DEEPGAZE_DATA")
+    predict.add_argument("--out", default=".", help="output folder (default: current folder)")
+    predict.set_defaults(run=_predict)
     return parser
 
 

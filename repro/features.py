@@ -111,6 +111,13 @@ class FeatureExtractor:
             digest.update(part if isinstance(part, bytes) else str(part).encode())
         self.cache_key = digest.hexdigest()
 
+    @property
+    def metadata(self):
+        """What a model records about its features, to be used for prediction later (JSON-able)."""
+        return {"caffemodel_sha1": self.network.model.sha1, "caffemodel": Path(self.network.model.caffemodel).name,
+                "padding": self.network.padding, "downsample": self.downsample,
+                "mean": self.mean.tolist() if self.mean.ndim == 1 else "mean image"}
+
     def __call__(self, image, layers):
         """Feature maps of ``layers`` for one ``(H, W, 3)`` uint8 RGB image: list of ``(C, h, w)``."""
         return self.network.function(list(layers))(preprocess(image, self.mean, self.downsample))

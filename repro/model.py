@@ -213,6 +213,30 @@ class DeepGazeI:
         run = _compiled_log_density(len(features))
         return run(*self._parameter_arguments(), *_image_arguments(features, np.asarray(log_centerbias, floatX)))
 
+    def log_density(self, image, features, log_centerbias=None):
+        """Log-density of fixations on an image of any size.
+
+        Parameters
+        ----------
+        image : ndarray, shape (H, W, 3), uint8 RGB
+        features : repro.features.FeatureStore or repro.features.FeatureExtractor
+            Where the image's feature maps come from (the network the model was trained with).
+        log_centerbias : ndarray, shape (H, W), optional
+            Log prior density at the image's pixels, e.g. ``CenterBias.log_density(shape=(H, W))``.
+            Default: uniform, the prior that shuffled AUC expects.
+
+        Returns
+        -------
+        ndarray, shape (H, W)
+            log p(y, x); ``exp`` of it sums to one.
+        """
+        height, width = image.shape[:2]
+        prior = np.zeros((height, width), floatX) if log_centerbias is None else np.asarray(log_centerbias, floatX)
+        if prior.shape != (height, width):
+            raise ValueError(f"log_centerbias has shape {prior.shape}, the image is {(height, width)}")
+        maps = features.features(image, self.layers) if hasattr(features, "features") else features(image, self.layers)
+        return self.log_density_from_features(maps, prior)
+
     def loglik_and_grad(self, features, log_centerbias, fixation_index, theta=None):
         """Summed log-likelihood of fixations on one image, and its gradient.
 

@@ -261,8 +261,8 @@ def subject_cross_validation(store, stimuli, fixations, train_images, test_image
         training = on_train & (fixations.subject != subject)
         images = prepare_images(store, stimuli, fixations.filter(training), layers, log_centerbias,
                                 images=train_images, progress=False)
-        model, _ = train_model(images, layers, progress=False,
-                               metadata={"held_out_subject": int(subject)}, **fit_options)
+        metadata = {"held_out_subject": int(subject), "network": getattr(store.extractor, "metadata", None)}
+        model, _ = train_model(images, layers, progress=False, metadata=metadata, **fit_options)
         models.append(model)
         score(model, on_train & (fixations.subject == subject), "test_subjects")
         score(model, training, "train_subjects")
