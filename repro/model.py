@@ -77,9 +77,7 @@ def _readout_graph(n_layers):
     blurred = T.dot(T.dot(_gaussian_rows(sigma, saliency.shape[0]), saliency),
                     _gaussian_rows(sigma, saliency.shape[1]).T)
     output = T.dot(T.dot(rows_to_image, blurred), cols_to_image.T) + alpha * log_centerbias
-    flat = output.flatten()
-    top = flat.max()
-    log_density = output - (T.log(T.exp(flat - top).sum()) + top)
+    log_density = T.nnet.logsoftmax(output.reshape((1, -1))).reshape(output.shape)
     inputs = dict(w=w, log_sigma=log_sigma, alpha=alpha, scales=scales, features=features,
                   rows_to_grid=rows_to_grid, cols_to_grid=cols_to_grid, rows_to_image=rows_to_image,
                   cols_to_image=cols_to_image, log_centerbias=log_centerbias)
