@@ -24,6 +24,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .backend import floatX
+from .centerbias import resize_operator
 from .network import preprocess
 from .paths import atomic_path, cache_dir
 
@@ -34,30 +35,14 @@ IMAGENET_MEAN_BGR = (104.0, 117.0, 123.0)
 
 
 def resize_matrix(n_out, n_in):
-    """Bilinear interpolation from ``n_in`` samples to ``n_out`` samples, as a matrix.
+    """Bilinear interpolation from ``n_in`` to ``n_out`` samples as an ``(n_out, n_in)`` float32 matrix.
 
-    Pixel centres are aligned (sample ``i`` of the output sits at input coordinate
-    ``(i + 0.5) * n_in / n_out - 0.5``), coordinates beyond the edge are clamped, and every row
-    sums to one, so constant maps stay constant.
-
-    Parameters
-    ----------
-    n_out, n_in : int
-
-    Returns
-    -------
-    ndarray, shape (n_out, n_in), float32
+    The same operator as the centre bias uses (:func:`repro.centerbias.resize_operator`): pixel
+    centres aligned, edges held, rows summing to one, so constant maps stay constant.
     """
     if n_out < 1 or n_in < 1:
         raise ValueError(f"cannot resize between {n_in} and {n_out} samples")
-    position = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
-    left = np.floor(position).astype(int)
-    right = np.minimum(left + 1, n_in - 1)
-    frac = position - left
-    matrix = np.zeros((n_out, n_in))
-    np.add.at(matrix, (np.arange(n_out), left), 1 - frac)
-    np.add.at(matrix, (np.arange(n_out), right), frac)
-    return matrix.astype(floatX)
+    return resize_operator(n_out, n_in).astype(floatX)
 
 
 def grid_shape(feature_shapes):
