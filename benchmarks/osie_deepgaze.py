@@ -113,7 +113,7 @@ def main(argv=None):
              f"{len(cv['models'])} leave-one-subject-out folds, {args.passes} SFO passes, lambda {args.regularization}. "
              f"IG over the leave-one-image-out centre bias (bit/fix, averaged over fixations). AUC with the centre-bias "
              f"prior, shuffled AUC with a uniform prior, on the test images. Feature extraction of 700 images: "
-             f"{extraction:.0f} s; one fit (and its scoring): {results['fit_seconds']:.0f} s. "
+             f"{extraction:.0f} s{' (from the cache)' if args.reuse_cache else ''}; one fit (and its scoring): {results['fit_seconds']:.0f} s. "
              f"Centre bias over uniform on the test images: {results['centerbias_ig_over_uniform']:.3f} bit/fix.")
     report("DeepGaze I on OSIE", intro, ["model", "IG (bit/fix)", "explained information", "AUC", "shuffled AUC"],
            rows, "osie_deepgaze", args.write)
