@@ -198,8 +198,11 @@ def train_model(images, layers, regularization=DEFAULT_LAMBDA, n_batches=10, num
     channels = [f.shape[0] for f in images[0].features]
     grid = grid_shape([f.shape for f in images[0].features])
     sigma = max(1.0, 0.02 * np.hypot(*grid)) if sigma is None else sigma
+    # Random start with ||w||_2 about 0.5 (a saliency of about half a nat): at much smaller norms the
+    # scale-free penalty ||w||_1 / ||w||_2 is so curved that SFO's first steps are tiny.
+    start = np.random.RandomState(seed).randn(sum(channels)) * 0.5 / np.sqrt(sum(channels))
     model = DeepGazeI(layers, channels, feature_scales(image.features for image in images),
-                      w=np.random.RandomState(seed).randn(sum(channels)) * 1e-3, sigma=sigma, alpha=1.0,
+                      w=start, sigma=sigma, alpha=1.0,
                       regularization=regularization, metadata=metadata)
     history = fit(model, images, n_batches=n_batches, num_passes=num_passes, seed=seed, progress=progress)
     return model, history
