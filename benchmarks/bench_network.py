@@ -10,7 +10,9 @@ Theano's convolutions are im2col + GEMM, so the BLAS behind ``blas.ldflags`` dec
 speed. Each configuration runs in a fresh subprocess:
 
 * ``scipy-openblas32``: the project's default (``repro.backend.blas_ldflags``), a current
-  OpenBLAS that picks the CPU's kernel itself;
+  OpenBLAS that picks the CPU's kernel itself, with its default thread count (one per
+  core) and with ``OPENBLAS_NUM_THREADS=1`` (faster when other work shares the cores:
+  a multi-threaded GEMM waits for its slowest thread);
 * ``numpy``: ``THEANO_FLAGS=blas.ldflags=`` (NumPy 1.23.5's bundled OpenBLAS 0.3.20 through
   its C-API), as installed, which falls back to a slow generic kernel on recent CPUs, and
   with ``OPENBLAS_CORETYPE=SkylakeX`` (AVX-512) or ``Haswell`` (AVX2) when the CPU has them.
@@ -99,13 +101,14 @@ def blas_name():
     """Which BLAS Theano's C ops use in this process, with the OpenBLAS kernel."""
     from repro.backend import theano
 
+    threads = f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(default)')}"
     if "scipy_openblas" in theano.config.blas.ldflags:
         import scipy_openblas32
 
-        return f"scipy-openblas32, {scipy_openblas32.get_openblas_config().split()[-2]}"
+        return f"scipy-openblas32 ({scipy_openblas32.get_openblas_config().split()[-2]} kernel), {threads}"
     if theano.config.blas.ldflags:
         return theano.config.blas.ldflags
-    return f"numpy, OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(as installed)')}"
+    return f"numpy, OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(as installed)')}, {threads}"
 
 
 def cpu_coretypes():
@@ -146,7 +149,7 @@ def main(argv=None):
     rows = []
     load = os.getloadavg()
     numpy_blas = {"THEANO_FLAGS": ",".join(filter(None, [os.environ.get("THEANO_FLAGS"), "blas.ldflags="]))}
-    configurations = [{}, numpy_blas]
+    configurations = [{}, {"OPENBLAS_NUM_THREADS": "1"}, numpy_blas]
     if "OPENBLAS_CORETYPE" not in os.environ:
         configurations += [dict(numpy_blas, OPENBLAS_CORETYPE=coretype) for coretype in cpu_coretypes()]
     for overrides in configurations:
