@@ -11,7 +11,10 @@ first imported. This module sets the project's defaults before that import:
   (about 3x faster convolutions here; ``benchmarks/results/network.md``). Without
   that wheel the value is empty, which makes Theano call NumPy's BLAS through its
   C-API (with no value at all Theano 1.0.5 fails on modern NumPy looking for
-  ``numpy.distutils.__config__.blas_opt_info``),
+  ``numpy.distutils.__config__.blas_opt_info``). OpenBLAS uses one thread per
+  core; where other work shares the cores, ``OPENBLAS_NUM_THREADS=1`` (a user
+  option, not set here) is faster, as a multi-threaded GEMM waits for its
+  slowest thread,
 * ``base_compiledir`` under the project cache (:func:`repro.paths.cache_dir`).
 
 Any of these that the user already gave in ``THEANO_FLAGS`` wins. Every other
@@ -87,10 +90,10 @@ def theano_flags(user_flags=None):
     str
     """
     user = _parse_flags(os.environ.get("THEANO_FLAGS", "") if user_flags is None else user_flags)
+    lazy = {"base_compiledir": lambda: str(cache_dir("theano")), "blas.ldflags": blas_ldflags}
     merged = {}
     for key, value in DEFAULT_FLAGS.items():
         if key not in user:
-            lazy = {"base_compiledir": lambda: str(cache_dir("theano")), "blas.ldflags": blas_ldflags}
             merged[key] = lazy[key]() if key in lazy else value
     merged.update(user)
     return ",".join(f"{key}={value}" for key, value in merged.items())
