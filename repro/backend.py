@@ -8,7 +8,7 @@ first imported. This module sets the project's defaults before that import:
   OpenBLAS of the ``scipy-openblas32`` wheel (:func:`blas_ldflags`). NumPy 1.23.5
   bundles OpenBLAS 0.3.20, which does not recognise recent CPUs and runs a slow
   generic kernel; the newer wheel picks the CPU's AVX-512/AVX2 kernels itself
-  (about 3x faster convolutions here; ``benchmarks/results/network.md``). Without
+  (AlexNet 2.7x faster here; ``benchmarks/results/network.md``). Without
   that wheel the value is empty, which makes Theano call NumPy's BLAS through its
   C-API (with no value at all Theano 1.0.5 fails on modern NumPy looking for
   ``numpy.distutils.__config__.blas_opt_info``). OpenBLAS uses one thread per
