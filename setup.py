@@ -9,6 +9,8 @@ from setuptools import find_packages, setup
 INSTALL_REQUIRES = [
     "numpy==1.23.5",
     "scipy==1.11.4",
+    # OpenBLAS for Theano's C ops (repro/backend.py): numpy 1.23.5's own is too old for recent CPUs.
+    "scipy-openblas32==0.3.34.481.3",
     "Theano==1.0.5",
     "scikit-image==0.24.0",
     "h5py==3.16.0",

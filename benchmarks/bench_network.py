@@ -6,10 +6,16 @@ is timed ``--repeat`` times (interleaved) and the best time counts. Throughput i
 convolutions' multiply-adds (x 2 FLOP) per second, also as a fraction of the machine's
 peak (``--peak``, default 166 GFLOP/s: 2 cores, fp32).
 
-NumPy 1.23.5's bundled OpenBLAS does not recognise recent CPUs and falls back to a slow
-generic kernel; ``OPENBLAS_CORETYPE`` (read when NumPy loads) selects a kernel. By default
-each configuration runs in a fresh subprocess: as installed, and with
-``OPENBLAS_CORETYPE=SkylakeX`` (AVX-512) or ``Haswell`` (AVX2) when the CPU has them.
+Theano's convolutions are im2col + GEMM, so the BLAS behind ``blas.ldflags`` decides the
+speed. Each configuration runs in a fresh subprocess:
+
+* ``scipy-openblas32``: the project's default (``repro.backend.blas_ldflags``), a current
+  OpenBLAS that picks the CPU's kernel itself, with its default thread count (one per
+  core) and with ``OPENBLAS_NUM_THREADS=1`` (faster when other work shares the cores:
+  a multi-threaded GEMM waits for its slowest thread);
+* ``numpy``: ``THEANO_FLAGS=blas.ldflags=`` (NumPy 1.23.5's bundled OpenBLAS 0.3.20 through
+  its C-API), as installed, which falls back to a slow generic kernel on recent CPUs, and
+  with ``OPENBLAS_CORETYPE=SkylakeX`` (AVX-512) or ``Haswell`` (AVX2) when the CPU has them.
 
 Usage::
 
@@ -87,9 +93,22 @@ def measure(data, padding, repeat):
         best["opencv"].append(_best(run_opencv, 1))
     row = {key: min(values) for key, values in best.items()}
     row.update(padding=padding, flops=conv_flops(net, image.shape[2:]), error=error,
-               coretype=os.environ.get("OPENBLAS_CORETYPE", "(as installed)"),
-               opencv_threads=cv2.getNumThreads())
+               blas=blas_name(), opencv_threads=cv2.getNumThreads())
     return row
+
+
+def blas_name():
+    """Which BLAS Theano's C ops use in this process, with the OpenBLAS kernel."""
+    from repro.backend import theano
+
+    threads = f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(default)')}"
+    if "scipy_openblas" in theano.config.blas.ldflags:
+        import scipy_openblas32
+
+        return f"scipy-openblas32 ({scipy_openblas32.get_openblas_config().split()[-2]} kernel), {threads}"
+    if theano.config.blas.ldflags:
+        return theano.config.blas.ldflags
+    return f"numpy, OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(as installed)')}, {threads}"
 
 
 def cpu_coretypes():
@@ -102,12 +121,12 @@ def cpu_coretypes():
 
 
 def table(rows, peak):
-    lines = ["| padding | OPENBLAS_CORETYPE | Theano pool5 (ms) | Theano 15 layers (ms) | OpenCV pool5 (ms) "
+    lines = ["| padding | Theano's BLAS | Theano pool5 (ms) | Theano 15 layers (ms) | OpenCV pool5 (ms) "
              "| OpenCV / Theano | Theano GFLOP/s | % of peak | max rel. diff |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         gflops = r["flops"] / r["theano_pool5"] / 1e9
-        lines.append(f"| {r['padding']} | {r['coretype']} | {r['theano_pool5'] * 1e3:.1f} | "
+        lines.append(f"| {r['padding']} | {r['blas']} | {r['theano_pool5'] * 1e3:.1f} | "
                      f"{r['theano_15'] * 1e3:.1f} | {r['opencv'] * 1e3:.1f} | "
                      f"{r['opencv'] / r['theano_pool5']:.2f} | {gflops:.1f} | {100 * gflops / peak:.0f}% | "
                      f"{r['error']:.1e} |")
@@ -129,10 +148,12 @@ def main(argv=None):
 
     rows = []
     load = os.getloadavg()
-    base_env = dict(os.environ)
-    configurations = [None] if "OPENBLAS_CORETYPE" in base_env else [None] + cpu_coretypes()
-    for coretype in configurations:
-        env = dict(base_env, **({"OPENBLAS_CORETYPE": coretype} if coretype else {}))
+    numpy_blas = {"THEANO_FLAGS": ",".join(filter(None, [os.environ.get("THEANO_FLAGS"), "blas.ldflags="]))}
+    configurations = [{}, {"OPENBLAS_NUM_THREADS": "1"}, numpy_blas]
+    if "OPENBLAS_CORETYPE" not in os.environ:
+        configurations += [dict(numpy_blas, OPENBLAS_CORETYPE=coretype) for coretype in cpu_coretypes()]
+    for overrides in configurations:
+        env = dict(os.environ, **overrides)
         for padding in ("caffe", "full"):
             out = subprocess.run([sys.executable, __file__, "--child", padding, "--data", str(args.data),
                                   "--repeat", str(args.repeat)], env=env, capture_output=True, text=True,

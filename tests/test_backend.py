@@ -13,18 +13,18 @@ from repro.backend import T, theano
 
 def _theano_config_in_fresh_process(flags):
     code = ("from repro.backend import theano; c = theano.config; "
-            "print(c.floatX, repr(c.blas.ldflags), c.base_compiledir)")
+            "print(c.floatX, repr(c.blas.ldflags), c.base_compiledir, sep='\\n')")
     env = {k: v for k, v in os.environ.items() if k != "THEANO_FLAGS"}
     if flags is not None:
         env["THEANO_FLAGS"] = flags
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    return out.stdout.split()
+    return out.stdout.splitlines()
 
 
 def test_project_defaults_are_in_force_without_user_flags(tmp_path):
     env_cache = os.environ.get("DEEPGAZE_CACHE")
     floatx, ldflags, compiledir = _theano_config_in_fresh_process(None)
-    assert (floatx, ldflags) == ("float32", "''")
+    assert (floatx, ldflags) == ("float32", repr(backend.blas_ldflags()))
     assert compiledir.endswith("theano") and (env_cache is None or compiledir.startswith(env_cache))
 
 
@@ -37,7 +37,30 @@ def test_user_flags_win_key_by_key():
 
 def test_user_theano_flags_reach_theano_in_a_fresh_process():
     floatx, ldflags, _ = _theano_config_in_fresh_process("floatX=float64")
-    assert (floatx, ldflags) == ("float64", "''")          # user's key wins, project default fills the rest
+    assert (floatx, ldflags) == ("float64", repr(backend.blas_ldflags()))  # user's key wins, defaults fill the rest
+    floatx, ldflags, _ = _theano_config_in_fresh_process("blas.ldflags=")
+    assert (floatx, ldflags) == ("float32", "''")          # NumPy's BLAS through its C-API, on request
+
+
+def test_blas_ldflags_link_the_scipy_openblas_wheel_under_theanos_names():
+    import scipy_openblas32
+
+    flags = backend.blas_ldflags().split()
+    assert f"-L{scipy_openblas32.get_lib_dir()}" in flags and "-lscipy_openblas" in flags
+    assert {"-Dsgemm_=scipy_sgemm_", "-Dsgemv_=scipy_sgemv_", "-Ddgemm_=scipy_dgemm_"} <= set(flags)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs Linux's /proc/self/maps")
+def test_float32_and_float64_gemm_run_on_the_linked_openblas():
+    rng = np.random.RandomState(0)
+    for dtype in ("float32", "float64"):
+        a, b, c = (rng.randn(*shape).astype(dtype) for shape in ((70, 50), (50, 60), (70, 60)))
+        x, y, z = T.matrix(dtype=dtype), T.matrix(dtype=dtype), T.matrix(dtype=dtype)
+        gemm = theano.function([x, y, z], 0.5 * z + 2 * T.dot(x, y))
+        np.testing.assert_allclose(gemm(a, b, c), 0.5 * c + 2 * a @ b, rtol=1e-4, atol=1e-4)
+    if backend.blas_ldflags():
+        with open("/proc/self/maps") as maps:
+            assert "libscipy_openblas" in maps.read()
 
 
 def test_full_conv2d_matches_scipy_and_its_gradient_is_right():
