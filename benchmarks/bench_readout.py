@@ -6,7 +6,7 @@ Both compute the same thing on the same real AlexNet features of an OSIE image (
 per-layer weighted sums rescaled to the grid, a Gaussian blur with border renormalisation, bilinear
 upsampling to the image's pixels, the log centre bias with weight alpha, log-softmax, the summed
 log-likelihood of 150 fixations and its gradient with respect to (w, log sigma, alpha). PyTorch
-(CPU, float32, its own threads) is only a peer for timing: ``pip install torch==2.13.0``. The
+(CPU, float32; as many threads as OPENBLAS_NUM_THREADS gives Theano's BLAS, if set) is only a peer for timing: ``pip install torch==2.13.0``. The
 values of the two must agree before anything is timed. ``--write`` stores the table in
 ``benchmarks/results/readout.md``.
 """
@@ -56,7 +56,7 @@ def torch_loglik_and_grad(torch, features, scales, w, log_sigma, alpha, log_cent
         log_density = output - torch.logsumexp(output.reshape(-1), 0)
         total = log_density.reshape(-1)[index].sum()
         total.backward()
-        return float(total), w_t.grad.numpy(), float(ls_t.grad), float(a_t.grad)
+        return float(total.detach()), w_t.grad.numpy(), float(ls_t.grad), float(a_t.grad)
 
     return run
 
@@ -77,7 +77,11 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
+    import os
+
     import torch
+    if os.environ.get("OPENBLAS_NUM_THREADS"):          # same thread budget for both peers
+        torch.set_num_threads(int(os.environ["OPENBLAS_NUM_THREADS"]))
 
     data = paths.data_dir(args.data)
     stimuli, fixations = load_osie(data / "osie", keep_first=False)
@@ -110,7 +114,8 @@ def main(argv=None):
                      f"{1e3 * torch_best:.1f} ({1e3 * torch_median:.1f})", f"{torch_best / theano_best:.2f}"])
     intro = (f"Value and gradient of the summed log-likelihood of {len(fixation_index)} fixations on OSIE image "
              f"{stimuli.ids[0]} ({image.shape[1]} x {image.shape[0]} px), best (median) of {args.repeat}; "
-             f"PyTorch {torch.__version__} CPU with {torch.get_num_threads()} threads. Ratio > 1: Theano is faster.")
+             f"PyTorch {torch.__version__} CPU with {torch.get_num_threads()} threads, Theano's OpenBLAS with "
+             f"{os.environ.get('OPENBLAS_NUM_THREADS', 'default')} threads. Ratio > 1: Theano is faster.")
     report("DeepGaze I readout: Theano vs PyTorch", intro,
            ["layers", "features", "grid", "Theano ms", "PyTorch ms", "PyTorch / Theano"], rows, "readout", args.write)
 
