@@ -44,12 +44,12 @@ class ImageData:
 
     def __post_init__(self):
         height, width = self.log_centerbias.shape
-        column, row = np.asarray(self.x).astype(int), np.asarray(self.y).astype(int)
-        outside = (column < 0) | (column >= width) | (row < 0) | (row >= height)
+        x, y = np.asarray(self.x, dtype=float), np.asarray(self.y, dtype=float)
+        outside = ~((x >= 0) & (x < width) & (y >= 0) & (y < height))       # before truncation; NaN too
         if outside.any():
             bad = np.flatnonzero(outside)[0]
             raise ValueError(f"fixation ({self.x[bad]}, {self.y[bad]}) lies outside the {width} x {height} image")
-        self._index = row * width + column
+        self._index = y.astype(int) * width + x.astype(int)
 
     @property
     def fixation_index(self):

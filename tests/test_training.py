@@ -93,9 +93,10 @@ def test_minibatches_partition_the_images():
     assert [len(b) for b in batches] == [4, 3, 3]
 
 
-def test_fixations_outside_the_image_are_rejected():
+@pytest.mark.parametrize("x, y", [(5.0, 1.0), (-0.5, 1.0), (1.0, np.nan), (4.99, 4.0)])
+def test_fixations_outside_the_image_are_rejected(x, y):
     with pytest.raises(ValueError, match="outside"):
-        ImageData([np.ones((1, 2, 2), np.float32)], np.zeros((4, 5), np.float32), np.array([5.0]), np.array([1.0]))
+        ImageData([np.ones((1, 2, 2), np.float32)], np.zeros((4, 5), np.float32), np.array([x]), np.array([y]))
 
 
 def test_subject_cross_validation_scores_every_fixation_in_its_role(planted):
