@@ -126,6 +126,8 @@ def objective(model, images, batches):
         grad = {"w": penalty_grad / len(batches), "log_sigma": np.array(0.0), "alpha": np.array(0.0)}
         for index in batches[batch_index]:
             image = images[index]
+            if len(image.fixation_index) == 0:
+                continue
             loglik, loglik_grad = model.loglik_and_grad(image.features, image.log_centerbias,
                                                         image.fixation_index, theta)
             value -= loglik / n_fixations
