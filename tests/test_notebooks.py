@@ -18,8 +18,8 @@ NOTEBOOKS = ROOT / "notebooks"
 #: Figures go into the notebook's outputs (whatever MPLBACKEND the calling shell has).
 INLINE = {"MPLBACKEND": "module://matplotlib_inline.backend_inline"}
 QUICK = {
-    "01_model.ipynb": "N_TRAIN_IMAGES = 6\nSFO_PASSES = 20\nSFO_BATCHES = 6",
-    "02_evaluation.ipynb": "N_TRAIN_IMAGES = 6\nN_TEST_IMAGES = 6\nSFO_PASSES = 20\nSFO_BATCHES = 6\n"
+    "01_model.ipynb": "N_TRAIN_IMAGES = 6\nSFO_PASSES = 10\nSFO_BATCHES = 6",
+    "02_evaluation.ipynb": "N_TRAIN_IMAGES = 6\nN_TEST_IMAGES = 6\nSFO_PASSES = 10\nSFO_BATCHES = 6\n"
                            "BASELINES_ON_ALL_IMAGES = False",
 }
 
