@@ -31,7 +31,7 @@ DATASETS = ("demo", "osie", "mit1003")
 #: The paper's published numbers (MIT1003 explained information; MIT300 benchmark AUCs).
 PAPER = {"explained_eDN": 0.34, "explained_DeepGazeI": 0.56, "auc_mit300": 0.8440, "sauc_mit300": 0.7169}
 #: Quick configuration: images per split, held-out subjects, SFO passes.
-QUICK = {"images": 4, "folds": 2, "passes": 3, "batches": 2}
+QUICK = {"images": 4, "folds": 2, "passes": 20, "batches": 4}
 FULL = {"passes": 20, "batches": 10}
 
 
@@ -349,3 +349,56 @@ def label_figure(figure, setup, title):
     """Title the figure with what it shows and which data and network it comes from."""
     figure.suptitle(f"{title}\n{setup.label}; {setup.network_note}", fontsize=9,
                     color="darkred" if setup.options["dataset"] == "demo" else "black")
+
+
+# ------------------------------------------------------------------------------------ fitted models
+def load_model(config, folder=None):
+    """The readout fitted for ``config`` (run :func:`run_grid` on it first)."""
+    from .model import DeepGazeI
+
+    path = Path(folder or paths.cache_dir("experiments")) / f"{config_key(config)}.h5"
+    if not path.is_file():
+        raise FileNotFoundError(f"no fitted model {path}: run the grid of this configuration first")
+    return DeepGazeI.load(path)
+
+
+def top_features(weights, n=10):
+    """Indices of the ``n`` features of largest ``|weight|``, largest first."""
+    return np.argsort(-np.abs(np.asarray(weights)), kind="stable")[:n]
+
+
+def strongest_units(setup, layer, channel, sign=1.0, n=9):
+    """The ``n`` images where a feature responds most (``sign=-1``: least), with the unit of that response.
+
+    One unit per image (its extreme), so the patches come from ``n`` different images.
+
+    Returns
+    -------
+    list of (image index, row, column, response), strongest first
+    """
+    found = []
+    for index in range(len(setup.stimuli)):
+        response = sign * setup.store.features(setup.stimuli[index], [layer])[0][channel]
+        row, col = np.unravel_index(np.argmax(response), response.shape)
+        found.append((index, int(row), int(col), float(sign * response[row, col])))
+    return sorted(found, key=lambda u: -sign * u[3])[:n]
+
+
+def unit_box(setup, layer, row, col):
+    """The receptive field of unit ``(row, col)`` of ``layer`` in image pixels: ``(top, left, size)``.
+
+    From :meth:`repro.network.Network.receptive_field` (network-input pixels) times the initial
+    downsampling factor.
+    """
+    size, stride, offset = setup.store.extractor.network.receptive_field(layer)
+    factor = setup.store.extractor.downsample
+    return (offset + row * stride) * factor, (offset + col * stride) * factor, size * factor
+
+
+def crop(image, top, left, size):
+    """The square ``size`` x ``size`` patch at ``(top, left)``, grey (128) where it leaves the image."""
+    patch = np.full((size, size, 3), 128, np.uint8)
+    rows = slice(max(top, 0), min(top + size, image.shape[0]))
+    cols = slice(max(left, 0), min(left + size, image.shape[1]))
+    patch[rows.start - top:rows.stop - top, cols.start - left:cols.stop - left] = image[rows, cols]
+    return patch
