@@ -45,6 +45,7 @@ def main(argv=None):
     panels = layer_subsets(args.quick)
     subsets = {tuple(layers) for entries in panels.values() for _, layers in entries} | {("conv5",)}
     subsets = sorted(subsets, key=lambda s: (len(s), s))
+    setup.store.extract(setup.stimuli, ALEXNET_LAYERS)       # all layers at once: one network compile
     configs = [ex.fit_config(setup, layers, subject) for layers in subsets for subject in setup.folds]
     results = ex.grid_runner(args)(configs)
     n = len(setup.folds)

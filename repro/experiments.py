@@ -10,6 +10,7 @@ import argparse
 import csv
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -233,6 +234,23 @@ def _fit_and_cache(config, folder):
     return result
 
 
+BLAS_THREADS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def same_blas_threads():
+    """Dask's worker environment, but with this process's BLAS thread settings.
+
+    Dask limits workers to one BLAS thread by default. SFO fits are sensitive to the last bits of
+    float64 sums, which depend on the number of BLAS threads, so local workers inherit this process's
+    settings instead: a distributed grid then gives exactly the serial results.
+    """
+    import dask
+
+    environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ").items() if k not in BLAS_THREADS}
+    environ.update({k: os.environ[k] for k in BLAS_THREADS if k in os.environ})
+    return environ
+
+
 def run_grid(configs, folder=None, workers=0, scheduler=None, progress=True):
     """Results of :func:`fit_and_score` for every configuration, cached, serially or with dask.
 
@@ -262,10 +280,14 @@ def run_grid(configs, folder=None, workers=0, scheduler=None, progress=True):
     todo = {key: config for key, config in zip(keys, configs) if key not in results}
     bar = tqdm(total=len(set(keys)), initial=len(results), desc="grid fits", disable=not progress)
     if todo and (workers or scheduler):
+        import dask
         from dask.distributed import Client, LocalCluster, as_completed
 
-        cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                                      dashboard_address=None)
+        cluster = None
+        if not scheduler:
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": same_blas_threads()}):
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
         with Client(scheduler or cluster) as client:
             futures = {client.submit(_fit_and_cache, config, folder, key=f"fit-{key}", pure=False): key
                        for key, config in todo.items()}
