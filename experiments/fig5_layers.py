@@ -25,8 +25,8 @@ def depth(layer):
 
 def layer_subsets(quick=False):
     """``{panel: [(x label, layers), ...]}`` for the four panels of Figure 5."""
-    depths = {"a": (4, 5), "b": (1, 2), "c": (3, 5)} if quick else {p: (1, 2, 3, 4, 5) for p in "abc"}
-    types = ("pool", "norm") if quick else TYPES
+    depths = {"a": (4, 5), "b": (1,), "c": (5,)} if quick else {p: (1, 2, 3, 4, 5) for p in "abc"}
+    types = ("norm",) if quick else TYPES
     rule = {"a": lambda l, d: depth(l) >= d, "b": lambda l, d: depth(l) <= d, "c": lambda l, d: depth(l) == d}
     panels = {p: [(str(d), [l for l in ALEXNET_LAYERS if rule[p](l, d)]) for d in depths[p]] for p in "abc"}
     panels["d"] = [(t, [l for l in ALEXNET_LAYERS if l.startswith(t)]) for t in types]

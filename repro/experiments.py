@@ -32,7 +32,7 @@ DATASETS = ("demo", "osie", "mit1003")
 #: The paper's published numbers (MIT1003 explained information; MIT300 benchmark AUCs).
 PAPER = {"explained_eDN": 0.34, "explained_DeepGazeI": 0.56, "auc_mit300": 0.8440, "sauc_mit300": 0.7169}
 #: Quick configuration: images per split, held-out subjects, SFO passes.
-QUICK = {"images": 4, "folds": 2, "passes": 20, "batches": 4}
+QUICK = {"images": 3, "folds": 1, "passes": 12, "batches": 3}
 FULL = {"passes": 20, "batches": 10}
 
 

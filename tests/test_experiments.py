@@ -54,7 +54,7 @@ def test_script_quick_demo(name, tmp_path, grid_cache, monkeypatch):
     assert table["label"] == DEMO_LABEL + " [quick]" and len(table["rows"]) == len(rows) > 0
 
 
-@pytest.mark.parametrize("name", ["fig5_layers", "fig3_information_gain", "fig4_auc"])
+@pytest.mark.parametrize("name", SCRIPTS)
 def test_script_quick_osie(name, osie_dir, tmp_path, grid_cache):
     script(name).main(["--quick", "--dataset", "osie", "--data-dir", str(osie_dir.parent), "--out", str(tmp_path),
                        "--cache", str(grid_cache)])
