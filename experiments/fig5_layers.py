@@ -1,70 +1,98 @@
-"""PLACEHOLDER for Figure 5 (layer selection) until the experiments issue lands.
+"""Figure 5: which AlexNet layers DeepGaze I should read (the paper's layer-selection study).
 
-It runs the Theano stack end to end on a real photograph shipped with
-scikit-image: downsample by 2, a small bank of random 5 x 5 filters with
-``full`` padding, ReLU, max pooling, a weighted sum, softmax over the image.
-It writes ``results/fig5_layers_placeholder.png`` and prints one line. The
-numbers mean nothing about saliency; the real script replaces this file.
+    python experiments/fig5_layers.py [--dataset demo|osie|mit1003] [--quick] [--workers N]
+
+Readouts are trained on subsets of the 15 layers, with leave-one-subject-out cross-validation on the
+training images: (a) layers from a given depth upwards, (b) up to a given depth, (c) of a given depth,
+(d) of a given type. For each: explained information (% of the gold standard's gain over the centre
+bias) on the training images for training and test subjects, and shuffled AUC (uniform prior, fold
+models averaged) on training and test images. Dotted lines: the paper's final model, conv5 alone.
+Writes results/fig5_layers.{png,pdf,csv,json}.
 """
-import argparse
 import sys
 import time
-from pathlib import Path
 
-import numpy as np
+from repro import experiments as ex
+from repro.network import ALEXNET_LAYERS
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+TYPES = ("conv", "relu", "pool", "norm")
 
-from repro.backend import T, theano  # noqa: E402
-from theano.tensor.nnet import conv2d  # noqa: E402
-from theano.tensor.signal.pool import pool_2d  # noqa: E402
+
+def depth(layer):
+    """The block of a layer, 1 (conv1 ... pool1) to 5 (conv5 ... pool5)."""
+    return int(layer[-1])
+
+
+def layer_subsets(quick=False):
+    """``{panel: [(x label, layers), ...]}`` for the four panels of Figure 5."""
+    depths = {"a": (4, 5), "b": (1,), "c": (5,)} if quick else {p: (1, 2, 3, 4, 5) for p in "abc"}
+    types = ("norm",) if quick else TYPES
+    rule = {"a": lambda l, d: depth(l) >= d, "b": lambda l, d: depth(l) <= d, "c": lambda l, d: depth(l) == d}
+    panels = {p: [(str(d), [l for l in ALEXNET_LAYERS if rule[p](l, d)]) for d in depths[p]] for p in "abc"}
+    panels["d"] = [(t, [l for l in ALEXNET_LAYERS if l.startswith(t)]) for t in types]
+    return panels
+
+
+TITLES = {"a": "(a) layers from depth ... upwards", "b": "(b) layers up to depth ...",
+          "c": "(c) layers of depth ...", "d": "(d) layers of type ..."}
+XLABELS = {"a": "lowest depth (block)", "b": "highest depth (block)", "c": "depth (block)", "d": "layer type"}
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=str(ROOT / "results"))
-    args = parser.parse_args(argv)
-
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from skimage import data, transform
-
+    args = ex.parser(__doc__.splitlines()[0]).parse_args(argv)
     start = time.time()
-    image = data.astronaut()                                       # (512, 512, 3) uint8 RGB
-    small = transform.rescale(image, 0.5, channel_axis=2, anti_aliasing=True)
-    x = small.transpose(2, 0, 1)[None].astype("float32")          # (1, 3, 256, 256)
+    setup = ex.load_setup(ex.options_of(args))
+    panels = layer_subsets(args.quick)
+    subsets = {tuple(layers) for entries in panels.values() for _, layers in entries} | {("conv5",)}
+    subsets = sorted(subsets, key=lambda s: (len(s), s))
+    setup.store.extract(setup.stimuli, ALEXNET_LAYERS)       # all layers at once: one network compile
+    configs = [ex.fit_config(setup, layers, subject) for layers in subsets for subject in setup.folds]
+    results = ex.grid_runner(args)(configs)
+    n = len(setup.folds)
+    scores = {layers: ex.aggregate(results[i * n:(i + 1) * n]) for i, layers in enumerate(subsets)}
 
-    rng = np.random.RandomState(args.seed)
-    filters = theano.shared(rng.randn(8, 3, 5, 5).astype("float32"))
-    weights = theano.shared(rng.randn(8).astype("float32"))
-    inp = T.tensor4("image")
-    maps = pool_2d(T.nnet.relu(conv2d(inp, filters, border_mode="full")), (2, 2), ignore_border=False)
-    saliency = T.tensordot(weights, maps[0], axes=1)
-    log_density = saliency - T.log(T.exp(saliency - saliency.max()).sum()) - saliency.max()
-    grad = T.grad(log_density[10, 10], weights)
-    run = theano.function([inp], [log_density, grad])
-    density, gradient = run(x)
+    rows = [{"panel": panel, "x": x, "layers": " ".join(layers), "n_features": None, **scores[tuple(layers)]}
+            for panel, entries in panels.items() for x, layers in entries]
+    rows.append({"panel": "final model", "x": "conv5", "layers": "conv5", "n_features": None, **scores[("conv5",)]})
+    for row in rows:
+        row["n_features"] = len(next(r for r, c in zip(results, configs) if " ".join(c["layers"]) == row["layers"])["w"])
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, 2, figsize=(8, 4))
-    axes[0].imshow(image)
-    axes[0].set_title("input (scikit-image 'astronaut')")
-    shown = axes[1].imshow(density, cmap="magma")
-    axes[1].set_title("log-density of a random readout (placeholder)")
-    fig.colorbar(shown, ax=axes[1], label="log p (nats)")
-    for ax in axes:
-        ax.axis("off")
-    fig.suptitle("PLACEHOLDER: Theano stack check, not Figure 5")
-    fig.savefig(out / "fig5_layers_placeholder.png", dpi=80)
-    total = float(np.exp(density).sum())
-    print(f"placeholder fig5_layers: Theano conv/pool/softmax graph ran, density sums to {total:.6f}, "
-          f"|grad|={np.linalg.norm(gradient):.3g}, {time.time() - start:.1f} s -> {out / 'fig5_layers_placeholder.png'}")
-    return 0
+    plt = ex.pyplot()
+    final = scores[("conv5",)]
+    figure, axes = plt.subplots(2, 4, figsize=(16, 7.5), sharey="row")
+    for column, (panel, entries) in enumerate(panels.items()):
+        xs = range(len(entries))
+        labels = [x for x, _ in entries]
+        top, bottom = axes[0, column], axes[1, column]
+        for key, name, marker in (("explained_train_subjects", "training subjects", "o"),
+                                  ("explained_test_subjects", "test subjects", "s")):
+            top.plot(xs, [100 * scores[tuple(l)][key] for _, l in entries], marker=marker, label=name)
+        top.axhline(100 * final["explained_test_subjects"], ls=":", color="k", label="conv5 only, test subjects")
+        for key, name, marker in (("sauc_train", "training images", "o"), ("sauc_test", "test images", "s")):
+            bottom.plot(xs, [100 * scores[tuple(l)][key] for _, l in entries], marker=marker, label=name)
+        bottom.axhline(100 * final["sauc_test"], ls=":", color="k", label="conv5 only, test images")
+        top.set_title(TITLES[panel], fontsize=10)
+        for ax in (top, bottom):
+            ax.set_xticks(list(xs), labels)
+            ax.grid(alpha=0.3)
+        bottom.set_xlabel(XLABELS[panel])
+    axes[0, 0].set_ylabel("explained information,\ntraining images (%)")
+    axes[1, 0].set_ylabel("shuffled AUC, uniform prior (%)")
+    axes[0, 0].legend(fontsize=8)
+    axes[1, 0].legend(fontsize=8)
+    ex.label_figure(figure, setup, f"Figure 5: DeepGaze I on subsets of AlexNet layers "
+                                   f"({n} leave-one-subject-out folds)")
+    figure.tight_layout()
+    best = max(subsets, key=lambda s: scores[s]["sauc_test"])
+    png = ex.write_results("fig5_layers", figure, rows, {"options": setup.options, "label": setup.label,
+                                                         "network": setup.network_note, "folds": setup.folds,
+                                                         "best_test_sauc": " ".join(best)}, args.out)
+    print(f"fig5_layers [{args.dataset}{' quick' if args.quick else ''}]: {len(subsets)} layer subsets x {n} folds; "
+          f"conv5 alone: explained {100 * final['explained_test_subjects']:.1f} % (test subjects), "
+          f"sAUC test {100 * final['sauc_test']:.2f} %; best test sAUC: {' '.join(best)} "
+          f"({100 * scores[best]['sauc_test']:.2f} %); {time.time() - start:.0f} s -> {png}")
+    return rows
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main() and 0)

@@ -191,10 +191,29 @@ class Network:
     """
 
     def __init__(self, prototxt, caffemodel, padding="caffe", last_layer=None):
+        if padding not in PADDINGS:  # before reading any file
+            raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
+        self._setup(caffe.load(prototxt, caffemodel, last_layer=last_layer), padding)
+
+    @classmethod
+    def from_model(cls, model, padding="caffe"):
+        """A network from an in-memory :class:`repro.caffe.CaffeModel` (e.g. deterministic random weights).
+
+        Parameters
+        ----------
+        model : repro.caffe.CaffeModel
+            Layers and blobs; its ``sha1`` must name the weights (it keys feature caches).
+        padding : {'caffe', 'full'}
+        """
+        network = cls.__new__(cls)
+        network._setup(model, padding)
+        return network
+
+    def _setup(self, model, padding):
         if padding not in PADDINGS:
             raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
         self.padding = padding
-        self.model = caffe.load(prototxt, caffemodel, last_layer=last_layer)
+        self.model = model
         for layer in self.model.layers:
             if layer.type not in SUPPORTED_TYPES:
                 raise caffe.CaffeError(f"{self.model.prototxt}, layer {layer.name!r}: "

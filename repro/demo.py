@@ -1,0 +1,194 @@
+"""The embedded demonstration dataset: runs anywhere, downloads nothing, means nothing about human gaze.
+
+* Images: twelve sample photographs shipped inside scikit-image (``skimage.data``), resized so their
+  longer side is :data:`DEMO_SIDE` pixels (grey ones repeated to RGB).
+* Network: the real pretrained AlexNet when its weights are given, otherwise :func:`random_alexnet`,
+  the same architecture (the paper's 15 layers) with deterministic random weights.
+* Fixations: sampled from a *planted* DeepGaze I readout of ``conv5`` (a few features with known
+  weights, a blur and a Gaussian centre bias), so the fixations follow a model of exactly the
+  paper's form. Everything is a pure function of the seed.
+
+Every figure made from it is labelled as demonstration data (:data:`DEMO_LABEL`).
+"""
+import hashlib
+
+import numpy as np
+
+from . import caffe
+from .datasets import Fixations, Stimuli
+from .features import feature_scales
+from .model import DeepGazeI
+from .network import Network
+from .paths import cache_dir
+
+#: What every figure of the demonstration data says about itself.
+DEMO_LABEL = "DEMONSTRATION DATA (scikit-image photographs, fixations sampled from a planted model)"
+#: Longer side of the demonstration images in pixels.
+DEMO_SIDE = 256
+#: scikit-image sample photographs used (``skimage.data`` function names; ``motorcycle`` is the
+#: left view of ``stereo_motorcycle``).
+DEMO_IMAGES = ("astronaut", "camera", "chelsea", "coffee", "coins", "hubble_deep_field",
+               "immunohistochemistry", "moon", "motorcycle", "page", "rocket", "text")
+
+# The Caffe AlexNet trunk (conv1 ... pool5): name, type, parameters. Architecture facts of
+# Krizhevsky et al. (2012) as Caffe publishes them (BVLC's ``bvlc_alexnet``).
+_ALEXNET = [
+    ("conv1", "Convolution", dict(num_output=96, kernel_size=11, stride=4)),
+    ("relu1", "ReLU", {}),
+    ("norm1", "LRN", dict(local_size=5, alpha=1e-4, beta=0.75)),
+    ("pool1", "Pooling", dict(pool="MAX", kernel_size=3, stride=2)),
+    ("conv2", "Convolution", dict(num_output=256, pad=2, kernel_size=5, group=2)),
+    ("relu2", "ReLU", {}),
+    ("norm2", "LRN", dict(local_size=5, alpha=1e-4, beta=0.75)),
+    ("pool2", "Pooling", dict(pool="MAX", kernel_size=3, stride=2)),
+    ("conv3", "Convolution", dict(num_output=384, pad=1, kernel_size=3)),
+    ("relu3", "ReLU", {}),
+    ("conv4", "Convolution", dict(num_output=384, pad=1, kernel_size=3, group=2)),
+    ("relu4", "ReLU", {}),
+    ("conv5", "Convolution", dict(num_output=256, pad=1, kernel_size=3, group=2)),
+    ("relu5", "ReLU", {}),
+    ("pool5", "Pooling", dict(pool="MAX", kernel_size=3, stride=2)),
+]
+_PARAM_FIELD = {"Convolution": "convolution_param", "LRN": "lrn_param", "Pooling": "pooling_param"}
+
+
+def alexnet_prototxt():
+    """The AlexNet trunk as ``deploy.prototxt`` text (V2 layout, input 1 x 3 x 227 x 227)."""
+    lines = ['name: "AlexNet"', 'layer { name: "data" type: "Input" top: "data" '
+             'input_param { shape { dim: 1 dim: 3 dim: 227 dim: 227 } } }']
+    bottom = "data"
+    for name, kind, params in _ALEXNET:
+        top = bottom if kind == "ReLU" else name           # Caffe's in-place ReLUs
+        body = " ".join(f"{key}: {value}" for key, value in params.items())
+        extra = f" {_PARAM_FIELD[kind]} {{ {body} }}" if params else ""
+        lines.append(f'layer {{ name: "{name}" type: "{kind}" bottom: "{bottom}" top: "{top}"{extra} }}')
+        bottom = top
+    return "\n".join(lines) + "\n"
+
+
+def random_alexnet(seed=0, padding="full"):
+    """AlexNet's architecture with deterministic random weights (for machines without the real ones).
+
+    Convolution weights are Gaussian with variance ``2 / fan_in`` (He et al. 2015), biases zero;
+    they depend only on ``seed``.
+
+    Returns
+    -------
+    repro.network.Network
+        Its ``model.sha1`` names the seed, so feature caches never mix it with real weights.
+    """
+    text = alexnet_prototxt()
+    sha1 = hashlib.sha1(f"random AlexNet, He-normal weights, seed {seed}\n{text}".encode()).hexdigest()
+    prototxt = cache_dir("demo") / f"alexnet-random-{sha1[:12]}.prototxt"
+    if not prototxt.is_file():
+        prototxt.write_text(text)
+    name, layers = caffe.parse_prototxt(prototxt)
+    rng = np.random.RandomState(seed)
+    blobs, channels = {}, 3
+    for layer in layers:
+        if layer.type == "Convolution":
+            out, group, (k,) = layer.params["num_output"], layer.params["group"], layer.params["kernel_size"]
+            fan_in = channels // group * k * k
+            weights = rng.randn(out, channels // group, k, k) * np.sqrt(2.0 / fan_in)
+            blobs[layer.name] = [weights.astype(np.float32), np.zeros(out, np.float32)]
+            channels = out
+    model = caffe.CaffeModel(name, layers, blobs, prototxt, None, sha1)
+    return Network.from_model(model, padding=padding)
+
+
+def demo_stimuli(side=DEMO_SIDE):
+    """The demonstration photographs as :class:`repro.datasets.Stimuli` (ids = ``skimage.data`` names)."""
+    from skimage import data, transform
+
+    images = []
+    for name in DEMO_IMAGES:
+        image = data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(data, name)()
+        if image.ndim == 2:
+            image = np.repeat(image[:, :, None], 3, axis=2)
+        scale = side / max(image.shape[:2])
+        shape = tuple(int(round(n * scale)) for n in image.shape[:2])
+        resized = transform.resize(image[:, :, :3], shape, order=1, anti_aliasing=True, preserve_range=True)
+        images.append(np.clip(np.round(resized), 0, 255).astype(np.uint8))
+    return Stimuli(images=images, ids=DEMO_IMAGES)
+
+
+def gaussian_centerbias(shape, width=0.3):
+    """Log of an isotropic Gaussian around the image centre (std ``width`` x the longer side), normalised."""
+    rows, cols = np.mgrid[:shape[0], :shape[1]]
+    scale = width * max(shape)
+    log_p = -0.5 * (((rows - (shape[0] - 1) / 2) / scale) ** 2 + ((cols - (shape[1] - 1) / 2) / scale) ** 2)
+    return (log_p - np.log(np.exp(log_p).sum())).astype(np.float32)
+
+
+def planted_model(features, layer="conv5", n_active=8, seed=0):
+    """The planted readout: ``n_active`` features of ``layer`` with weights of random sign.
+
+    Parameters
+    ----------
+    features : list of ndarray, each (C, h, w)
+        ``layer``'s features of every image (for the unit-std scales).
+
+    Returns
+    -------
+    repro.model.DeepGazeI
+    """
+    rng = np.random.RandomState(seed)
+    channels = features[0].shape[0]
+    w = np.zeros(channels)
+    active = rng.choice(channels, n_active, replace=False)
+    w[active] = rng.choice([-1.0, 1.0], n_active, p=[0.25, 0.75]) * rng.uniform(0.5, 1.5, n_active)
+    return DeepGazeI([layer], [channels], feature_scales([f] for f in features), w=w, sigma=1.0, alpha=1.0,
+                     metadata={"planted": True, "seed": seed})
+
+
+def sample_fixations(log_densities, n_subjects, per_trial, seed=0):
+    """Sample fixations from per-image log-densities.
+
+    Parameters
+    ----------
+    log_densities : list of ndarray, each (H, W)
+    n_subjects, per_trial : int
+        Every subject makes ``per_trial`` fixations on every image.
+
+    Returns
+    -------
+    repro.datasets.Fixations
+        Positions uniformly jittered within the sampled pixel.
+    """
+    rng = np.random.RandomState(seed)
+    columns = {name: [] for name in ("x", "y", "n", "subject", "index_in_trial")}
+    for n, log_density in enumerate(log_densities):
+        p = np.exp(log_density.astype(np.float64)).ravel()
+        for subject in range(n_subjects):
+            pixels = rng.choice(p.size, per_trial, p=p / p.sum())
+            row, col = np.divmod(pixels, log_density.shape[1])
+            columns["x"].append(col + rng.uniform(0, 1, per_trial))
+            columns["y"].append(row + rng.uniform(0, 1, per_trial))
+            columns["n"].append(np.full(per_trial, n))
+            columns["subject"].append(np.full(per_trial, subject))
+            columns["index_in_trial"].append(np.arange(per_trial))
+    return Fixations(**{key: np.concatenate(values) for key, values in columns.items()})
+
+
+def demo_dataset(store, n_subjects=8, per_trial=12, seed=0):
+    """The demonstration dataset: photographs and fixations sampled from a planted conv5 readout.
+
+    Parameters
+    ----------
+    store : repro.features.FeatureStore
+        Features of the network the planted model reads (real or :func:`random_alexnet`).
+    n_subjects, per_trial : int
+    seed : int
+
+    Returns
+    -------
+    stimuli : repro.datasets.Stimuli
+    fixations : repro.datasets.Fixations
+    planted : repro.model.DeepGazeI
+    """
+    stimuli = demo_stimuli()
+    features = [store.features(image, ["conv5"])[0] for image in stimuli]
+    planted = planted_model(features, seed=seed)
+    densities = [planted.log_density_from_features([f], gaussian_centerbias(image.shape[:2]))
+                 for f, image in zip(features, stimuli)]
+    return stimuli, sample_fixations(densities, n_subjects, per_trial, seed=seed), planted

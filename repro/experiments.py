@@ -1,0 +1,426 @@
+"""What the scripts in ``experiments/`` share: options, datasets, the cached and distributed grid of fits, results.
+
+A *grid* is a list of fit configurations (dicts: dataset options, layers, held-out subject, lambda,
+SFO settings). :func:`run_grid` runs :func:`fit_and_score` on each one, serially or on a
+``dask.distributed`` cluster, and caches every result as ``<cache>/<sha1 of the config>.json`` (the
+fitted readout beside it as ``.h5``), so an interrupted grid resumes and a finished one is read back.
+Workers rebuild the dataset from the options in the config (:func:`load_setup`), once per process.
+"""
+import argparse
+import csv
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import metrics, paths
+from .centerbias import fit_center_bias
+from .datasets import load_mit1003, load_osie, mit1003_split, osie_split
+from .demo import DEMO_LABEL, demo_dataset, random_alexnet
+from .features import FeatureExtractor, FeatureStore
+from .goldstandard import fit_gold_standard
+from .network import Network
+from .training import prepare_images, train_model, log_densities
+
+DATASETS = ("demo", "osie", "mit1003")
+#: The paper's published numbers (MIT1003 explained information; MIT300 benchmark AUCs).
+PAPER = {"explained_eDN": 0.34, "explained_DeepGazeI": 0.56, "auc_mit300": 0.8440, "sauc_mit300": 0.7169}
+#: Quick configuration: images per split, held-out subjects, SFO passes.
+QUICK = {"images": 3, "folds": 1, "passes": 12, "batches": 3}
+FULL = {"passes": 20, "batches": 10}
+
+
+# ------------------------------------------------------------------------------------ options
+def parser(description):
+    """An argument parser with the options every experiment script takes."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--dataset", choices=DATASETS, default="demo",
+                   help="demo (embedded, no download), osie or mit1003 (under --data-dir)")
+    p.add_argument("--data-dir", help="data directory (default: DEEPGAZE_DATA)")
+    p.add_argument("--weights", help="folder with AlexNet's deploy.prototxt and *.caffemodel "
+                                     "(default: <data-dir>/weights/bvlc_alexnet if present)")
+    p.add_argument("--quick", action="store_true", help="small, fast configuration (CI)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=0, help="local dask workers (0: run serially)")
+    p.add_argument("--scheduler", help="address of an existing dask scheduler")
+    p.add_argument("--out", default=str(paths.PROJECT_ROOT / "results"), help="results folder")
+    p.add_argument("--cache", help="cache of grid results (default: <cache>/experiments)")
+    return p
+
+
+def options_of(args):
+    """The options that determine the dataset and network, as a plain (JSON-able) dict."""
+    data = paths.data_dir(args.data_dir, required=args.dataset != "demo" or args.weights is not None)
+    if data is None and args.data_dir is None:
+        data = paths.data_dir(None, required=False)
+    weights = Path(args.weights) if args.weights else (data / "weights" / "bvlc_alexnet" if data else None)
+    if weights is not None and not (weights / "deploy.prototxt").is_file():
+        if args.weights:
+            raise FileNotFoundError(f"--weights {weights}: no deploy.prototxt there")
+        weights = None
+    return {"dataset": args.dataset, "data_dir": str(data) if data else None,
+            "weights": str(weights.resolve()) if weights else None, "quick": bool(args.quick), "seed": args.seed}
+
+
+# ------------------------------------------------------------------------------------ datasets
+@dataclass
+class Setup:
+    """A dataset ready for the experiments.
+
+    Attributes
+    ----------
+    options : dict
+    stimuli, fixations : repro.datasets.Stimuli, Fixations
+    train, test : ndarray of int
+        Image indices of the two halves.
+    folds : list of int
+        Subjects held out in the cross-validation.
+    store : repro.features.FeatureStore
+    network_note : str
+        Which weights the network has.
+    label : str
+        Title line naming the data (the demonstration label for ``demo``).
+    center_bias : repro.centerbias.CenterBias
+    cb_ll, gold_ll : ndarray, shape (n_fixations,)
+        Leave-one-image-out centre bias and gold standard log-likelihoods (nats).
+    planted : repro.model.DeepGazeI or None
+        The model that generated the demonstration fixations.
+    """
+    options: dict
+    stimuli: object
+    fixations: object
+    train: np.ndarray
+    test: np.ndarray
+    folds: list
+    store: object
+    network_note: str
+    label: str
+    center_bias: object
+    cb_ll: np.ndarray
+    gold_ll: np.ndarray
+    planted: object = None
+
+
+def alexnet(options):
+    """AlexNet in ``full`` padding: the real weights if ``options['weights']`` names them, else random."""
+    if options["weights"]:
+        folder = Path(options["weights"])
+        models = sorted(folder.glob("*.caffemodel"))
+        if not models:
+            raise FileNotFoundError(f"no .caffemodel in {folder}")
+        return Network(folder / "deploy.prototxt", models[-1], padding="full", last_layer="pool5"), \
+            f"AlexNet, weights {models[-1].name}"
+    return random_alexnet(options["seed"]), "AlexNet architecture with deterministic RANDOM weights (no pretrained weights found)"
+
+
+def _subset(stimuli, fixations, train, test, n):
+    """The first ``n`` images of each half (quick mode), renumbered."""
+    keep = np.concatenate([train[:n], test[:n]])
+    return stimuli.subset(keep), fixations.remap_images(keep), np.arange(len(train[:n])), \
+        np.arange(len(train[:n]), len(keep))
+
+
+@lru_cache(maxsize=4)
+def _load_setup(options_json):
+    options = json.loads(options_json)
+    network, note = alexnet(options)
+    store = FeatureStore(FeatureExtractor(network))
+    planted = None
+    if options["dataset"] == "demo":
+        stimuli, fixations, planted = demo_dataset(store, n_subjects=4 if options["quick"] else 6, seed=options["seed"])
+        order = np.argsort(stimuli.ids, kind="stable")
+        train, test = np.sort(order[0::2]), np.sort(order[1::2])
+        label = DEMO_LABEL
+    else:
+        data = paths.data_dir(options["data_dir"])
+        if options["dataset"] == "osie":
+            stimuli, fixations = load_osie(data / "osie", keep_first=False)
+            train, test = osie_split(stimuli)
+            label = "OSIE (Xu et al. 2014), first fixation dropped"
+        else:
+            stimuli, fixations = load_mit1003(data / "mit1003-subset", keep_first=False)
+            train, test = mit1003_split(stimuli)
+            label = "MIT1003 subset (Judd et al. 2009), first fixation dropped"
+    if options["quick"]:
+        stimuli, fixations, train, test = _subset(stimuli, fixations, train, test, QUICK["images"])
+        label += " [quick]"
+    subjects = list(fixations.subjects)
+    folds = subjects[:QUICK["folds"]] if options["quick"] else subjects
+    center_bias = fit_center_bias(stimuli.sizes, fixations)
+    cb_ll = center_bias.log_likelihoods()
+    gold_ll = fit_gold_standard(stimuli.sizes, fixations, center_bias).log_likelihoods(cb_ll)
+    return Setup(options, stimuli, fixations, np.asarray(train), np.asarray(test), [int(s) for s in folds], store,
+                 note, label, center_bias, cb_ll, gold_ll, planted)
+
+
+def load_setup(options):
+    """The :class:`Setup` of ``options`` (see :func:`options_of`), built once per process."""
+    return _load_setup(json.dumps(options, sort_keys=True))
+
+
+# ------------------------------------------------------------------------------------ one fit
+def fit_config(setup, layers, subject, regularization=1e-3, network="alexnet"):
+    """The configuration of one fit: dataset options, layers, held-out subject, lambda, SFO settings."""
+    sfo = QUICK if setup.options["quick"] else FULL
+    return {"options": setup.options, "network": network, "layers": list(layers), "subject": int(subject),
+            "regularization": float(regularization), "passes": sfo["passes"], "batches": sfo["batches"],
+            "seed": setup.options["seed"]}
+
+
+def config_key(config):
+    """SHA-1 of a configuration (its canonical JSON)."""
+    return hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
+def _sums(ll, baseline, gold, mask):
+    return {"model": float(np.sum(ll[mask] - baseline[mask])), "gold": float(np.sum(gold[mask] - baseline[mask])),
+            "n": int(mask.sum())}
+
+
+def fit_and_score(config):
+    """Fit one readout (held-out subject ``config['subject']``) and score it.
+
+    Returns
+    -------
+    result : dict
+        ``'ig'``: for ``'test_subjects'`` (held-out subject, training images), ``'train_subjects'``
+        (the others, training images) and ``'test_images'``: summed log-likelihood gains over the
+        centre bias of the model (``'model'``) and the gold standard (``'gold'``) in nats, and the count
+        ``'n'``; ``'sauc_train'``, ``'sauc_test'``: shuffled AUC with a uniform prior on training /
+        test images; ``'auc_test'``: AUC with the centre-bias prior on test images;
+        ``'w'``, ``'sigma'``, ``'alpha'``: the fitted readout; ``'seconds'``.
+    model : repro.model.DeepGazeI
+    """
+    start = time.perf_counter()
+    setup = load_setup(config["options"])
+    fx, layers, subject = setup.fixations, config["layers"], config["subject"]
+    on_train, on_test = np.isin(fx.n, setup.train), np.isin(fx.n, setup.test)
+    training = on_train & (fx.subject != subject)
+    prior = setup.center_bias.log_density
+    images = prepare_images(setup.store, setup.stimuli, fx.filter(training), layers, prior,
+                            images=setup.train, progress=False)
+    model, _ = train_model(images, layers, regularization=config["regularization"], n_batches=config["batches"],
+                           num_passes=config["passes"], seed=config["seed"], progress=False,
+                           metadata={"held_out_subject": subject, "config_key": config_key(config)})
+    every = fx.images
+    with_prior = dict(zip(every, log_densities(model, prepare_images(setup.store, setup.stimuli, fx, layers, prior,
+                                                                     progress=False))))
+    uniform = dict(zip(every, log_densities(model, prepare_images(setup.store, setup.stimuli, fx, layers, None,
+                                                                  progress=False))))
+    ll = metrics.log_likelihoods(with_prior.__getitem__, fx)
+    masks = {"test_subjects": on_train & (fx.subject == subject), "train_subjects": training, "test_images": on_test}
+    result = {"ig": {key: _sums(ll, setup.cb_ll, setup.gold_ll, mask) for key, mask in masks.items()},
+              "sauc_train": metrics.shuffled_auc(uniform.__getitem__, fx.filter(on_train), setup.stimuli.sizes),
+              "sauc_test": metrics.shuffled_auc(uniform.__getitem__, fx.filter(on_test), setup.stimuli.sizes),
+              "auc_test": metrics.auc(with_prior.__getitem__, fx.filter(on_test)),
+              "w": model.w.tolist(), "sigma": model.sigma, "alpha": model.alpha}
+    result["seconds"] = time.perf_counter() - start
+    return result, model
+
+
+def _fit_and_cache(config, folder):
+    """Run :func:`fit_and_score` and write its result and model under ``folder``; return the result."""
+    key = config_key(config)
+    result, model = fit_and_score(config)
+    model.save(folder / f"{key}.h5")
+    with paths.atomic_path(folder / f"{key}.json") as tmp:
+        Path(tmp).write_text(json.dumps({"config": config, "result": result}))
+    return result
+
+
+BLAS_THREADS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def same_blas_threads():
+    """Dask's worker environment, but with this process's BLAS thread settings.
+
+    Dask limits workers to one BLAS thread by default. SFO fits are sensitive to the last bits of
+    float64 sums, which depend on the number of BLAS threads, so local workers inherit this process's
+    settings instead: a distributed grid then gives exactly the serial results.
+    """
+    import dask
+
+    environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ").items() if k not in BLAS_THREADS}
+    environ.update({k: os.environ[k] for k in BLAS_THREADS if k in os.environ})
+    return environ
+
+
+def run_grid(configs, folder=None, workers=0, scheduler=None, progress=True):
+    """Results of :func:`fit_and_score` for every configuration, cached, serially or with dask.
+
+    Parameters
+    ----------
+    configs : list of dict
+        From :func:`fit_config`.
+    folder : str or Path, optional
+        Cache folder (default ``cache_dir('experiments')``); each result is ``<config key>.json``.
+    workers : int
+        Number of local dask workers (each one process, one thread); 0 runs in this process.
+    scheduler : str, optional
+        Address of a running dask scheduler (wins over ``workers``).
+    progress : bool
+
+    Returns
+    -------
+    list of dict, in the order of ``configs``
+    """
+    folder = Path(folder) if folder else paths.cache_dir("experiments")
+    folder.mkdir(parents=True, exist_ok=True)
+    keys = [config_key(c) for c in configs]
+    results = {}
+    for key in set(keys):
+        if (folder / f"{key}.json").is_file():
+            results[key] = json.loads((folder / f"{key}.json").read_text())["result"]
+    todo = {key: config for key, config in zip(keys, configs) if key not in results}
+    bar = tqdm(total=len(set(keys)), initial=len(results), desc="grid fits", disable=not progress)
+    if todo and (workers or scheduler):
+        import dask
+        from dask.distributed import Client, LocalCluster, as_completed
+
+        cluster = None
+        if not scheduler:
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": same_blas_threads()}):
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                       dashboard_address=None)
+        with Client(scheduler or cluster) as client:
+            futures = {client.submit(_fit_and_cache, config, folder, key=f"fit-{key}", pure=False): key
+                       for key, config in todo.items()}
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                bar.update()
+        if cluster is not None:
+            cluster.close()
+    else:
+        for key, config in todo.items():
+            results[key] = _fit_and_cache(config, folder)
+            bar.update()
+    bar.close()
+    return [results[key] for key in keys]
+
+
+def aggregate(results):
+    """Cross-validated scores of the folds of one model (a list of :func:`fit_and_score` results).
+
+    Returns
+    -------
+    dict
+        ``explained_<part>`` (fraction of the gold standard's gain) and ``ig_<part>`` (bit/fix) for
+        ``test_subjects``, ``train_subjects``, ``test_images``; fold means of ``sauc_train``,
+        ``sauc_test``, ``auc_test``.
+    """
+    out = {}
+    for part in ("test_subjects", "train_subjects", "test_images"):
+        model = sum(r["ig"][part]["model"] for r in results)
+        gold = sum(r["ig"][part]["gold"] for r in results)
+        n = sum(r["ig"][part]["n"] for r in results)
+        out[f"explained_{part}"] = model / gold if gold else float("nan")
+        out[f"ig_{part}"] = model / n / np.log(2) if n else float("nan")
+    for key in ("sauc_train", "sauc_test", "auc_test"):
+        out[key] = float(np.mean([r[key] for r in results]))
+    return out
+
+
+def grid_runner(args):
+    """``run_grid`` with the script's ``--cache``, ``--workers`` and ``--scheduler``."""
+    return lambda configs: run_grid(configs, args.cache, workers=args.workers, scheduler=args.scheduler)
+
+
+# ------------------------------------------------------------------------------------ results
+def write_results(name, figure, rows, summary, out):
+    """Write ``<out>/<name>.{png,pdf,csv,json}`` and print the one-line summary.
+
+    Parameters
+    ----------
+    name : str
+    figure : matplotlib.figure.Figure
+    rows : list of dict
+        The table (same keys in every row).
+    summary : dict
+        Extra information for the JSON (configuration, notes).
+    out : str or Path
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for ext in ("png", "pdf"):
+        with paths.atomic_path(out / f"{name}.{ext}") as tmp:
+            figure.savefig(tmp, format=ext, dpi=100, bbox_inches="tight")
+    with paths.atomic_path(out / f"{name}.csv") as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with paths.atomic_path(out / f"{name}.json") as tmp:
+        Path(tmp).write_text(json.dumps({"rows": rows, **summary}, indent=1, default=float))
+    return out / f"{name}.png"
+
+
+def pyplot():
+    """matplotlib.pyplot with the non-interactive Agg backend."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def label_figure(figure, setup, title):
+    """Title the figure with what it shows and which data and network it comes from."""
+    figure.suptitle(f"{title}\n{setup.label}; {setup.network_note}", fontsize=9,
+                    color="darkred" if setup.options["dataset"] == "demo" else "black")
+
+
+# ------------------------------------------------------------------------------------ fitted models
+def load_model(config, folder=None):
+    """The readout fitted for ``config`` (run :func:`run_grid` on it first)."""
+    from .model import DeepGazeI
+
+    path = Path(folder or paths.cache_dir("experiments")) / f"{config_key(config)}.h5"
+    if not path.is_file():
+        raise FileNotFoundError(f"no fitted model {path}: run the grid of this configuration first")
+    return DeepGazeI.load(path)
+
+
+def top_features(weights, n=10):
+    """Indices of the ``n`` features of largest ``|weight|``, largest first."""
+    return np.argsort(-np.abs(np.asarray(weights)), kind="stable")[:n]
+
+
+def strongest_units(setup, layer, channel, sign=1.0, n=9):
+    """The ``n`` images where a feature responds most (``sign=-1``: least), with the unit of that response.
+
+    One unit per image (its extreme), so the patches come from ``n`` different images.
+
+    Returns
+    -------
+    list of (image index, row, column, response), strongest first
+    """
+    found = []
+    for index in range(len(setup.stimuli)):
+        response = sign * setup.store.features(setup.stimuli[index], [layer])[0][channel]
+        row, col = np.unravel_index(np.argmax(response), response.shape)
+        found.append((index, int(row), int(col), float(sign * response[row, col])))
+    return sorted(found, key=lambda u: -sign * u[3])[:n]
+
+
+def unit_box(setup, layer, row, col):
+    """The receptive field of unit ``(row, col)`` of ``layer`` in image pixels: ``(top, left, size)``.
+
+    From :meth:`repro.network.Network.receptive_field` (network-input pixels) times the initial
+    downsampling factor.
+    """
+    size, stride, offset = setup.store.extractor.network.receptive_field(layer)
+    factor = setup.store.extractor.downsample
+    return (offset + row * stride) * factor, (offset + col * stride) * factor, size * factor
+
+
+def crop(image, top, left, size):
+    """The square ``size`` x ``size`` patch at ``(top, left)``, grey (128) where it leaves the image."""
+    patch = np.full((size, size, 3), 128, np.uint8)
+    rows = slice(max(top, 0), min(top + size, image.shape[0]))
+    cols = slice(max(left, 0), min(left + size, image.shape[1]))
+    patch[rows.start - top:rows.stop - top, cols.start - left:cols.stop - left] = image[rows, cols]
+    return patch

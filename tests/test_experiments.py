@@ -1,0 +1,88 @@
+"""Experiment scripts: every script runs in its quick configuration; the dask grid equals the serial one.
+
+The scripts are run in this process (their ``main(argv)``) so compiled Theano graphs are shared.
+"""
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from repro import experiments as ex
+from repro.demo import DEMO_LABEL, alexnet_prototxt, random_alexnet
+from repro.network import ALEXNET_LAYERS
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = ["fig5_layers", "fig3_information_gain", "fig4_auc", "fig8_regularization", "fig1_examples",
+           "fig6_top_features", "fig7_feature_details"]
+
+
+def script(name):
+    path = ROOT / "experiments" / f"{name}.py"
+    if not path.is_file():
+        pytest.skip(f"{path.name} not written yet")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def grid_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("grid")
+
+
+def test_random_alexnet_is_deterministic_and_has_the_paper_layers():
+    a, b = random_alexnet(seed=3), random_alexnet(seed=3)
+    assert set(ALEXNET_LAYERS) <= set(a.layer_names)
+    assert a.model.sha1 == b.model.sha1 != random_alexnet(seed=4).model.sha1
+    np.testing.assert_array_equal(a.model.blobs["conv5"][0], b.model.blobs["conv5"][0])
+    assert a.model.blobs["conv2"][0].shape == (256, 48, 5, 5)       # group 2
+    assert a.receptive_field("conv1") == (11, 4, -10)                 # full padding
+    assert 'name: "conv5"' in alexnet_prototxt()
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_script_quick_demo(name, tmp_path, grid_cache, monkeypatch):
+    monkeypatch.delenv("DEEPGAZE_DATA", raising=False)       # demo must work with no data at all
+    rows = script(name).main(["--quick", "--dataset", "demo", "--out", str(tmp_path), "--cache", str(grid_cache)])
+    stem = next(tmp_path.glob("*.json")).stem
+    for ext in ("png", "pdf", "csv", "json"):
+        assert (tmp_path / f"{stem}.{ext}").stat().st_size > 0
+    table = json.loads((tmp_path / f"{stem}.json").read_text())
+    assert table["label"] == DEMO_LABEL + " [quick]" and len(table["rows"]) == len(rows) > 0
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_script_quick_osie(name, osie_dir, tmp_path, grid_cache):
+    script(name).main(["--quick", "--dataset", "osie", "--data-dir", str(osie_dir.parent), "--out", str(tmp_path),
+                       "--cache", str(grid_cache)])
+    table = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert table["label"].startswith("OSIE") and "RANDOM" not in table["network"]
+
+
+def test_fig5_layer_subsets_follow_the_paper():
+    panels = script("fig5_layers").layer_subsets()
+    assert dict(panels["a"])["5"] == ["conv5", "relu5", "pool5"]
+    assert dict(panels["b"])["1"] == ["conv1", "relu1", "norm1", "pool1"]
+    assert dict(panels["a"])["1"] == dict(panels["b"])["5"] == list(ALEXNET_LAYERS)
+    assert dict(panels["d"])["norm"] == ["norm1", "norm2"]
+
+
+def test_dask_grid_equals_serial_and_resumes(tmp_path):
+    from argparse import Namespace
+    args = Namespace(dataset="demo", data_dir=None, weights=None, quick=True, seed=0)
+    setup = ex.load_setup(ex.options_of(args))
+    configs = [ex.fit_config(setup, ["conv5"], s, regularization=0.01) for s in setup.folds]
+    serial = ex.run_grid(configs, tmp_path / "serial", progress=False)
+    distributed = ex.run_grid(configs, tmp_path / "dask", workers=2, progress=False)
+    for a, b in zip(serial, distributed):
+        a.pop("seconds"), b.pop("seconds")
+        assert a == b            # bit for bit: workers keep this process's BLAS threads (same_blas_threads)
+    files = sorted((tmp_path / "serial").glob("*.json"))
+    assert len(files) == len(configs) and len(list((tmp_path / "serial").glob("*.h5"))) == len(configs)
+    stamps = [f.stat().st_mtime_ns for f in files]
+    again = ex.run_grid(configs, tmp_path / "serial", progress=False)       # resumes: reads, does not refit
+    assert [f.stat().st_mtime_ns for f in files] == stamps
+    assert [{k: v for k, v in r.items() if k != "seconds"} for r in again] == serial
