@@ -10,25 +10,15 @@ reaches beyond the image). Writes results/fig6_top_features.{png,pdf,csv,json}.
 import sys
 import time
 
-import numpy as np
-
 from repro import experiments as ex
-
-
-def top_feature_patches(setup, weights, n_features, n_patches):
-    """``[(channel, weight, [(image, row, col, response), ...]), ...]`` for the most weighted features."""
-    return [(int(c), float(weights[c]), ex.strongest_units(setup, "conv5", c, np.sign(weights[c]) or 1.0, n_patches))
-            for c in ex.top_features(weights, n_features)]
 
 
 def main(argv=None):
     args = ex.parser(__doc__.splitlines()[0]).parse_args(argv)
     start = time.time()
     setup = ex.load_setup(ex.options_of(args))
-    results = ex.grid_runner(args)([ex.fit_config(setup, ["conv5"], s) for s in setup.folds])
-    weights = np.mean([r["w"] for r in results], axis=0)
     n_features, n_patches = (4, 4) if args.quick else (10, 9)
-    found = top_feature_patches(setup, weights, n_features, n_patches)
+    found = ex.top_feature_patches(args, setup, n_features, n_patches)
 
     plt = ex.pyplot()
     figure, axes = plt.subplots(n_features, n_patches, figsize=(1.3 * n_patches + 1, 1.4 * n_features + 1), squeeze=False)

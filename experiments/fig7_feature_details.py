@@ -7,28 +7,18 @@ and its first four patches: the whole image with the patch outlined, and the fea
 over the image (conv5 units, upsampled to the image only for display). Writes
 results/fig7_feature_details.{png,pdf,csv,json}.
 """
-import importlib.util
 import sys
 import time
-from pathlib import Path
-
-import numpy as np
 
 from repro import experiments as ex
-
-_spec = importlib.util.spec_from_file_location("fig6", Path(__file__).with_name("fig6_top_features.py"))
-fig6 = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fig6)
 
 
 def main(argv=None):
     args = ex.parser(__doc__.splitlines()[0]).parse_args(argv)
     start = time.time()
     setup = ex.load_setup(ex.options_of(args))
-    results = ex.grid_runner(args)([ex.fit_config(setup, ["conv5"], s) for s in setup.folds])
-    weights = np.mean([r["w"] for r in results], axis=0)
     n_features, n_patches = (2, 2) if args.quick else (4, 4)
-    found = fig6.top_feature_patches(setup, weights, n_features, n_patches)
+    found = ex.top_feature_patches(args, setup, n_features, n_patches)
 
     plt = ex.pyplot()
     from matplotlib.patches import Rectangle

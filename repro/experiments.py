@@ -406,6 +406,19 @@ def strongest_units(setup, layer, channel, sign=1.0, n=9):
     return sorted(found, key=lambda u: -sign * u[3])[:n]
 
 
+def top_feature_patches(args, setup, n_features, n_patches):
+    """Figures 6 and 7: fit the conv5 readout on every fold, average the weights, find the top features' patches.
+
+    Returns
+    -------
+    list of (channel, weight, [(image index, row, column, response), ...]), most weighted feature first
+    """
+    results = grid_runner(args)([fit_config(setup, ["conv5"], s) for s in setup.folds])
+    weights = np.mean([r["w"] for r in results], axis=0)
+    return [(int(c), float(weights[c]), strongest_units(setup, "conv5", c, np.sign(weights[c]) or 1.0, n_patches))
+            for c in top_features(weights, n_features)]
+
+
 def unit_box(setup, layer, row, col):
     """The receptive field of unit ``(row, col)`` of ``layer`` in image pixels: ``(top, left, size)``.
 
