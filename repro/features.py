@@ -175,35 +175,43 @@ class FeatureStore:
             self.features(stimuli[index], layers)
 
 
-def feature_scales(feature_maps):
+def feature_scales(feature_maps, constant_below=1e-5):
     """``1 / std`` of every feature, over all images, after rescaling to each image's grid.
 
     The paper normalises every rescaled response map to unit standard deviation over the full
     dataset. The maps are rescaled here exactly as :mod:`repro.model` does (bilinearly to the
     largest layer of the image) to compute the statistics.
 
+    A feature whose standard deviation is below ``constant_below`` times its root mean square is
+    treated as constant and gets scale 0: it cannot change a softmax, and dividing by what is only
+    rounding noise (BVLC AlexNet's dead ``conv2`` filter 212 is the constant 0.1; after float32
+    rescaling its "std" is ~1e-9) would turn that noise into saliency of thousands of nats.
+
     Parameters
     ----------
     feature_maps : iterable of list of ndarray
         For each image, its per-layer features ``(C_l, h_l, w_l)``.
+    constant_below : float
+        Relative standard deviation (std / rms) under which a feature counts as constant.
 
     Returns
     -------
     ndarray, shape (K,), float32
-        With K the total number of features; features that are constant get scale 1.
+        With K the total number of features; constant features get scale 0.
     """
     total = squares = None
     count = 0
     for features in feature_maps:
         grid = grid_shape([f.shape for f in features])
-        rescaled = np.concatenate([np.einsum("ij,cjk,lk->cil", resize_matrix(grid[0], f.shape[1]),
-                                             f.astype(np.float64), resize_matrix(grid[1], f.shape[2]))
+        rescaled = np.concatenate([np.einsum("ij,cjk,lk->cil", resize_operator(grid[0], f.shape[1]),
+                                             f.astype(np.float64), resize_operator(grid[1], f.shape[2]))
                                    for f in features])
         sums, sq = rescaled.sum(axis=(1, 2)), (rescaled ** 2).sum(axis=(1, 2))
         total, squares = (sums, sq) if total is None else (total + sums, squares + sq)
         count += grid[0] * grid[1]
     if total is None:
         raise ValueError("feature_scales needs at least one image")
-    variance = np.maximum(squares / count - (total / count) ** 2, 0)
-    std = np.sqrt(variance)
-    return np.where(std > 1e-12, 1 / np.where(std > 1e-12, std, 1), 1).astype(np.float32)
+    mean_square = squares / count
+    std = np.sqrt(np.maximum(mean_square - (total / count) ** 2, 0))
+    varies = std > constant_below * np.sqrt(mean_square)
+    return np.where(varies, 1 / np.where(varies, std, 1), 0).astype(np.float32)

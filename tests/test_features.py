@@ -80,3 +80,23 @@ def test_feature_scales_give_unit_std_on_the_rescaled_maps():
                                                anti_aliasing=False) for f in features]))
     std = np.concatenate([r.reshape(5, -1) for r in rescaled], axis=1).std(axis=1)
     np.testing.assert_allclose(scales, 1 / std, rtol=1e-5)
+
+
+def test_constant_features_get_scale_zero():
+    rng = np.random.RandomState(2)
+    images = [[np.concatenate([rng.rand(1, 6, 8), np.full((1, 6, 8), 0.1, np.float32)]), rng.rand(1, 3, 4)]
+              for _ in range(3)]
+    scales = feature_scales(images)
+    assert scales[1] == 0
+    assert (scales[[0, 2]] > 1).all()
+
+
+def test_dead_alexnet_filter_is_not_amplified(extractor, images):
+    """BVLC AlexNet's conv2 has a filter whose response is its bias everywhere; 1/std must not blow it up."""
+    maps = [extractor(image, ["conv2"]) for image in images]
+    dead = [c for c in range(maps[0][0].shape[0]) if all(np.ptp(m[0][c]) == 0 for m in maps)]
+    assert dead, "expected at least one constant conv2 feature in BVLC AlexNet"
+    scales = feature_scales(maps)
+    assert (scales[dead] == 0).all()
+    alive = np.setdiff1d(np.arange(len(scales)), dead)
+    assert (scales[alive] > 0).all() and scales[alive].max() < 1e3
