@@ -30,7 +30,7 @@ from repro.datasets import load_osie, osie_split
 from repro.features import FeatureExtractor, FeatureStore
 from repro.goldstandard import fit_gold_standard
 from repro.network import Network
-from repro.training import log_densities, prepare_images, subject_cross_validation
+from repro.training import density_function, subject_cross_validation
 
 from markdown_table import report  # noqa: E402  (beside this script)
 
@@ -88,14 +88,10 @@ def main(argv=None):
         results[name] = {"ig_bits": ig, "gold_ig_bits": gold, "explained": ig / gold}
         rows.append([f"DeepGaze I, {name}", f"{ig:.3f}", f"{100 * ig / gold:.1f} %", "", ""])
 
-    uniform_images = prepare_images(store, stimuli, test_fix, LAYERS, None, progress=False)
-    prior_images = prepare_images(store, stimuli, test_fix, LAYERS, center_bias.log_density, progress=False)
     aucs, sh_aucs = [], []
     for model in cv["models"]:
-        with_prior = dict(zip(test_fix.images, log_densities(model, prior_images)))
-        uniform = dict(zip(test_fix.images, log_densities(model, uniform_images)))
-        aucs.append(metrics.auc(with_prior.__getitem__, test_fix))
-        sh_aucs.append(metrics.shuffled_auc(uniform.__getitem__, test_fix, stimuli.sizes))
+        aucs.append(metrics.auc(density_function(model, store, stimuli, center_bias.log_density), test_fix))
+        sh_aucs.append(metrics.shuffled_auc(density_function(model, store, stimuli), test_fix, stimuli.sizes))
     cb_maps = {n: center_bias.log_density(n) for n in test_fix.images}
     cb_auc = metrics.auc(cb_maps.__getitem__, test_fix)
     cb_sauc = metrics.shuffled_auc(cb_maps.__getitem__, test_fix, stimuli.sizes)

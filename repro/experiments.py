@@ -26,7 +26,7 @@ from .demo import DEMO_LABEL, demo_dataset, random_alexnet
 from .features import FeatureExtractor, FeatureStore
 from .goldstandard import fit_gold_standard
 from .network import Network
-from .training import prepare_images, train_model, log_densities
+from .training import density_function, prepare_images, train_model
 
 DATASETS = ("demo", "osie", "mit1003")
 #: The paper's published numbers (MIT1003 explained information; MIT300 benchmark AUCs).
@@ -34,6 +34,9 @@ PAPER = {"explained_eDN": 0.34, "explained_DeepGazeI": 0.56, "auc_mit300": 0.844
 #: Quick configuration: images per split, held-out subjects, SFO passes.
 QUICK = {"images": 3, "folds": 1, "passes": 12, "batches": 3}
 FULL = {"passes": 20, "batches": 10}
+#: Part of every fit's cache key: raise it whenever a change to features, model, training or SFO
+#: changes fitted results, so that cached fits from older code are not reused.
+FIT_VERSION = 2
 
 
 # ------------------------------------------------------------------------------------ options
@@ -170,7 +173,7 @@ def fit_config(setup, layers, subject, regularization=1e-3, network="alexnet"):
     sfo = QUICK if setup.options["quick"] else FULL
     return {"options": setup.options, "network": network, "layers": list(layers), "subject": int(subject),
             "regularization": float(regularization), "passes": sfo["passes"], "batches": sfo["batches"],
-            "seed": setup.options["seed"]}
+            "seed": setup.options["seed"], "version": FIT_VERSION}
 
 
 def config_key(config):
@@ -208,17 +211,14 @@ def fit_and_score(config):
     model, _ = train_model(images, layers, regularization=config["regularization"], n_batches=config["batches"],
                            num_passes=config["passes"], seed=config["seed"], progress=False,
                            metadata={"held_out_subject": subject, "config_key": config_key(config)})
-    every = fx.images
-    with_prior = dict(zip(every, log_densities(model, prepare_images(setup.store, setup.stimuli, fx, layers, prior,
-                                                                     progress=False))))
-    uniform = dict(zip(every, log_densities(model, prepare_images(setup.store, setup.stimuli, fx, layers, None,
-                                                                  progress=False))))
-    ll = metrics.log_likelihoods(with_prior.__getitem__, fx)
+    with_prior = density_function(model, setup.store, setup.stimuli, prior)      # computed on demand
+    uniform = density_function(model, setup.store, setup.stimuli, None)
+    ll = metrics.log_likelihoods(with_prior, fx)
     masks = {"test_subjects": on_train & (fx.subject == subject), "train_subjects": training, "test_images": on_test}
     result = {"ig": {key: _sums(ll, setup.cb_ll, setup.gold_ll, mask) for key, mask in masks.items()},
-              "sauc_train": metrics.shuffled_auc(uniform.__getitem__, fx.filter(on_train), setup.stimuli.sizes),
-              "sauc_test": metrics.shuffled_auc(uniform.__getitem__, fx.filter(on_test), setup.stimuli.sizes),
-              "auc_test": metrics.auc(with_prior.__getitem__, fx.filter(on_test)),
+              "sauc_train": metrics.shuffled_auc(uniform, fx.filter(on_train), setup.stimuli.sizes),
+              "sauc_test": metrics.shuffled_auc(uniform, fx.filter(on_test), setup.stimuli.sizes),
+              "auc_test": metrics.auc(with_prior, fx.filter(on_test)),
               "w": model.w.tolist(), "sigma": model.sigma, "alpha": model.alpha}
     result["seconds"] = time.perf_counter() - start
     return result, model

@@ -129,14 +129,29 @@ class FeatureStore:
     def _file(self, image_key):
         return self.folder / f"{image_key}.h5"
 
-    def _stored_layers(self, path):
+    def _read(self, path, layers=None):
+        """``{layer: (C, h, w)}`` of the stored ``layers`` (default: all) in the file ``path``."""
         if not path.exists():
             return {}
         try:
             with h5py.File(path, "r") as f:
-                return {name: f[name][()] for name in f}
+                return {name: f[name][()] for name in (f if layers is None else [l for l in layers if l in f])}
         except OSError as error:
             raise OSError(f"feature cache file {path} is unreadable ({error}); delete it to recompute") from None
+
+    def _ensure(self, image, layers):
+        """The cache file of ``image`` with ``layers`` in it (computing and adding what is missing),
+        and the stored maps read on the way (``{layer: array}``; only those it had to read)."""
+        path = self._file(image_hash(image))
+        stored = self._read(path, layers)
+        missing = [layer for layer in layers if layer not in stored]
+        if missing:
+            stored = self._read(path)                     # the file is rewritten with every layer
+            stored.update(zip(missing, self.extractor(image, missing)))
+            with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+                for name, array in stored.items():
+                    f[name] = np.asarray(array, dtype=np.float32)
+        return path, stored
 
     def features(self, image, layers):
         """Feature maps of one image, from the cache or computed (and then stored).
@@ -150,15 +165,27 @@ class FeatureStore:
         -------
         list of ndarray, each (C_l, h_l, w_l) float32, in the order of ``layers``
         """
-        path = self._file(image_hash(image))
-        stored = self._stored_layers(path) if path.exists() else {}
-        missing = [layer for layer in layers if layer not in stored]
-        if missing:
-            stored.update(zip(missing, self.extractor(image, missing)))
-            with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-                for name, array in stored.items():
-                    f[name] = np.asarray(array, dtype=np.float32)
+        _, stored = self._ensure(image, layers)
         return [stored[layer] for layer in layers]
+
+    def reader(self, image, layers):
+        """A function that reads the image's ``layers`` from disk each time it is called.
+
+        For data too large to hold in memory (e.g. all 15 AlexNet layers of hundreds of images):
+        the maps are computed and cached now if missing, and read back on demand.
+
+        Returns
+        -------
+        callable
+            ``() -> list of ndarray``, each ``(C_l, h_l, w_l)``, in the order of ``layers``.
+        """
+        path, _ = self._ensure(image, layers)
+        layers = list(layers)
+
+        def read():
+            stored = self._read(path, layers)
+            return [stored[layer] for layer in layers]
+        return read
 
     def extract(self, stimuli, layers, progress=True):
         """Make sure every image of ``stimuli`` has ``layers`` cached (resumable).

@@ -23,20 +23,26 @@ from .model import DEFAULT_LAMBDA, DeepGazeI
 from .sfo import SFO
 
 
+#: Training data larger than this (bytes of feature maps) is read from the feature cache on demand.
+MEMORY_BUDGET = 4 * 2 ** 30
+
+
 @dataclass
 class ImageData:
     """What the readout needs of one image.
 
     Attributes
     ----------
-    features : list of ndarray, each (C_l, h_l, w_l)
+    source : list of ndarray, each (C_l, h_l, w_l), or callable
+        The image's feature maps, or a function returning them (read from disk on demand,
+        see :meth:`repro.features.FeatureStore.reader`); :attr:`features` gives the maps.
     log_centerbias : ndarray, shape (H, W)
         Log prior at the image's pixels (zeros: uniform prior).
     x, y : ndarray, shape (n,)
         Fixations in pixels (origin top-left), scored at ``(int(y), int(x))``.
     """
 
-    features: list
+    source: object
     log_centerbias: np.ndarray
     x: np.ndarray
     y: np.ndarray
@@ -52,12 +58,23 @@ class ImageData:
         self._index = y.astype(int) * width + x.astype(int)
 
     @property
+    def features(self):
+        """The feature maps, list of ``(C_l, h_l, w_l)``."""
+        return self.source() if callable(self.source) else self.source
+
+    @property
     def fixation_index(self):
         """Flat pixel indices ``int(y) * W + int(x)``, shape (n,)."""
         return self._index
 
 
-def prepare_images(store, stimuli, fixations, layers, log_centerbias=None, images=None, progress=True):
+def _uniform_or(log_centerbias, n, shape):
+    """Log prior ``(H, W)`` of image ``n``: ``log_centerbias(n)``, or zeros (uniform) if it is None."""
+    return np.zeros(shape, np.float32) if log_centerbias is None else np.asarray(log_centerbias(n), np.float32)
+
+
+def prepare_images(store, stimuli, fixations, layers, log_centerbias=None, images=None, in_memory="auto",
+                   progress=True):
     """Collect what training or evaluation needs of each image.
 
     Parameters
@@ -72,6 +89,10 @@ def prepare_images(store, stimuli, fixations, layers, log_centerbias=None, image
         ``lambda n: center_bias.log_density(n)`` (leave-one-image-out). Default: uniform.
     images : sequence of int, optional
         Image indices to prepare (default: every image that has fixations).
+    in_memory : bool or "auto"
+        Hold the feature maps in memory, or read them from the store's files whenever they are used.
+        ``"auto"``: in memory unless they would take more than :data:`MEMORY_BUDGET` bytes
+        (estimated from the first image).
     progress : bool
 
     Returns
@@ -82,11 +103,27 @@ def prepare_images(store, stimuli, fixations, layers, log_centerbias=None, image
     prepared = []
     for n in tqdm(images, desc="images", disable=not progress, unit="img"):
         image = stimuli[int(n)]
-        prior = (np.zeros(image.shape[:2], np.float32) if log_centerbias is None
-                 else np.asarray(log_centerbias(int(n)), np.float32))
+        if not prepared and in_memory == "auto":
+            size = sum(f.nbytes for f in store.features(image, layers))
+            in_memory = size * len(images) <= MEMORY_BUDGET
+        source = store.features(image, layers) if in_memory else store.reader(image, layers)
         on_image = fixations.for_images([n])
-        prepared.append(ImageData(store.features(image, layers), prior, on_image.x, on_image.y))
+        prepared.append(ImageData(source, _uniform_or(log_centerbias, int(n), image.shape[:2]),
+                                  on_image.x, on_image.y))
     return prepared
+
+
+def density_function(model, store, stimuli, log_centerbias=None):
+    """``n -> (H, W)`` log-density of ``model`` on image ``n``, computed when asked (nothing kept).
+
+    What the metrics of :mod:`repro.metrics` take as ``log_densities`` / ``saliency_maps``; each
+    call reads the image's features from ``store``. ``log_centerbias`` as in :func:`prepare_images`.
+    """
+    def log_density(n):
+        image = stimuli[int(n)]
+        return model.log_density_from_features(store.features(image, model.layers),
+                                               _uniform_or(log_centerbias, int(n), image.shape[:2]))
+    return log_density
 
 
 def minibatches(n_images, n_batches, seed=0):
@@ -255,10 +292,8 @@ def subject_cross_validation(store, stimuli, fixations, train_images, test_image
     counts = {key: np.zeros(len(fixations)) for key in sums}
 
     def score(model, mask, key):
-        selected = fixations.filter(mask)
-        images = prepare_images(store, stimuli, selected, layers, log_centerbias, progress=False)
-        densities = dict(zip(selected.images, log_densities(model, images)))
-        sums[key][mask] += metrics.log_likelihoods(densities.__getitem__, selected)
+        sums[key][mask] += metrics.log_likelihoods(density_function(model, store, stimuli, log_centerbias),
+                                                   fixations.filter(mask))
         counts[key][mask] += 1
 
     models = []

@@ -54,6 +54,18 @@ def test_store_caches_resumes_and_adds_layers(extractor, images, tmp_path):
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".h5", ".h5"]
 
 
+def test_reader_reads_back_from_disk(extractor, images, tmp_path):
+    counting = Counting(extractor)
+    store = FeatureStore(counting, tmp_path)
+    read = store.reader(images[1], ["pool5", "conv5"])              # computes and stores them now
+    assert counting.calls == [["pool5", "conv5"]]
+    first, second = read(), read()
+    assert counting.calls == [["pool5", "conv5"]]                    # the reads came from the file
+    assert first[0] is not second[0]
+    for got, want in zip(first, extractor(images[1], ["pool5", "conv5"])):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_failed_extraction_leaves_no_file(images, tmp_path):
     def broken(image, layers):
         raise RuntimeError("network died")

@@ -6,7 +6,8 @@ from repro import metrics
 from repro.datasets import Fixations, load_osie
 from repro.features import FeatureExtractor, FeatureStore, feature_scales
 from repro.model import DeepGazeI
-from repro.training import ImageData, fit, minibatches, prepare_images, subject_cross_validation
+from repro.training import (ImageData, density_function, fit, minibatches, prepare_images,
+                            subject_cross_validation)
 
 N_TRAIN, N_TEST, PER_IMAGE = 16, 8, 400
 
@@ -76,15 +77,27 @@ def test_fit_is_deterministic_given_the_seed(planted):
     assert results[0]["alpha"] == results[1]["alpha"]
 
 
-def test_prepare_images_groups_fixations_and_priors(planted):
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_prepare_images_groups_fixations_and_priors(planted, in_memory):
     _, images, fixations, stimuli, store = planted
     prepared = prepare_images(store, stimuli, fixations, ["conv5"],
                               log_centerbias=lambda n: gaussian_log_prior(stimuli[n].shape[:2]),
-                              images=[2, 0], progress=False)
+                              images=[2, 0], in_memory=in_memory, progress=False)
     for got, n in zip(prepared, [2, 0]):
+        assert callable(got.source) != in_memory          # on disk: read back whenever it is used
         np.testing.assert_array_equal(got.fixation_index, images[n].fixation_index)
         np.testing.assert_array_equal(got.features[0], images[n].features[0])
         np.testing.assert_array_equal(got.log_centerbias, images[n].log_centerbias)
+
+
+def test_density_function_equals_the_model_on_prepared_images(planted):
+    truth, images, fixations, stimuli, store = planted
+    prior = lambda n: gaussian_log_prior(stimuli[n].shape[:2])       # noqa: E731
+    density = density_function(truth, store, stimuli, prior)
+    np.testing.assert_array_equal(density(1), truth.log_density_from_features(images[1].features,
+                                                                              images[1].log_centerbias))
+    uniform = density_function(truth, store, stimuli)(1)
+    assert uniform.shape == stimuli[1].shape[:2] and not np.allclose(uniform, density(1))
 
 
 def test_minibatches_partition_the_images():
