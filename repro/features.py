@@ -45,6 +45,27 @@ def resize_matrix(n_out, n_in):
     return resize_operator(n_out, n_in).astype(floatX)
 
 
+def interpolation_matrix(target, source):
+    """Linear interpolation from samples at positions ``source`` to positions ``target``.
+
+    Held constant beyond the first and last source sample (as ``np.interp``).
+
+    Parameters
+    ----------
+    target : array_like, shape (n_out,)
+    source : array_like, shape (n_in,), increasing
+
+    Returns
+    -------
+    ndarray, shape (n_out, n_in), float32
+        Rows summing to one.
+    """
+    source = np.asarray(source, dtype=np.float64)
+    if source.size > 1 and not np.all(np.diff(source) > 0):
+        raise ValueError("source positions must increase")
+    return np.stack([np.interp(target, source, column) for column in np.eye(source.size)], axis=1).astype(floatX)
+
+
 def grid_shape(feature_shapes):
     """The grid of the readout: the spatial size of the largest layer (by area).
 
@@ -102,6 +123,18 @@ class FeatureExtractor:
         return {"caffemodel_sha1": self.network.model.sha1, "caffemodel": Path(self.network.model.caffemodel).name,
                 "padding": self.network.padding, "downsample": self.downsample,
                 "mean": self.mean.tolist() if self.mean.ndim == 1 else "mean image"}
+
+    def unit_positions(self, layer):
+        """Where ``layer``'s units look in the original image: ``(first, step)`` in pixels.
+
+        Unit ``i`` (along rows or columns) has its receptive field centred at ``first + i * step``,
+        in continuous image coordinates (pixel ``j`` spans ``[j, j + 1)``), from
+        :meth:`repro.network.Network.receptive_field` and the initial downsampling (input pixel ``k``
+        is the mean of image pixels ``k * d`` ... ``(k + 1) * d - 1``). In ``full`` padding the first
+        centres lie outside the image (negative).
+        """
+        size, stride, offset = self.network.receptive_field(layer)
+        return (offset + (size - 1) / 2 + 0.5) * self.downsample, float(stride * self.downsample)
 
     def __call__(self, image, layers):
         """Feature maps of ``layers`` for one ``(H, W, 3)`` uint8 RGB image: list of ``(C, h, w)``."""

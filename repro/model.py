@@ -25,6 +25,10 @@ How it is computed here (all of it one Theano graph, so w, sigma and alpha get e
    ``alpha``, and a log-softmax over all pixels gives the log-density. Every metric scores fixations
    on this pixel-resolution density at ``(int(y), int(x))``.
 
+Steps 1 and 4 stretch every map over the whole image, as the paper's "rescale to the size of the
+largest layer" says. Optionally (``geometry``) maps are instead placed where their units' receptive
+fields are centred, which differs at the borders in ``full`` padding (see :class:`DeepGazeI`).
+
 Shapes: features ``(C, h, w)`` float32 per layer; log centre bias ``(H, W)``; log-density ``(H, W)``
 whose exponential sums to one.
 """
@@ -35,7 +39,7 @@ import h5py
 import numpy as np
 
 from .backend import T, floatX, theano
-from .features import grid_shape, resize_matrix
+from .features import grid_shape, interpolation_matrix, resize_matrix
 from .paths import atomic_path
 
 #: The paper's sparsity parameter.
@@ -108,17 +112,41 @@ def _compiled_loglik_and_grad(n_layers):
 
 @lru_cache(maxsize=256)
 def _resize_matrices(feature_hw, grid_hw, image_hw):
+    """Stretching (the paper): every map and the grid are rescaled to cover the whole image."""
     rows_to_grid = [resize_matrix(grid_hw[0], h) for h, _ in feature_hw]
     cols_to_grid = [resize_matrix(grid_hw[1], w) for _, w in feature_hw]
     return (rows_to_grid, cols_to_grid,
             resize_matrix(image_hw[0], grid_hw[0]), resize_matrix(image_hw[1], grid_hw[1]))
 
 
-def _image_arguments(features, log_centerbias):
+@lru_cache(maxsize=256)
+def _aligned_matrices(feature_hw, geometry, image_hw):
+    """Receptive-field alignment: every unit sits at the image position its receptive field is centred on.
+
+    ``geometry[l] = (first, step)`` of layer ``l`` (:meth:`repro.features.FeatureExtractor.unit_positions`);
+    the grid is the largest layer's units, the maps are interpolated between unit centres, and
+    held constant beyond the outermost ones.
+    """
+    grid = max(range(len(feature_hw)), key=lambda l: feature_hw[l][0] * feature_hw[l][1])
+
+    def positions(l, axis):
+        first, step = geometry[l]
+        return first + step * np.arange(feature_hw[l][axis])
+    rows_to_grid = [interpolation_matrix(positions(grid, 0), positions(l, 0)) for l in range(len(feature_hw))]
+    cols_to_grid = [interpolation_matrix(positions(grid, 1), positions(l, 1)) for l in range(len(feature_hw))]
+    return (rows_to_grid, cols_to_grid, interpolation_matrix(np.arange(image_hw[0]) + 0.5, positions(grid, 0)),
+            interpolation_matrix(np.arange(image_hw[1]) + 0.5, positions(grid, 1)))
+
+
+def _image_arguments(features, log_centerbias, geometry=None):
     """The per-image arguments of the compiled readout, in order."""
     feature_hw = tuple(tuple(f.shape[1:]) for f in features)
-    grid = grid_shape([f.shape for f in features])
-    rows, cols, rows_image, cols_image = _resize_matrices(feature_hw, grid, tuple(log_centerbias.shape))
+    if geometry is None:
+        grid = grid_shape([f.shape for f in features])
+        matrices = _resize_matrices(feature_hw, grid, tuple(log_centerbias.shape))
+    else:
+        matrices = _aligned_matrices(feature_hw, geometry, tuple(log_centerbias.shape))
+    rows, cols, rows_image, cols_image = matrices
     return list(features) + rows + cols + [rows_image, cols_image, log_centerbias]
 
 
@@ -143,10 +171,18 @@ class DeepGazeI:
         lambda of the ``||w||_1 / ||w||_2`` penalty.
     metadata : dict, optional
         What the model was trained on (network weights, dataset, split, ...); saved with it.
+    geometry : list of (float, float), optional
+        How feature maps are placed on the image. None (default, the paper): each map is stretched
+        over the whole image ("rescaled to the size of the largest layer"). Otherwise ``(first,
+        step)`` per layer, the image position (pixels) of the receptive-field centre of unit 0 and
+        the spacing of units (:meth:`repro.features.FeatureExtractor.unit_positions`): maps are
+        placed where their units look. In ``full`` padding the outer units look partly outside the
+        image, so stretching pulls edge responses inward (conv5 of an 800-pixel-wide image: unit
+        centres from -113 to 911 pixels, squeezed onto 0 ... 800).
     """
 
     def __init__(self, layers, channels, feature_scales, w=None, sigma=2.0, alpha=1.0,
-                 regularization=DEFAULT_LAMBDA, metadata=None):
+                 regularization=DEFAULT_LAMBDA, metadata=None, geometry=None):
         self.layers = list(layers)
         self.channels = [int(c) for c in channels]
         if len(self.layers) != len(self.channels):
@@ -167,6 +203,12 @@ class DeepGazeI:
         self.alpha = float(alpha)
         self.regularization = float(regularization)
         self.metadata = dict(metadata or {})
+        if geometry is not None:
+            geometry = tuple((float(first), float(step)) for first, step in geometry)
+            if len(geometry) != len(self.layers) or any(step <= 0 for _, step in geometry):
+                raise ValueError(f"geometry needs (first, step > 0) for each of the {len(self.layers)} layers, "
+                                 f"got {geometry}")
+        self.geometry = geometry
 
     # -- parameters as the optimiser sees them -------------------------------------------------
     @property
@@ -209,7 +251,8 @@ class DeepGazeI:
         """
         self._check(features)
         run = _compiled_log_density(len(features))
-        return run(*self._parameter_arguments(), *_image_arguments(features, np.asarray(log_centerbias, floatX)))
+        prior = np.asarray(log_centerbias, floatX)
+        return run(*self._parameter_arguments(), *_image_arguments(features, prior, self.geometry))
 
     def log_density(self, image, features, log_centerbias=None):
         """Log-density of fixations on an image of any size.
@@ -255,7 +298,8 @@ class DeepGazeI:
         self._check(features)
         run = _compiled_loglik_and_grad(len(features))
         value, g_w, g_sigma, g_alpha = run(*self._parameter_arguments(theta),
-                                           *_image_arguments(features, np.asarray(log_centerbias, floatX)),
+                                           *_image_arguments(features, np.asarray(log_centerbias, floatX),
+                                                             self.geometry),
                                            np.asarray(fixation_index, dtype=np.int64))
         return float(value), {"w": g_w.astype(np.float64), "log_sigma": np.array(float(g_sigma)),
                               "alpha": np.array(float(g_alpha))}
@@ -280,6 +324,7 @@ class DeepGazeI:
             f.attrs["alpha"] = self.alpha
             f.attrs["regularization"] = self.regularization
             f.attrs["metadata"] = json.dumps(self.metadata, sort_keys=True)
+            f.attrs["geometry"] = json.dumps(self.geometry)
             f["w"] = self.w
             f["feature_scales"] = self.feature_scales
 
@@ -292,4 +337,5 @@ class DeepGazeI:
             return cls(json.loads(f.attrs["layers"]), json.loads(f.attrs["channels"]), f["feature_scales"][()],
                        w=f["w"][()], sigma=float(f.attrs["sigma"]), alpha=float(f.attrs["alpha"]),
                        regularization=float(f.attrs["regularization"]),
-                       metadata=json.loads(f.attrs["metadata"]))
+                       metadata=json.loads(f.attrs["metadata"]),
+                       geometry=json.loads(f.attrs.get("geometry", "null")))

@@ -211,7 +211,7 @@ def log_likelihoods(model, images):
 
 
 def train_model(images, layers, regularization=DEFAULT_LAMBDA, n_batches=10, num_passes=20, seed=0,
-                sigma=None, progress=True, metadata=None):
+                sigma=None, progress=True, metadata=None, geometry=None):
     """Build a DeepGaze I readout for ``layers`` and fit it to ``images``.
 
     The feature scales (unit standard deviation) are computed on ``images``, the training data.
@@ -228,6 +228,8 @@ def train_model(images, layers, regularization=DEFAULT_LAMBDA, n_batches=10, num
         Initial blur in grid cells (default: 2 % of the grid diagonal, at least 1).
     metadata : dict, optional
         Saved with the model.
+    geometry : list of (float, float), optional
+        Receptive-field placement of the maps (see :class:`repro.model.DeepGazeI`); default: stretched.
 
     Returns
     -------
@@ -242,7 +244,7 @@ def train_model(images, layers, regularization=DEFAULT_LAMBDA, n_batches=10, num
     start = np.random.RandomState(seed).randn(sum(channels)) * 0.5 / np.sqrt(sum(channels))
     model = DeepGazeI(layers, channels, feature_scales(image.features for image in images),
                       w=start, sigma=sigma, alpha=1.0,
-                      regularization=regularization, metadata=metadata)
+                      regularization=regularization, metadata=metadata, geometry=geometry)
     history = fit(model, images, n_batches=n_batches, num_passes=num_passes, seed=seed, progress=progress)
     return model, history
 

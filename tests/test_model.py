@@ -4,7 +4,8 @@ import pytest
 from scipy.special import logsumexp
 from skimage.transform import resize
 
-from repro.features import resize_matrix
+from repro.centerbias import resize_operator
+from repro.features import interpolation_matrix, resize_matrix
 from repro.model import DeepGazeI
 
 RNG = np.random.RandomState(0)
@@ -17,6 +18,33 @@ def test_resize_matrix_is_scikit_image_bilinear_resize(n_out, n_in):
     signal = RNG.rand(n_in, 3)
     expected = resize(signal, (n_out, 3), order=1, mode="edge", anti_aliasing=False)
     np.testing.assert_allclose(resize_matrix(n_out, n_in) @ signal, expected, atol=1e-6)
+
+
+def test_interpolation_matrix_is_np_interp_and_contains_the_stretch():
+    source, target = np.sort(RNG.rand(6)) * 10, RNG.rand(20) * 14 - 2
+    values = RNG.rand(6)
+    np.testing.assert_allclose(interpolation_matrix(target, source) @ values, np.interp(target, source, values),
+                               atol=1e-6)
+    # stretching 13 samples over 40 = sample j placed at (j + 0.5) * 40 / 13 - 0.5 output pixels
+    np.testing.assert_allclose(interpolation_matrix(np.arange(40), (np.arange(13) + 0.5) * 40 / 13 - 0.5),
+                               resize_operator(40, 13), atol=1e-6)
+    with pytest.raises(ValueError, match="increase"):
+        interpolation_matrix(target, source[::-1])
+
+
+def test_receptive_field_geometry_puts_a_unit_where_it_looks():
+    """A single active unit (row 2, column 3) of a 5 x 7 map whose units sit at -20 + 20 i pixels."""
+    features = [np.zeros((1, 5, 7), "float32")]
+    features[0][0, 2, 3] = 1
+    flat = np.zeros((60, 80), "float32")
+    aligned = DeepGazeI(["conv"], [1], [1.0], w=[8.0], sigma=0.3, alpha=0, geometry=[(-20.0, 20.0)])
+    peak = np.unravel_index(np.argmax(aligned.log_density_from_features(features, flat)), flat.shape)
+    assert peak == (20, 40) or peak == (19, 39)                # pixel centres 19.5 / 20.5 are equally near 20
+    stretched = DeepGazeI(["conv"], [1], [1.0], w=[8.0], sigma=0.3, alpha=0)
+    peak = np.unravel_index(np.argmax(stretched.log_density_from_features(features, flat)), flat.shape)
+    assert abs(peak[0] - 2.5 * 60 / 5) <= 1 and abs(peak[1] - 3.5 * 80 / 7) <= 1     # cell centres, stretched
+    with pytest.raises(ValueError, match="geometry"):
+        DeepGazeI(["conv"], [1], [1.0], geometry=[(0.0, 0.0)])
 
 
 def test_density_is_softmax_of_weighted_features_plus_centre_bias():
@@ -85,11 +113,11 @@ def test_penalty_gradient_and_zero_weights():
 
 def test_save_load_round_trip_and_bad_files(tmp_path):
     model = DeepGazeI(["conv5"], [3], [1.0, 2.0, 3.0], w=[0.1, -0.2, 0.3], sigma=2.5, alpha=0.4,
-                      metadata={"dataset": "osie", "split": "train"})
+                      metadata={"dataset": "osie", "split": "train"}, geometry=[(-113.0, 32.0)])
     model.save(tmp_path / "m.h5")
     back = DeepGazeI.load(tmp_path / "m.h5")
-    assert (back.layers, back.channels, back.sigma, back.alpha, back.metadata) == \
-           (model.layers, model.channels, 2.5, 0.4, model.metadata)
+    assert (back.layers, back.channels, back.sigma, back.alpha, back.metadata, back.geometry) == \
+           (model.layers, model.channels, 2.5, 0.4, model.metadata, ((-113.0, 32.0),))
     np.testing.assert_array_equal(back.w, model.w)
     np.testing.assert_array_equal(back.feature_scales, model.feature_scales)
     assert [p.name for p in tmp_path.iterdir()] == ["m.h5"]        # no temporary file left
