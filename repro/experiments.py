@@ -151,8 +151,8 @@ def googlenet(options):
     ``inception_4e/output``, is GoogLeNet's deepest layer at the stride of AlexNet's conv5 (16 network
     pixels, 32 image pixels after the initial downsampling by 2): 832 features on an 18 x 25 grid for
     OSIE's 800 x 600 images (400 x 300 network input). The layers above it (``pool4``, ``inception_5*``)
-    halve that resolution to 9 x 12. Its theoretical receptive field, 427 network pixels, covers most
-    of the input; as in every deep network, the effective one is much smaller.
+    halve that resolution to 9 x 12. Its theoretical receptive field (427 network pixels) is larger
+    than that input; as in every deep network, the effective one is much smaller.
 
     Padding is ``'caffe'``, not the paper's ``'full'``: in ``'full'`` mode the branches of an inception
     module (1x1, 3x3 and 5x5 convolutions, 3x3 pooling) grow by 0, 2 and 4 pixels and can no longer be
@@ -179,6 +179,11 @@ def googlenet(options):
     return network, f"GoogLeNet, weights bvlc_googlenet.caffemodel, caffe padding, layer {GOOGLENET_LAYER}"
 
 
+def _check_network(network):
+    if network not in NETWORKS:
+        raise ValueError(f"unknown network {network!r} (known: {', '.join(NETWORKS)})")
+
+
 def setup_store(setup, network="alexnet"):
     """The feature store of ``network`` (one of :data:`NETWORKS`) for ``setup``, built on first use.
 
@@ -186,8 +191,7 @@ def setup_store(setup, network="alexnet"):
     cache folder: the extractor's cache key includes weights, prototxt and padding). The weights note
     goes to ``setup.notes[network]``.
     """
-    if network not in NETWORKS:
-        raise ValueError(f"unknown network {network!r} (known: {', '.join(NETWORKS)})")
+    _check_network(network)
     if network not in setup.stores:
         net, setup.notes[network] = googlenet(setup.options)
         setup.stores[network] = FeatureStore(FeatureExtractor(net))
@@ -242,8 +246,7 @@ def load_setup(options):
 # ------------------------------------------------------------------------------------ one fit
 def fit_config(setup, layers, subject, regularization=1e-3, network="alexnet"):
     """The configuration of one fit: dataset options, network and layers, held-out subject, lambda, SFO settings."""
-    if network not in NETWORKS:
-        raise ValueError(f"unknown network {network!r} (known: {', '.join(NETWORKS)})")
+    _check_network(network)
     sfo = QUICK if setup.options["quick"] else FULL
     return {"options": setup.options, "network": network, "layers": list(layers), "subject": int(subject),
             "regularization": float(regularization), "passes": sfo["passes"], "batches": sfo["batches"],
@@ -468,8 +471,8 @@ def bar_chart(ax, rows, key, fmt="{:.1f}", published_note="published"):
     ----------
     ax : matplotlib.axes.Axes
     rows : list of dict
-        With ``'model'`` (the bar's label), ``'source'`` (legend entry; "published ..." for the paper's
-        numbers) and ``key`` (the height).
+        With ``'model'`` (the bar's label; a parenthesis goes on a line of its own), ``'source'`` (legend
+        entry; "published ..." for the paper's numbers) and ``key`` (the height).
     key : str
     fmt : str
         Format of the value written above each bar.
