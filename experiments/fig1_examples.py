@@ -54,12 +54,9 @@ def main(argv=None):
             ax.set_ylabel("y (px)")
     ex.label_figure(figure, setup, "Figure 1: fixations and DeepGaze I log-densities on test images")
     figure.tight_layout()
-    png = ex.write_results("fig1_examples", figure, rows, {"options": setup.options, "label": setup.label,
-                                                           "network": setup.network_note,
-                                                           "held_out_subject": setup.folds[0]}, args.out)
     gain = np.mean([r["mean_log2_likelihood_bits"] - r["uniform_log2_bits"] for r in rows if r["prior"] == "centre-bias prior"])
-    print(f"fig1_examples [{args.dataset}{' quick' if args.quick else ''}]: {len(examples)} test images, "
-          f"{gain:.2f} bit/fix over uniform with the centre-bias prior; {time.time() - start:.0f} s -> {png}")
+    ex.write_results("fig1_examples", figure, rows, setup, args, start=start, held_out_subject=setup.folds[0],
+                     line=f"{len(examples)} test images, {gain:.2f} bit/fix over uniform with the centre-bias prior")
     return rows
 
 

@@ -33,26 +33,17 @@ def main(argv=None):
     plt = ex.pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(10, 4.5))
     for ax, key, name in ((axes[0], "auc", "AUC, centre-bias prior (%)"), (axes[1], "sauc", "shuffled AUC, uniform prior (%)")):
-        for i, row in enumerate(rows):
-            published = row["source"].startswith("published")
-            ax.bar(i, row[key], color="lightgrey" if published else "C0", hatch="//" if published else None,
-                   edgecolor="k", label=("published (paper, MIT300)" if published else
-                                         ("this run, test images" if i == 0 else None)))
-            ax.text(i, row[key] + 0.5, f"{row[key]:.2f}", ha="center", fontsize=9)
+        ex.bar_chart(ax, rows, key, fmt="{:.2f}", published_note="MIT300, published")
         ax.axhline(50, color="k", lw=0.8, ls=":")
-        ax.set_ylim(40, 100)
+        ax.set_ylim(min(40, min(r[key] for r in rows) - 5), 100)
         ax.set_ylabel(name)
-        ax.set_xticks(range(len(rows)), [r["model"] + ("\n(MIT300, published)" if r["source"].startswith("pub") else "")
-                                         for r in rows], fontsize=8)
     axes[0].legend(fontsize=8, loc="upper left")
     ex.label_figure(figure, setup, "Figure 4: AUC and shuffled AUC on the test images "
                                    "(MIT300 has no public fixations: its values are the paper's)")
     figure.tight_layout()
-    png = ex.write_results("fig4_auc", figure, rows, {"options": setup.options, "label": setup.label,
-                                                      "network": setup.network_note, "folds": setup.folds}, args.out)
-    print(f"fig4_auc [{args.dataset}{' quick' if args.quick else ''}]: DeepGaze I AUC {rows[1]['auc']:.2f} %, "
-          f"sAUC {rows[1]['sauc']:.2f} %; centre bias AUC {rows[0]['auc']:.2f} %, sAUC {rows[0]['sauc']:.2f} % "
-          f"(paper, MIT300: 84.40 %, 71.69 %); {time.time() - start:.0f} s -> {png}")
+    ex.write_results("fig4_auc", figure, rows, setup, args, start=start,
+                     line=f"DeepGaze I AUC {rows[1]['auc']:.2f} %, sAUC {rows[1]['sauc']:.2f} %; centre bias AUC "
+                          f"{rows[0]['auc']:.2f} %, sAUC {rows[0]['sauc']:.2f} % (paper, MIT300: 84.40 %, 71.69 %)")
     return rows
 
 

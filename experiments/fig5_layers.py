@@ -84,13 +84,11 @@ def main(argv=None):
                                    f"({n} leave-one-subject-out folds)")
     figure.tight_layout()
     best = max(subsets, key=lambda s: scores[s]["sauc_test"])
-    png = ex.write_results("fig5_layers", figure, rows, {"options": setup.options, "label": setup.label,
-                                                         "network": setup.network_note, "folds": setup.folds,
-                                                         "best_test_sauc": " ".join(best)}, args.out)
-    print(f"fig5_layers [{args.dataset}{' quick' if args.quick else ''}]: {len(subsets)} layer subsets x {n} folds; "
-          f"conv5 alone: explained {100 * final['explained_test_subjects']:.1f} % (test subjects), "
-          f"sAUC test {100 * final['sauc_test']:.2f} %; best test sAUC: {' '.join(best)} "
-          f"({100 * scores[best]['sauc_test']:.2f} %); {time.time() - start:.0f} s -> {png}")
+    ex.write_results("fig5_layers", figure, rows, setup, args, start=start, best_test_sauc=" ".join(best),
+                     line=f"{len(subsets)} layer subsets x {n} folds; conv5 alone: explained "
+                          f"{100 * final['explained_test_subjects']:.1f} % (test subjects), sAUC test "
+                          f"{100 * final['sauc_test']:.2f} %; best test sAUC: {' '.join(best)} "
+                          f"({100 * scores[best]['sauc_test']:.2f} %)")
     return rows
 
 

@@ -34,11 +34,9 @@ def main(argv=None):
     ex.label_figure(figure, setup, f"Figure 6: most weighted conv5 features, patches of maximum (minimum for w < 0) "
                                    f"response ({size} x {size} px receptive fields)")
     figure.tight_layout()
-    png = ex.write_results("fig6_top_features", figure, rows, {"options": setup.options, "label": setup.label,
-                                                               "network": setup.network_note}, args.out)
-    print(f"fig6_top_features [{args.dataset}{' quick' if args.quick else ''}]: top conv5 features "
-          f"{[c for c, _, _ in found]} (weights {', '.join(f'{w:+.2f}' for _, w, _ in found)}); "
-          f"{time.time() - start:.0f} s -> {png}")
+    ex.write_results("fig6_top_features", figure, rows, setup, args, start=start,
+                     line=f"top conv5 features {[c for c, _, _ in found]} "
+                          f"(weights {', '.join(f'{w:+.2f}' for _, w, _ in found)})")
     return rows
 
 

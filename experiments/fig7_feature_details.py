@@ -48,10 +48,8 @@ def main(argv=None):
     ex.label_figure(figure, setup, "Figure 7: patches of the most weighted conv5 features in context (red box: "
                                    "receptive field of the extreme unit, +) and the feature's response map")
     figure.tight_layout()
-    png = ex.write_results("fig7_feature_details", figure, rows, {"options": setup.options, "label": setup.label,
-                                                                  "network": setup.network_note}, args.out)
-    print(f"fig7_feature_details [{args.dataset}{' quick' if args.quick else ''}]: features "
-          f"{[c for c, _, _ in found]} x {n_patches} patches; {time.time() - start:.0f} s -> {png}")
+    ex.write_results("fig7_feature_details", figure, rows, setup, args, start=start,
+                     line=f"features {[c for c, _, _ in found]} x {n_patches} patches")
     return rows
 
 

@@ -45,13 +45,10 @@ def main(argv=None):
         ax.legend(fontsize=8)
     ex.label_figure(figure, setup, f"Figure 8: DeepGaze I (conv5) over lambda ({n} leave-one-subject-out folds)")
     figure.tight_layout()
-    png = ex.write_results("fig8_regularization", figure, rows, {"options": setup.options, "label": setup.label,
-                                                                 "network": setup.network_note,
-                                                                 "folds": setup.folds}, args.out)
     best = max(rows, key=lambda r: r["sauc_test"])
-    print(f"fig8_regularization [{args.dataset}{' quick' if args.quick else ''}]: {len(lambdas)} lambdas x {n} folds; "
-          f"best test sAUC {100 * best['sauc_test']:.2f} % at lambda {best['lambda']}; "
-          f"{time.time() - start:.0f} s -> {png}")
+    ex.write_results("fig8_regularization", figure, rows, setup, args, start=start,
+                     line=f"{len(lambdas)} lambdas x {n} folds; best test sAUC {100 * best['sauc_test']:.2f} % "
+                          f"at lambda {best['lambda']}")
     return rows
 
 

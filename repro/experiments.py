@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -37,6 +37,10 @@ FULL = {"passes": 20, "batches": 10}
 #: Part of every fit's cache key: raise it whenever a change to features, model, training or SFO
 #: changes fitted results, so that cached fits from older code are not reused.
 FIT_VERSION = 2
+#: The networks a readout can read (``fit_config(..., network=...)``).
+NETWORKS = ("alexnet", "googlenet")
+#: The GoogLeNet layer of the readout beside AlexNet's conv5 (see :func:`googlenet`).
+GOOGLENET_LAYER = "inception_4e/output"
 
 
 # ------------------------------------------------------------------------------------ options
@@ -85,8 +89,9 @@ class Setup:
     folds : list of int
         Subjects held out in the cross-validation.
     store : repro.features.FeatureStore
+        AlexNet's features (the paper's network).
     network_note : str
-        Which weights the network has.
+        Which weights AlexNet has.
     label : str
         Title line naming the data (the demonstration label for ``demo``).
     center_bias : repro.centerbias.CenterBias
@@ -94,6 +99,8 @@ class Setup:
         Leave-one-image-out centre bias and gold standard log-likelihoods (nats).
     planted : repro.model.DeepGazeI or None
         The model that generated the demonstration fixations.
+    stores, notes : dict
+        Feature store and weights note of each network used so far, by name (see :func:`setup_store`).
     """
     options: dict
     stimuli: object
@@ -108,6 +115,12 @@ class Setup:
     cb_ll: np.ndarray
     gold_ll: np.ndarray
     planted: object = None
+    stores: dict = field(default_factory=dict)
+    notes: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.stores.setdefault("alexnet", self.store)
+        self.notes.setdefault("alexnet", self.network_note)
 
 
 def alexnet(options):
@@ -120,6 +133,69 @@ def alexnet(options):
         return Network(folder / "deploy.prototxt", models[-1], padding="full", last_layer="pool5"), \
             f"AlexNet, weights {models[-1].name}"
     return random_alexnet(options["seed"]), "AlexNet architecture with deterministic RANDOM weights (no pretrained weights found)"
+
+
+def googlenet_weights(options):
+    """``<data>/weights/bvlc_googlenet`` if it holds ``deploy.prototxt`` and ``bvlc_googlenet.caffemodel``, else None."""
+    if not options["data_dir"]:
+        return None
+    folder = Path(options["data_dir"]) / "weights" / "bvlc_googlenet"
+    found = all((folder / name).is_file() for name in ("deploy.prototxt", "bvlc_googlenet.caffemodel"))
+    return folder if found else None
+
+
+def googlenet(options):
+    """BVLC GoogLeNet (Szegedy et al. 2015) up to :data:`GOOGLENET_LAYER`, with the prototxt's (``caffe``) padding.
+
+    The paper's proposed next step is a readout of a better ImageNet network. Its layer here,
+    ``inception_4e/output``, is GoogLeNet's deepest layer at the stride of AlexNet's conv5 (16 network
+    pixels, 32 image pixels after the initial downsampling by 2): 832 features on an 18 x 25 grid for
+    OSIE's 800 x 600 images (400 x 300 network input). The layers above it (``pool4``, ``inception_5*``)
+    halve that resolution to 9 x 12. Its theoretical receptive field (427 network pixels) is larger
+    than that input; as in every deep network, the effective one is much smaller.
+
+    Padding is ``'caffe'``, not the paper's ``'full'``: in ``'full'`` mode the branches of an inception
+    module (1x1, 3x3 and 5x5 convolutions, 3x3 pooling) grow by 0, 2 and 4 pixels and can no longer be
+    concatenated (:class:`repro.network.Network` refuses such a Concat).
+
+    Returns
+    -------
+    network : repro.network.Network
+    note : str
+        Which weights and layer it uses.
+
+    Raises
+    ------
+    FileNotFoundError
+        When :func:`googlenet_weights` finds no weights (no random stand-in: the readout of a random
+        GoogLeNet would say nothing about GoogLeNet).
+    """
+    folder = googlenet_weights(options)
+    if folder is None:
+        raise FileNotFoundError(f"no GoogLeNet weights (deploy.prototxt, bvlc_googlenet.caffemodel) under "
+                                f"<data>/weights/bvlc_googlenet (data: {options['data_dir']})")
+    network = Network(folder / "deploy.prototxt", folder / "bvlc_googlenet.caffemodel", padding="caffe",
+                      last_layer=GOOGLENET_LAYER)
+    return network, f"GoogLeNet, weights bvlc_googlenet.caffemodel, caffe padding, layer {GOOGLENET_LAYER}"
+
+
+def _check_network(network):
+    if network not in NETWORKS:
+        raise ValueError(f"unknown network {network!r} (known: {', '.join(NETWORKS)})")
+
+
+def setup_store(setup, network="alexnet"):
+    """The feature store of ``network`` (one of :data:`NETWORKS`) for ``setup``, built on first use.
+
+    ``'alexnet'`` is ``setup.store``; ``'googlenet'`` is :func:`googlenet` (its features get their own
+    cache folder: the extractor's cache key includes weights, prototxt and padding). The weights note
+    goes to ``setup.notes[network]``.
+    """
+    _check_network(network)
+    if network not in setup.stores:
+        net, setup.notes[network] = googlenet(setup.options)
+        setup.stores[network] = FeatureStore(FeatureExtractor(net))
+    return setup.stores[network]
 
 
 def _subset(stimuli, fixations, train, test, n):
@@ -169,7 +245,8 @@ def load_setup(options):
 
 # ------------------------------------------------------------------------------------ one fit
 def fit_config(setup, layers, subject, regularization=1e-3, network="alexnet"):
-    """The configuration of one fit: dataset options, layers, held-out subject, lambda, SFO settings."""
+    """The configuration of one fit: dataset options, network and layers, held-out subject, lambda, SFO settings."""
+    _check_network(network)
     sfo = QUICK if setup.options["quick"] else FULL
     return {"options": setup.options, "network": network, "layers": list(layers), "subject": int(subject),
             "regularization": float(regularization), "passes": sfo["passes"], "batches": sfo["batches"],
@@ -187,7 +264,7 @@ def _sums(ll, baseline, gold, mask):
 
 
 def fit_and_score(config):
-    """Fit one readout (held-out subject ``config['subject']``) and score it.
+    """Fit one readout (of ``config['network']``, held-out subject ``config['subject']``) and score it.
 
     Returns
     -------
@@ -203,16 +280,17 @@ def fit_and_score(config):
     start = time.perf_counter()
     setup = load_setup(config["options"])
     fx, layers, subject = setup.fixations, config["layers"], config["subject"]
+    store = setup_store(setup, config["network"])
     on_train, on_test = np.isin(fx.n, setup.train), np.isin(fx.n, setup.test)
     training = on_train & (fx.subject != subject)
     prior = setup.center_bias.log_density
-    images = prepare_images(setup.store, setup.stimuli, fx.filter(training), layers, prior,
+    images = prepare_images(store, setup.stimuli, fx.filter(training), layers, prior,
                             images=setup.train, progress=False)
     model, _ = train_model(images, layers, regularization=config["regularization"], n_batches=config["batches"],
                            num_passes=config["passes"], seed=config["seed"], progress=False,
                            metadata={"held_out_subject": subject, "config_key": config_key(config)})
-    with_prior = density_function(model, setup.store, setup.stimuli, prior)      # computed on demand
-    uniform = density_function(model, setup.store, setup.stimuli, None)
+    with_prior = density_function(model, store, setup.stimuli, prior)      # computed on demand
+    uniform = density_function(model, store, setup.stimuli, None)
     ll = metrics.log_likelihoods(with_prior, fx)
     masks = {"test_subjects": on_train & (fx.subject == subject), "train_subjects": training, "test_images": on_test}
     result = {"ig": {key: _sums(ll, setup.cb_ll, setup.gold_ll, mask) for key, mask in masks.items()},
@@ -332,8 +410,15 @@ def grid_runner(args):
 
 
 # ------------------------------------------------------------------------------------ results
-def write_results(name, figure, rows, summary, out):
-    """Write ``<out>/<name>.{png,pdf,csv,json}`` and print the one-line summary.
+def tag(args):
+    """``[<dataset>]`` or ``[<dataset> quick]``: how a script's printed summary names its run."""
+    return f"[{args.dataset}{' quick' if args.quick else ''}]"
+
+
+def write_results(name, figure, rows, setup, args, line, start, **extra):
+    """Write ``<args.out>/<name>.{png,pdf,csv,json}`` and print the script's one-line summary.
+
+    The JSON holds the table, the setup (dataset options, data label, network note, folds) and ``extra``.
 
     Parameters
     ----------
@@ -341,11 +426,22 @@ def write_results(name, figure, rows, summary, out):
     figure : matplotlib.figure.Figure
     rows : list of dict
         The table (same keys in every row).
-    summary : dict
-        Extra information for the JSON (configuration, notes).
-    out : str or Path
+    setup : Setup
+    args : argparse.Namespace
+        The script's options (``out``, ``dataset``, ``quick``).
+    line : str
+        What the printed summary says, after ``<name> [<dataset> quick]:``.
+    start : float
+        ``time.time()`` at the script's start (the line ends with the seconds taken and the PNG).
+    **extra
+        More JSON-able information for the JSON (scores, notes).
+
+    Returns
+    -------
+    Path
+        The PNG.
     """
-    out = Path(out)
+    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for ext in ("png", "pdf"):
         with paths.atomic_path(out / f"{name}.{ext}") as tmp:
@@ -354,9 +450,47 @@ def write_results(name, figure, rows, summary, out):
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    summary = {"rows": rows, "options": setup.options, "label": setup.label, "network": setup.network_note,
+               "folds": setup.folds, **extra}
     with paths.atomic_path(out / f"{name}.json") as tmp:
-        Path(tmp).write_text(json.dumps({"rows": rows, **summary}, indent=1, default=float))
-    return out / f"{name}.png"
+        Path(tmp).write_text(json.dumps(summary, indent=1, default=float))
+    png = out / f"{name}.png"
+    print(f"{name} {tag(args)}: {line}; {time.time() - start:.0f} s -> {png}")
+    return png
+
+
+def is_published(row):
+    """Whether a table row is a number copied from the paper (its ``source`` starts with "published")."""
+    return row["source"].startswith("published")
+
+
+def bar_chart(ax, rows, key, fmt="{:.1f}", published_note="published"):
+    """One bar per row, this run's values in blue, published values hatched grey, each with its value.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    rows : list of dict
+        With ``'model'`` (the bar's label; a parenthesis goes on a line of its own), ``'source'`` (legend
+        entry; "published ..." for the paper's numbers) and ``key`` (the height).
+    key : str
+    fmt : str
+        Format of the value written above each bar.
+    published_note : str
+        Added under the label of published bars.
+    """
+    seen = set()
+    for i, row in enumerate(rows):
+        published = is_published(row)
+        ax.bar(i, row[key], color="lightgrey" if published else "C0", hatch="//" if published else None,
+               edgecolor="k", label=None if row["source"] in seen else row["source"])
+        seen.add(row["source"])
+        below = row[key] < 0
+        ax.annotate(fmt.format(row[key]), (i, row[key]), xytext=(0, -2 if below else 2), textcoords="offset points",
+                    ha="center", va="top" if below else "bottom", fontsize=8)
+    labels = [row["model"].replace(" (", "\n(") + (f"\n({published_note})" if is_published(row) else "")
+              for row in rows]
+    ax.set_xticks(range(len(rows)), labels, fontsize=8)
 
 
 def pyplot():

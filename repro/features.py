@@ -141,6 +141,14 @@ class FeatureExtractor:
         return self.network.function(list(layers))(preprocess(image, self.mean, self.downsample))
 
 
+def _dataset_names(f):
+    """Every dataset of an HDF5 file by its full path: a layer name with ``/`` (GoogLeNet's
+    ``inception_4e/output``) is stored as dataset ``output`` in group ``inception_4e``."""
+    names = []
+    f.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset) else None)
+    return names
+
+
 class FeatureStore:
     """The on-disk features of one extractor (network + preprocessing).
 
@@ -168,7 +176,8 @@ class FeatureStore:
             return {}
         try:
             with h5py.File(path, "r") as f:
-                return {name: f[name][()] for name in (f if layers is None else [l for l in layers if l in f])}
+                names = _dataset_names(f) if layers is None else [l for l in layers if l in f]
+                return {name: f[name][()] for name in names}
         except OSError as error:
             raise OSError(f"feature cache file {path} is unreadable ({error}); delete it to recompute") from None
 

@@ -86,3 +86,43 @@ def test_dask_grid_equals_serial_and_resumes(tmp_path):
     again = ex.run_grid(configs, tmp_path / "serial", progress=False)       # resumes: reads, does not refit
     assert [f.stat().st_mtime_ns for f in files] == stamps
     assert [{k: v for k, v in r.items() if k != "seconds"} for r in again] == serial
+
+
+def test_fig3_reads_googlenet_beside_alexnet_on_osie(osie_dir, tmp_path, grid_cache, capsys):
+    args = ["--quick", "--dataset", "osie", "--data-dir", str(osie_dir.parent), "--out", str(tmp_path),
+            "--cache", str(grid_cache)]
+    script("fig3_information_gain").main(args)           # fits cached by test_script_quick_osie
+    table = json.loads((tmp_path / "fig3_information_gain.json").read_text())
+    rows = {r["model"]: r for r in table["rows"]}
+    googlenet, alexnet = rows[f"GoogLeNet readout ({ex.GOOGLENET_LAYER})"], rows["DeepGaze I (AlexNet conv5)"]
+    assert np.isfinite(googlenet["explained_percent"]) and np.isfinite(googlenet["ig_bits"])
+    assert googlenet["explained_percent"] != alexnet["explained_percent"]
+    assert table["googlenet"].startswith("GoogLeNet, weights bvlc_googlenet.caffemodel")
+    assert f"GoogLeNet readout ({ex.GOOGLENET_LAYER})" in (tmp_path / "fig3_information_gain.csv").read_text()
+    assert "GoogLeNet readout (inception_4e/output)" in capsys.readouterr().out
+
+    setup = ex.load_setup(table["options"])
+    store = ex.setup_store(setup, "googlenet")
+    assert store.folder != setup.store.folder                 # its own feature cache
+    network = store.extractor.network
+    assert network.padding == "caffe" and network.layer_names[-1] == ex.GOOGLENET_LAYER
+    features, = store.features(setup.stimuli[0], [ex.GOOGLENET_LAYER])     # OSIE: 800 x 600 px
+    assert features.shape == (832, 18, 25)                    # stride 32 image px, as AlexNet's conv5
+    config = ex.fit_config(setup, [ex.GOOGLENET_LAYER], setup.folds[0], network="googlenet")
+    fitted = ex.load_model(config, grid_cache)                 # the fit fig3 ran reads GoogLeNet's 832 features
+    assert fitted.layers == [ex.GOOGLENET_LAYER] and len(fitted.w) == 832
+
+
+def test_fig3_without_googlenet_weights_leaves_its_bar_out_and_says_so(tmp_path, grid_cache, monkeypatch, capsys):
+    monkeypatch.delenv("DEEPGAZE_DATA", raising=False)
+    script("fig3_information_gain").main(["--quick", "--dataset", "demo", "--out", str(tmp_path),
+                                          "--cache", str(grid_cache)])
+    table = json.loads((tmp_path / "fig3_information_gain.json").read_text())
+    assert not [r for r in table["rows"] if "GoogLeNet" in r["model"]]
+    assert table["googlenet"].startswith("GoogLeNet readout not run: no GoogLeNet weights")
+    assert "GoogLeNet readout not run" in capsys.readouterr().out
+    setup = ex.load_setup(table["options"])
+    with pytest.raises(FileNotFoundError, match="bvlc_googlenet"):
+        ex.setup_store(setup, "googlenet")
+    with pytest.raises(ValueError, match="'vgg'"):
+        ex.fit_config(setup, ["conv5"], setup.folds[0], network="vgg")

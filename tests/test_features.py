@@ -5,7 +5,7 @@ from skimage.io import imread
 from skimage.transform import resize
 
 from repro.features import FeatureExtractor, FeatureStore, feature_scales, grid_shape
-from repro.network import preprocess
+from repro.network import Network, preprocess
 
 
 class Counting:
@@ -112,3 +112,18 @@ def test_dead_alexnet_filter_is_not_amplified(extractor, images):
     assert (scales[dead] == 0).all()
     alive = np.setdiff1d(np.arange(len(scales)), dead)
     assert (scales[alive] > 0).all() and scales[alive].max() < 1e3
+
+
+def test_layer_names_with_slashes_are_cached_and_extended(weights_source, images, tmp_path):
+    # HDF5 turns "conv1/7x7_s2" into dataset "7x7_s2" of group "conv1"; adding a layer rewrites the file
+    # with every stored layer, which must then be found under its full name, not as a group
+    folder = weights_source / "bvlc_googlenet"
+    googlenet = Network(folder / "deploy.prototxt", folder / "bvlc_googlenet.caffemodel", last_layer="pool1/3x3_s2")
+    counting = Counting(FeatureExtractor(googlenet))
+    store = FeatureStore(counting, tmp_path)
+    conv1, = store.features(images[0], ["conv1/7x7_s2"])
+    pool1, again = store.features(images[0], ["pool1/3x3_s2", "conv1/7x7_s2"])
+    assert counting.calls == [["conv1/7x7_s2"], ["pool1/3x3_s2"]]
+    np.testing.assert_array_equal(again, conv1)
+    assert conv1.shape == (64, 150, 200) and pool1.shape == (64, 75, 100)
+    assert sorted(store._read(next(tmp_path.glob("*.h5")))) == ["conv1/7x7_s2", "pool1/3x3_s2"]
