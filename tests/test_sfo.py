@@ -174,3 +174,69 @@ def test_bfgs_curvature_is_positive_definite_and_secant():
     Y[:, 1] = -Y[:, 1]
     B, d = bfgs_curvature(S, Y, beta)
     assert np.linalg.eigvalsh(beta * np.eye(K) + (B * d) @ B.T)[0] > 0
+
+
+def overfitting_readout(n_images=20, n_batches=10, pixels=150, features=150, fixations=5, seed=0):
+    """A small numpy analogue of the Deep Gaze I readout (issue 5).
+
+    Each image has ``features`` smooth feature maps over a line of ``pixels``;
+    fixations follow ``softmax(X w + alpha c)`` with a centre bias ``c``, and the
+    cost adds the scale-invariant ``1e-3 |w|_1 / |w|_2``. With more features
+    than fixations every minibatch of two images is separable on its own, so
+    ``|w|`` grows without bound, as when the readout overfits a few images.
+    """
+    rng = np.random.default_rng(seed)
+    kernel = np.exp(-0.5 * (np.arange(-6, 7) / 2.0) ** 2)
+    X = rng.standard_normal((n_images, pixels, features))
+    X = np.apply_along_axis(lambda v: np.convolve(v, kernel / kernel.sum(), "same"), 1, X)
+    X /= X.std()
+    c = -0.5 * ((np.arange(pixels) - pixels / 2) / (pixels / 4)) ** 2
+    w_true = 0.7 * rng.standard_normal(features)
+    fix = []
+    for k in range(n_images):
+        s = X[k] @ w_true + c
+        fix.append(rng.choice(pixels, size=fixations, p=np.exp(s - s.max()) / np.exp(s - s.max()).sum()))
+    batches = np.array_split(rng.permutation(n_images), n_batches)
+    n_fix, lam = n_images * fixations, 1e-3
+
+    def f_df(theta, b):
+        w, alpha = theta["w"], float(theta["alpha"])
+        l1, l2 = np.abs(w).sum(), np.linalg.norm(w)
+        f = lam * l1 / l2 / n_batches
+        g_w = lam * (np.sign(w) / l2 - l1 * w / l2 ** 3) / n_batches
+        g_alpha = 0.0
+        for k in batches[b]:
+            s = X[k] @ w + alpha * c
+            log_p = s - s.max() - np.log(np.exp(s - s.max()).sum())
+            f -= log_p[fix[k]].sum() / n_fix
+            residual = np.bincount(fix[k], minlength=pixels) - len(fix[k]) * np.exp(log_p)
+            g_w -= X[k].T @ residual / n_fix
+            g_alpha -= c @ residual / n_fix
+        return f, {"w": g_w, "alpha": np.array(g_alpha)}
+
+    theta0 = {"w": 0.5 * rng.standard_normal(features) / np.sqrt(features), "alpha": np.array(1.0)}
+    return f_df, theta0, list(range(n_batches))
+
+
+def test_overfitting_readout_descends():
+    """Issue 5: on the readout, models that were too flat outside their history let
+    SFO's objective climb (here from 1.26 to above 100). It must descend steadily and
+    keep up with full-batch L-BFGS-B given the same number of gradient passes."""
+    f_df, theta0, refs = overfitting_readout()
+    passes = 25
+    values = []
+    opt = SFO(f_df, theta0, refs, seed=0, display=0)
+    for _ in range(passes):
+        values.append(full_objective(f_df, opt.optimize(num_passes=1), refs))
+    values = np.array(values)
+    assert np.all(np.diff(values) <= 0.01 * values[1:]), values      # (nearly) monotone
+    assert len(opt.failed_steps) <= 2 * len(refs)
+
+    def total(x):
+        theta = {"w": x[:-1], "alpha": x[-1]}
+        parts = [f_df(theta, r) for r in refs]
+        return sum(p[0] for p in parts), sum(np.append(p[1]["w"], p[1]["alpha"]) for p in parts)
+
+    lbfgs = scipy.optimize.minimize(total, np.append(theta0["w"], theta0["alpha"]), jac=True,
+                                    method="L-BFGS-B", options={"maxfun": passes})
+    assert values[-1] <= lbfgs.fun
