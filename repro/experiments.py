@@ -36,7 +36,7 @@ QUICK = {"images": 3, "folds": 1, "passes": 12, "batches": 3}
 FULL = {"passes": 20, "batches": 10}
 #: Part of every fit's cache key: raise it whenever a change to features, model, training or SFO
 #: changes fitted results, so that cached fits from older code are not reused.
-FIT_VERSION = 2
+FIT_VERSION = 3
 #: The networks a readout can read (``fit_config(..., network=...)``).
 NETWORKS = ("alexnet", "googlenet")
 #: The GoogLeNet layer of the readout beside AlexNet's conv5 (see :func:`googlenet`).
