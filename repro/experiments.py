@@ -37,6 +37,11 @@ FULL = {"passes": 20, "batches": 10}
 #: Part of every fit's cache key: raise it whenever a change to features, model, training or SFO
 #: changes fitted results, so that cached fits from older code are not reused.
 FIT_VERSION = 3
+#: How feature maps are placed on the image (see :class:`repro.model.DeepGazeI`): at their units'
+#: receptive-field centres, or stretched over the image. The paper's text says only that maps are
+#: rescaled to the largest layer; in ``full`` padding stretching misplaces conv5 units by up to
+#: 125 px at the borders of an 800 px image (OSIE, one fold: see the issue notes).
+GEOMETRIES = ("receptive_field", "stretch")
 #: The networks a readout can read (``fit_config(..., network=...)``).
 NETWORKS = ("alexnet", "googlenet")
 #: The GoogLeNet layer of the readout beside AlexNet's conv5 (see :func:`googlenet`).
@@ -244,13 +249,16 @@ def load_setup(options):
 
 
 # ------------------------------------------------------------------------------------ one fit
-def fit_config(setup, layers, subject, regularization=1e-3, network="alexnet"):
-    """The configuration of one fit: dataset options, network and layers, held-out subject, lambda, SFO settings."""
+def fit_config(setup, layers, subject, regularization=1e-3, network="alexnet", geometry=GEOMETRIES[0]):
+    """The configuration of one fit: dataset options, network and layers, held-out subject, lambda,
+    map placement (one of :data:`GEOMETRIES`), SFO settings."""
     _check_network(network)
+    if geometry not in GEOMETRIES:
+        raise ValueError(f"unknown geometry {geometry!r} (known: {', '.join(GEOMETRIES)})")
     sfo = QUICK if setup.options["quick"] else FULL
     return {"options": setup.options, "network": network, "layers": list(layers), "subject": int(subject),
-            "regularization": float(regularization), "passes": sfo["passes"], "batches": sfo["batches"],
-            "seed": setup.options["seed"], "version": FIT_VERSION}
+            "regularization": float(regularization), "geometry": geometry, "passes": sfo["passes"],
+            "batches": sfo["batches"], "seed": setup.options["seed"], "version": FIT_VERSION}
 
 
 def config_key(config):
@@ -286,8 +294,9 @@ def fit_and_score(config):
     prior = setup.center_bias.log_density
     images = prepare_images(store, setup.stimuli, fx.filter(training), layers, prior,
                             images=setup.train, progress=False)
+    geometry = store.extractor.geometry(layers) if config["geometry"] == "receptive_field" else None
     model, _ = train_model(images, layers, regularization=config["regularization"], n_batches=config["batches"],
-                           num_passes=config["passes"], seed=config["seed"], progress=False,
+                           num_passes=config["passes"], seed=config["seed"], progress=False, geometry=geometry,
                            metadata={"held_out_subject": subject, "config_key": config_key(config)})
     with_prior = density_function(model, store, setup.stimuli, prior)      # computed on demand
     uniform = density_function(model, store, setup.stimuli, None)

@@ -136,6 +136,10 @@ class FeatureExtractor:
         size, stride, offset = self.network.receptive_field(layer)
         return (offset + (size - 1) / 2 + 0.5) * self.downsample, float(stride * self.downsample)
 
+    def geometry(self, layers):
+        """:meth:`unit_positions` of each of ``layers``: the ``geometry`` of :class:`repro.model.DeepGazeI`."""
+        return [self.unit_positions(layer) for layer in layers]
+
     def __call__(self, image, layers):
         """Feature maps of ``layers`` for one ``(H, W, 3)`` uint8 RGB image: list of ``(C, h, w)``."""
         return self.network.function(list(layers))(preprocess(image, self.mean, self.downsample))

@@ -111,6 +111,7 @@ def test_fig3_reads_googlenet_beside_alexnet_on_osie(osie_dir, tmp_path, grid_ca
     config = ex.fit_config(setup, [ex.GOOGLENET_LAYER], setup.folds[0], network="googlenet")
     fitted = ex.load_model(config, grid_cache)                 # the fit fig3 ran reads GoogLeNet's 832 features
     assert fitted.layers == [ex.GOOGLENET_LAYER] and len(fitted.w) == 832
+    assert fitted.geometry == (store.extractor.unit_positions(ex.GOOGLENET_LAYER),)   # receptive-field placement
 
 
 def test_fig3_without_googlenet_weights_leaves_its_bar_out_and_says_so(tmp_path, grid_cache, monkeypatch, capsys):
@@ -126,3 +127,5 @@ def test_fig3_without_googlenet_weights_leaves_its_bar_out_and_says_so(tmp_path,
         ex.setup_store(setup, "googlenet")
     with pytest.raises(ValueError, match="'vgg'"):
         ex.fit_config(setup, ["conv5"], setup.folds[0], network="vgg")
+    with pytest.raises(ValueError, match="geometry"):
+        ex.fit_config(setup, ["conv5"], setup.folds[0], geometry="centred")
