@@ -44,6 +44,8 @@ def main(argv=None):
     parser.add_argument("--passes", type=int, default=20, help="SFO passes per fit")
     parser.add_argument("--batches", type=int, default=10, help="SFO subfunctions (image groups)")
     parser.add_argument("--regularization", type=float, default=0.001)
+    parser.add_argument("--geometry", choices=("receptive_field", "stretch"), default="receptive_field",
+                        help="place maps at their receptive-field centres, or stretch them over the image")
     parser.add_argument("--reuse-cache", action="store_true", help="use the project's feature cache")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
@@ -69,7 +71,8 @@ def main(argv=None):
     start = time.perf_counter()
     cv = subject_cross_validation(store, stimuli, fixations, train, test, LAYERS, center_bias.log_density,
                                   subjects=fixations.subjects[:args.subjects], num_passes=args.passes,
-                                  n_batches=args.batches, regularization=args.regularization)
+                                  n_batches=args.batches, regularization=args.regularization,
+                                  geometry=extractor.geometry(LAYERS) if args.geometry == "receptive_field" else None)
     cv_seconds = time.perf_counter() - start
 
     on_test = np.isin(fixations.n, test)
@@ -106,7 +109,8 @@ def main(argv=None):
     rows.append(["gold standard, test images", f"{results['gold_ig_bits_test']:.3f}", "100 %", "", ""])
 
     intro = (f"OSIE, AlexNet conv5 (8-bit conv2-5 weights), train/test halves of 350 images, first fixation dropped, "
-             f"{len(cv['models'])} leave-one-subject-out folds, {args.passes} SFO passes, lambda {args.regularization}. "
+             f"{len(cv['models'])} leave-one-subject-out folds, {args.passes} SFO passes, lambda {args.regularization}, "
+             f"maps placed by {args.geometry.replace('_', '-')}. "
              f"IG over the leave-one-image-out centre bias (bit/fix, averaged over fixations). AUC with the centre-bias "
              f"prior, shuffled AUC with a uniform prior, on the test images. Feature extraction of 700 images: "
              f"{extraction:.0f} s{' (from the cache)' if args.reuse_cache else ''}; one fit (and its scoring): {results['fit_seconds']:.0f} s. "
