@@ -110,7 +110,7 @@ def main(argv=None):
 
     intro = (f"OSIE, AlexNet conv5 (8-bit conv2-5 weights), train/test halves of 350 images, first fixation dropped, "
              f"{len(cv['models'])} leave-one-subject-out folds, {args.passes} SFO passes, lambda {args.regularization}, "
-             f"maps placed by {args.geometry.replace('_', '-')}. "
+             f"maps {'at their receptive-field centres' if args.geometry == 'receptive_field' else 'stretched over the image'}. "
              f"IG over the leave-one-image-out centre bias (bit/fix, averaged over fixations). AUC with the centre-bias "
              f"prior, shuffled AUC with a uniform prior, on the test images. Feature extraction of 700 images: "
              f"{extraction:.0f} s{' (from the cache)' if args.reuse_cache else ''}; one fit (and its scoring): {results['fit_seconds']:.0f} s. "
