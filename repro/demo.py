@@ -120,13 +120,15 @@ def gaussian_centerbias(shape, width=0.3):
     return (log_p - np.log(np.exp(log_p).sum())).astype(np.float32)
 
 
-def planted_model(features, layer="conv5", n_active=8, seed=0):
+def planted_model(features, layer="conv5", n_active=8, seed=0, geometry=None):
     """The planted readout: ``n_active`` features of ``layer`` with weights of random sign.
 
     Parameters
     ----------
     features : list of ndarray, each (C, h, w)
         ``layer``'s features of every image (for the unit-std scales).
+    geometry : list of (float, float), optional
+        Placement of the maps (see :class:`repro.model.DeepGazeI`); default: stretched.
 
     Returns
     -------
@@ -138,7 +140,7 @@ def planted_model(features, layer="conv5", n_active=8, seed=0):
     active = rng.choice(channels, n_active, replace=False)
     w[active] = rng.choice([-1.0, 1.0], n_active, p=[0.25, 0.75]) * rng.uniform(0.5, 1.5, n_active)
     return DeepGazeI([layer], [channels], feature_scales([f] for f in features), w=w, sigma=1.0, alpha=1.0,
-                     metadata={"planted": True, "seed": seed})
+                     metadata={"planted": True, "seed": seed}, geometry=geometry)
 
 
 def sample_fixations(log_densities, n_subjects, per_trial, seed=0):
@@ -185,10 +187,11 @@ def demo_dataset(store, n_subjects=8, per_trial=12, seed=0):
     stimuli : repro.datasets.Stimuli
     fixations : repro.datasets.Fixations
     planted : repro.model.DeepGazeI
+        Its maps are placed at their receptive-field centres, as the experiments fit them.
     """
     stimuli = demo_stimuli()
     features = [store.features(image, ["conv5"])[0] for image in stimuli]
-    planted = planted_model(features, seed=seed)
+    planted = planted_model(features, seed=seed, geometry=store.extractor.geometry(["conv5"]))
     densities = [planted.log_density_from_features([f], gaussian_centerbias(image.shape[:2]))
                  for f, image in zip(features, stimuli)]
     return stimuli, sample_fixations(densities, n_subjects, per_trial, seed=seed), planted
