@@ -252,8 +252,9 @@ def feature_scales(feature_maps, constant_below=1e-5):
     """``1 / std`` of every feature, over all images, after rescaling to each image's grid.
 
     The paper normalises every rescaled response map to unit standard deviation over the full
-    dataset. The maps are rescaled here exactly as :mod:`repro.model` does (bilinearly to the
-    largest layer of the image) to compute the statistics.
+    dataset. The maps are rescaled here as :mod:`repro.model` does by default (stretched bilinearly
+    to the largest layer of the image) to compute the statistics; the same scales serve the
+    receptive-field placement, which interpolates the same maps at shifted positions.
 
     A feature whose standard deviation is below ``constant_below`` times its root mean square is
     treated as constant and gets scale 0: it cannot change a softmax, and dividing by what is only
