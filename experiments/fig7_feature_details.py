@@ -22,7 +22,7 @@ def main(argv=None):
 
     plt = ex.pyplot()
     from matplotlib.patches import Rectangle
-    figure, axes = plt.subplots(n_features, 2 * n_patches, figsize=(4.6 * n_patches, 2.8 * n_features + 1.2),
+    figure, axes = plt.subplots(n_features, 2 * n_patches, figsize=(4.6 * n_patches, 2.0 * n_features + 1.0),
                                 squeeze=False)
     rows = []
     for rank, (channel, weight, units) in enumerate(found):
