@@ -28,7 +28,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,15 +47,6 @@ def conv_flops(net, input_hw):
     return total
 
 
-def _best(function, repeat):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def measure(data, padding, repeat):
     """One configuration in this process; returns a dict of timings."""
     import cv2
@@ -64,6 +54,7 @@ def measure(data, padding, repeat):
 
     from repro import caffe
     from repro.network import ALEXNET_LAYERS, Network, preprocess
+    from timing import best_time  # beside this script
 
     rng = np.random.RandomState(0)
     image = preprocess(rng.randint(0, 256, (768, 1024, 3)).astype(np.uint8), downsample=2)
@@ -88,9 +79,9 @@ def measure(data, padding, repeat):
         f()  # warm up
     best = {"theano_pool5": [], "theano_15": [], "opencv": []}
     for _ in range(repeat):
-        best["theano_pool5"].append(_best(lambda: pool5(image), 1))
-        best["theano_15"].append(_best(lambda: every(image), 1))
-        best["opencv"].append(_best(run_opencv, 1))
+        best["theano_pool5"].append(best_time(lambda: pool5(image), 1)[0])
+        best["theano_15"].append(best_time(lambda: every(image), 1)[0])
+        best["opencv"].append(best_time(run_opencv, 1)[0])
     row = {key: min(values) for key, values in best.items()}
     row.update(padding=padding, flops=conv_flops(net, image.shape[2:]), error=error,
                blas=blas_name(), opencv_threads=cv2.getNumThreads())

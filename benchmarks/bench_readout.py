@@ -11,7 +11,6 @@ values of the two must agree before anything is timed. ``--write`` stores the ta
 ``benchmarks/results/readout.md``.
 """
 import argparse
-import time
 
 import numpy as np
 
@@ -22,6 +21,7 @@ from repro.model import DeepGazeI
 from repro.network import Network
 
 from markdown_table import report  # noqa: E402  (beside this script)
+from timing import best_time  # noqa: E402
 
 
 def torch_loglik_and_grad(torch, features, scales, w, log_sigma, alpha, log_centerbias, fixation_index):
@@ -59,15 +59,6 @@ def torch_loglik_and_grad(torch, features, scales, w, log_sigma, alpha, log_cent
         return float(total.detach()), w_t.grad.numpy(), float(ls_t.grad), float(a_t.grad)
 
     return run
-
-
-def best_time(function, repeat):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times), float(np.median(times))
 
 
 def main(argv=None):
