@@ -532,21 +532,30 @@ def top_features(weights, n=10):
     return np.argsort(-np.abs(np.asarray(weights)), kind="stable")[:n]
 
 
-def strongest_units(setup, layer, channel, sign=1.0, n=9):
-    """The ``n`` images where a feature responds most (``sign=-1``: least), with the unit of that response.
+def strongest_units(setup, layer, channels, signs, n=9):
+    """For each feature, the ``n`` images where it responds most (sign -1: least), with the unit of that response.
 
-    One unit per image (its extreme), so the patches come from ``n`` different images.
+    One unit per image (its extreme), so the patches come from ``n`` different images. Every image's
+    features are read once for all ``channels``.
+
+    Parameters
+    ----------
+    channels : sequence of int
+    signs : sequence of float
+        +1 (largest response) or -1 (smallest) for each channel.
 
     Returns
     -------
-    list of (image index, row, column, response), strongest first
+    list, for each channel, of lists of (image index, row, column, response), strongest first
     """
-    found = []
+    found = [[] for _ in channels]
     for index in range(len(setup.stimuli)):
-        response = sign * setup.store.features(setup.stimuli[index], [layer])[0][channel]
-        row, col = np.unravel_index(np.argmax(response), response.shape)
-        found.append((index, int(row), int(col), float(sign * response[row, col])))
-    return sorted(found, key=lambda u: -sign * u[3])[:n]
+        maps = setup.store.features(setup.stimuli[index], [layer])[0]
+        for units, channel, sign in zip(found, channels, signs):
+            response = sign * maps[channel]
+            row, col = np.unravel_index(np.argmax(response), response.shape)
+            units.append((index, int(row), int(col), float(sign * response[row, col])))
+    return [sorted(units, key=lambda u: -sign * u[3])[:n] for units, sign in zip(found, signs)]
 
 
 def top_feature_patches(args, setup, n_features, n_patches):
@@ -558,8 +567,10 @@ def top_feature_patches(args, setup, n_features, n_patches):
     """
     results = grid_runner(args)([fit_config(setup, ["conv5"], s) for s in setup.folds])
     weights = np.mean([r["w"] for r in results], axis=0)
-    return [(int(c), float(weights[c]), strongest_units(setup, "conv5", c, np.sign(weights[c]) or 1.0, n_patches))
-            for c in top_features(weights, n_features)]
+    channels = [int(c) for c in top_features(weights, n_features)]
+    signs = [np.sign(weights[c]) or 1.0 for c in channels]
+    units = strongest_units(setup, "conv5", channels, signs, n_patches)
+    return [(c, float(weights[c]), u) for c, u in zip(channels, units)]
 
 
 def unit_box(setup, layer, row, col):
