@@ -127,7 +127,7 @@ def _aligned_matrices(feature_hw, geometry, image_hw):
     the grid is the largest layer's units, the maps are interpolated between unit centres, and
     held constant beyond the outermost ones.
     """
-    grid = max(range(len(feature_hw)), key=lambda l: feature_hw[l][0] * feature_hw[l][1])
+    grid = feature_hw.index(grid_shape([(0,) + hw for hw in feature_hw]))     # the largest layer
 
     def positions(l, axis):
         first, step = geometry[l]
