@@ -20,43 +20,14 @@ fixation ``f`` is ``sum_g A[y_f, y_g] * B[x_f, x_g]``, so leaving an image out c
 pairs of fixations within it.
 """
 import numpy as np
-from scipy.ndimage import gaussian_filter, gaussian_filter1d
+from scipy.ndimage import gaussian_filter
 from scipy.optimize import minimize_scalar
 from tqdm import tqdm
 
 from .datasets import group_by_image
+from .resampling import blur_operator, resize_operator
 
-__all__ = ["CenterBias", "fit_center_bias", "blur_operator", "resize_operator", "relative_coordinates",
-           "fit_uniform_weight"]
-
-
-def blur_operator(length, sigma):
-    """The 1-d Gaussian blur of ``gaussian_filter1d(..., mode="reflect")`` as a matrix.
-
-    Returns
-    -------
-    ndarray, shape (length, length)
-        ``M[p, q]``: response at ``p`` to a unit impulse at ``q``.
-    """
-    return gaussian_filter1d(np.eye(length), sigma, axis=0, mode="reflect")
-
-
-def resize_operator(target, source):
-    """Linear interpolation from ``source`` to ``target`` pixels (pixel centres aligned, edges held).
-
-    Returns
-    -------
-    ndarray, shape (target, source)
-        ``R`` such that ``R @ v`` resamples a vector ``v`` of length ``source``.
-    """
-    position = np.clip((np.arange(target) + 0.5) * source / target - 0.5, 0, source - 1)
-    left = np.minimum(np.floor(position).astype(int), source - 2) if source > 1 else np.zeros(target, int)
-    fraction = position - left
-    operator = np.zeros((target, source))
-    operator[np.arange(target), left] += 1 - fraction
-    if source > 1:
-        operator[np.arange(target), left + 1] += fraction
-    return operator
+__all__ = ["CenterBias", "fit_center_bias", "relative_coordinates", "fit_uniform_weight"]
 
 
 def relative_coordinates(fixations, sizes):
@@ -173,6 +144,7 @@ class CenterBias:
         self.bandwidth = float(bandwidth)
         self.eps = float(eps)
         self.frame = tuple(frame) if frame is not None else None
+        self._cells = {}      # per grid: the blur operators summed over its cells (see log_cell_mass)
 
     def _density(self, shape, exclude=None):
         fixations = self.fixations if exclude is None else self.fixations.filter(self.fixations.n != exclude)
@@ -199,6 +171,53 @@ class CenterBias:
             kde = resize_operator(target[0], self.frame[0]) @ kde @ resize_operator(target[1], self.frame[1]).T
             kde = kde / kde.sum()
         return np.log((1 - self.eps) * kde + self.eps / (target[0] * target[1]))
+
+    def log_cell_mass(self, n, grid):
+        """Log of the leave-one-image-out density's probability mass in every cell of a readout grid.
+
+        Equals ``grid.log_cell_sums(self.log_density(n))`` (the tests check it), but sums the blur
+        operators over the cells first instead of blurring at pixel resolution: per image it costs
+        only the pairs of cells and the image's own fixations.
+
+        Parameters
+        ----------
+        n : int
+            A dataset image (its fixations are left out); ``grid.image_shape`` must be its size.
+        grid : repro.resampling.ReadoutGrid
+
+        Returns
+        -------
+        ndarray, shape grid.shape
+        """
+        height, width = grid.image_shape
+        if tuple(self.sizes[n]) != (height, width):
+            raise ValueError(f"the grid is for a {width} x {height} image, image {n} is {self.sizes[n][1]} x "
+                             f"{self.sizes[n][0]}")
+        if self.frame is None:
+            kde = self._loo_cell_sums(n, grid)
+        else:
+            along_y = resize_operator(height, self.frame[0])
+            along_x = resize_operator(width, self.frame[1])
+            framed = self._density(self.frame, exclude=n)
+            kde = (grid.row_sum @ along_y) @ framed @ (grid.col_sum @ along_x).T
+            kde = kde / (along_y.sum(axis=0) @ framed @ along_x.sum(axis=0))
+        return np.log((1 - self.eps) * kde + self.eps * grid.pixels / (height * width))
+
+    def _loo_cell_sums(self, n, grid):
+        """Cell sums of the normalised blurred histogram of all fixations but image ``n``'s."""
+        shape = grid.image_shape
+        key = (shape, grid.row_cell.tobytes(), grid.col_cell.tobytes())
+        if key not in self._cells:
+            along_y = blur_operator(shape[0], self.bandwidth * shape[0])
+            along_x = blur_operator(shape[1], self.bandwidth * shape[1])
+            rows, cols = _pixels_at(self.fixations, self.sizes, shape)
+            on_y, on_x = grid.row_sum @ along_y, grid.col_sum @ along_x             # (h, H), (w, W)
+            total = on_y @ _histogram(rows, cols, shape) @ on_x.T
+            self._cells[key] = (rows, cols, on_y, on_x, total, along_y.sum(axis=0), along_x.sum(axis=0))
+        rows, cols, on_y, on_x, total, mass_y, mass_x = self._cells[key]
+        own = self.fixations.n == n
+        blurred = total - on_y[:, rows[own]] @ on_x[:, cols[own]].T
+        return np.maximum(blurred, 0) / (mass_y[rows[~own]] @ mass_x[cols[~own]])
 
     def _framed_log_likelihoods(self):
         """Leave-one-image-out log-likelihoods of the frame variant, resampling only at the fixations."""

@@ -120,15 +120,17 @@ def gaussian_centerbias(shape, width=0.3):
     return (log_p - np.log(np.exp(log_p).sum())).astype(np.float32)
 
 
-def planted_model(features, layer="conv5", n_active=8, seed=0, geometry=None):
+def planted_model(features, shapes, geometry, layer="conv5", n_active=8, seed=0):
     """The planted readout: ``n_active`` features of ``layer`` with weights of random sign.
 
     Parameters
     ----------
     features : list of ndarray, each (C, h, w)
         ``layer``'s features of every image (for the unit-std scales).
-    geometry : list of (float, float), optional
-        Placement of the maps (see :class:`repro.model.DeepGazeI`); default: stretched.
+    shapes : list of (H, W)
+        The images' sizes.
+    geometry : repro.resampling.Geometry
+        Where the units of ``layer`` and of the grid sit (:meth:`repro.features.FeatureExtractor.geometry`).
 
     Returns
     -------
@@ -139,8 +141,9 @@ def planted_model(features, layer="conv5", n_active=8, seed=0, geometry=None):
     w = np.zeros(channels)
     active = rng.choice(channels, n_active, replace=False)
     w[active] = rng.choice([-1.0, 1.0], n_active, p=[0.25, 0.75]) * rng.uniform(0.5, 1.5, n_active)
-    return DeepGazeI([layer], [channels], feature_scales([f] for f in features), w=w, sigma=1.0, alpha=1.0,
-                     metadata={"planted": True, "seed": seed}, geometry=geometry)
+    scales = feature_scales(((shape, [f]) for shape, f in zip(shapes, features)), geometry)
+    return DeepGazeI([layer], [channels], scales, geometry, w=w, sigma=4.0, alpha=1.0,
+                     metadata={"planted": True, "seed": seed})
 
 
 def sample_fixations(log_densities, n_subjects, per_trial, seed=0):
@@ -191,7 +194,8 @@ def demo_dataset(store, n_subjects=8, per_trial=12, seed=0):
     """
     stimuli = demo_stimuli()
     features = [store.features(image, ["conv5"])[0] for image in stimuli]
-    planted = planted_model(features, seed=seed, geometry=store.extractor.geometry(["conv5"]))
+    planted = planted_model(features, [image.shape[:2] for image in stimuli], store.extractor.geometry(["conv5"]),
+                            seed=seed)
     densities = [planted.log_density_from_features([f], gaussian_centerbias(image.shape[:2]))
                  for f, image in zip(features, stimuli)]
     return stimuli, sample_fixations(densities, n_subjects, per_trial, seed=seed), planted

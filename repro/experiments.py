@@ -26,7 +26,7 @@ from .demo import DEMO_LABEL, demo_dataset, random_alexnet
 from .features import FeatureExtractor, FeatureStore
 from .goldstandard import fit_gold_standard
 from .network import Network
-from .training import density_function, prepare_images, train_model
+from .training import log_masses, prepare_images, train_model
 
 DATASETS = ("demo", "osie", "mit1003")
 #: The paper's published numbers (MIT1003 explained information; MIT300 benchmark AUCs).
@@ -36,12 +36,7 @@ QUICK = {"images": 3, "folds": 1, "passes": 12, "batches": 3}
 FULL = {"passes": 20, "batches": 10}
 #: Part of every fit's cache key: raise it whenever a change to features, model, training or SFO
 #: changes fitted results, so that cached fits from older code are not reused.
-FIT_VERSION = 3
-#: How feature maps are placed on the image (see :class:`repro.model.DeepGazeI`): at their units'
-#: receptive-field centres, or stretched over the image. The paper's text says only that maps are
-#: rescaled to the largest layer; in ``full`` padding stretching misplaces conv5 units by up to
-#: 125 px at the borders of an 800 px image (OSIE, one fold: see the issue notes).
-GEOMETRIES = ("receptive_field", "stretch")
+FIT_VERSION = 4
 #: The networks a readout can read (``fit_config(..., network=...)``).
 NETWORKS = ("alexnet", "googlenet")
 #: The GoogLeNet layer of the readout beside AlexNet's conv5 (see :func:`googlenet`).
@@ -249,16 +244,14 @@ def load_setup(options):
 
 
 # ------------------------------------------------------------------------------------ one fit
-def fit_config(setup, layers, subject, regularization=1e-3, network="alexnet", geometry=GEOMETRIES[0]):
+def fit_config(setup, layers, subject, regularization=1e-3, network="alexnet"):
     """The configuration of one fit: dataset options, network and layers, held-out subject, lambda,
-    map placement (one of :data:`GEOMETRIES`), SFO settings."""
+    SFO settings."""
     _check_network(network)
-    if geometry not in GEOMETRIES:
-        raise ValueError(f"unknown geometry {geometry!r} (known: {', '.join(GEOMETRIES)})")
     sfo = QUICK if setup.options["quick"] else FULL
     return {"options": setup.options, "network": network, "layers": list(layers), "subject": int(subject),
-            "regularization": float(regularization), "geometry": geometry, "passes": sfo["passes"],
-            "batches": sfo["batches"], "seed": setup.options["seed"], "version": FIT_VERSION}
+            "regularization": float(regularization), "passes": sfo["passes"], "batches": sfo["batches"],
+            "seed": setup.options["seed"], "version": FIT_VERSION}
 
 
 def config_key(config):
@@ -266,9 +259,59 @@ def config_key(config):
     return hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()
 
 
+@dataclass
+class Prepared:
+    """What every fold of one readout (network and layers) shares, prepared once per process.
+
+    Attributes
+    ----------
+    train, test : list of repro.training.ImageData
+        The training and test images with all their fixations and the leave-one-image-out centre
+        bias in their cells.
+    positions : list of ndarray of int
+        For each image of ``train + test``, the indices of its fixations in ``setup.fixations``.
+    scales : ndarray, shape (K,)
+        Feature scales on the training images (cached on disk by the feature store).
+    geometry : repro.resampling.Geometry
+    seconds : float
+        Time it took.
+    """
+    train: list
+    test: list
+    positions: list
+    scales: np.ndarray
+    geometry: object
+    seconds: float
+
+
+@lru_cache(maxsize=1)
+def _prepared(options_json, network, layers):
+    start = time.perf_counter()
+    setup = _load_setup(options_json)
+    store = setup_store(setup, network)
+    fx, layers = setup.fixations, list(layers)
+    train = prepare_images(store, setup.stimuli, fx, layers, setup.center_bias, images=setup.train, progress=False)
+    in_memory = all(not callable(image.source) and image.source[0].dtype == np.float32 for image in train)
+    test = prepare_images(store, setup.stimuli, fx, layers, setup.center_bias, images=setup.test,
+                          in_memory="auto" if in_memory else False, progress=False)
+    positions = [np.flatnonzero(fx.n == n) for n in np.concatenate([setup.train, setup.test])]
+    scales = store.feature_scales([setup.stimuli[int(n)] for n in setup.train], layers, progress=False)
+    return Prepared(train, test, positions, scales, store.extractor.geometry(layers), time.perf_counter() - start)
+
+
+def prepared(setup, network, layers):
+    """The :class:`Prepared` data of a readout of ``layers`` of ``network`` on ``setup`` (one kept per process)."""
+    return _prepared(json.dumps(setup.options, sort_keys=True), network, tuple(layers))
+
+
 def _sums(ll, baseline, gold, mask):
     return {"model": float(np.sum(ll[mask] - baseline[mask])), "gold": float(np.sum(gold[mask] - baseline[mask])),
             "n": int(mask.sum())}
+
+
+def _pixel_maps(images, masses):
+    """``n -> (H, W)`` pixel log-density for the images of ``images`` (by dataset index ``n``)."""
+    return {int(n): image.grid.to_pixels(mass - np.log(image.grid.pixels)) for n, image, mass in zip(*images, masses)}
 
 
 def fit_and_score(config):
@@ -282,32 +325,41 @@ def fit_and_score(config):
         centre bias of the model (``'model'``) and the gold standard (``'gold'``) in nats, and the count
         ``'n'``; ``'sauc_train'``, ``'sauc_test'``: shuffled AUC with a uniform prior on training /
         test images; ``'auc_test'``: AUC with the centre-bias prior on test images;
-        ``'w'``, ``'sigma'``, ``'alpha'``: the fitted readout; ``'seconds'``.
+        ``'w'``, ``'sigma'``, ``'alpha'``: the fitted readout; ``'seconds'``: the whole call,
+        ``'seconds_fit'``, ``'seconds_score'``: SFO and scoring alone (the rest is per-process
+        preparation, shared by the folds).
     model : repro.model.DeepGazeI
     """
     start = time.perf_counter()
     setup = load_setup(config["options"])
     fx, layers, subject = setup.fixations, config["layers"], config["subject"]
-    store = setup_store(setup, config["network"])
-    on_train, on_test = np.isin(fx.n, setup.train), np.isin(fx.n, setup.test)
-    training = on_train & (fx.subject != subject)
-    prior = setup.center_bias.log_density
-    images = prepare_images(store, setup.stimuli, fx.filter(training), layers, prior,
-                            images=setup.train, progress=False)
-    geometry = store.extractor.geometry(layers) if config["geometry"] == "receptive_field" else None
-    model, _ = train_model(images, layers, regularization=config["regularization"], n_batches=config["batches"],
-                           num_passes=config["passes"], seed=config["seed"], progress=False, geometry=geometry,
+    data = prepared(setup, config["network"], layers)
+    training = [image.with_fixations(fx.subject[where] != subject) for image, where in zip(data.train, data.positions)]
+    fitting = time.perf_counter()
+    model, _ = train_model(training, layers, data.geometry, regularization=config["regularization"],
+                           n_batches=config["batches"], num_passes=config["passes"], seed=config["seed"],
+                           scales=data.scales, progress=False,
                            metadata={"held_out_subject": subject, "config_key": config_key(config)})
-    with_prior = density_function(model, store, setup.stimuli, prior)      # computed on demand
-    uniform = density_function(model, store, setup.stimuli, None)
-    ll = metrics.log_likelihoods(with_prior, fx)
-    masks = {"test_subjects": on_train & (fx.subject == subject), "train_subjects": training, "test_images": on_test}
+    scoring = time.perf_counter()
+    images = data.train + data.test
+    masses = log_masses(model, images)
+    ll = np.empty(len(fx))
+    for image, where, mass in zip(images, data.positions, masses):
+        ll[where] = (mass - np.log(image.grid.pixels)).ravel()[image.cells]
+    uniform = [image.with_prior(np.log(image.grid.pixels)) for image in images]
+    index = np.concatenate([setup.train, setup.test])
+    with_prior = _pixel_maps((index, images), masses)
+    flat = _pixel_maps((index, uniform), log_masses(model, uniform))
+    on_train, on_test = np.isin(fx.n, setup.train), np.isin(fx.n, setup.test)
+    masks = {"test_subjects": on_train & (fx.subject == subject), "train_subjects": on_train & (fx.subject != subject),
+             "test_images": on_test}
     result = {"ig": {key: _sums(ll, setup.cb_ll, setup.gold_ll, mask) for key, mask in masks.items()},
-              "sauc_train": metrics.shuffled_auc(uniform, fx.filter(on_train), setup.stimuli.sizes),
-              "sauc_test": metrics.shuffled_auc(uniform, fx.filter(on_test), setup.stimuli.sizes),
+              "sauc_train": metrics.shuffled_auc(flat, fx.filter(on_train), setup.stimuli.sizes),
+              "sauc_test": metrics.shuffled_auc(flat, fx.filter(on_test), setup.stimuli.sizes),
               "auc_test": metrics.auc(with_prior, fx.filter(on_test)),
               "w": model.w.tolist(), "sigma": model.sigma, "alpha": model.alpha}
-    result["seconds"] = time.perf_counter() - start
+    end = time.perf_counter()
+    result.update(seconds=end - start, seconds_fit=scoring - fitting, seconds_score=end - scoring)
     return result, model
 
 

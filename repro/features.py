@@ -14,9 +14,12 @@ Cache layout: one HDF5 file per image, ``<cache>/features/<extractor key>/<image
 one dataset per layer ``(C, h, w)`` float32. The extractor key hashes the network weights, padding
 and preprocessing; the image hash is the SHA-1 of the pixels. A file is written under a temporary
 name and renamed, so an interrupted extraction leaves only whole files and resumes where it stopped;
-asking for more layers later adds them to the existing files.
+asking for more layers later adds them to the existing files. Feature scales of a layer over a
+set of images are cached beside them, in ``<extractor key>/scales/`` (:meth:`FeatureStore.feature_scales`).
 """
 import hashlib
+import json
+from functools import cached_property
 from pathlib import Path
 
 import h5py
@@ -24,60 +27,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .backend import floatX
-from .centerbias import resize_operator
 from .network import preprocess
 from .paths import atomic_path, cache_dir
+from .resampling import Geometry
 
 #: The paper's initial downsampling factor.
 DEFAULT_DOWNSAMPLE = 2
 #: Caffe's per-channel ImageNet mean (B, G, R).
 IMAGENET_MEAN_BGR = (104.0, 117.0, 123.0)
-
-
-def resize_matrix(n_out, n_in):
-    """Bilinear interpolation from ``n_in`` to ``n_out`` samples as an ``(n_out, n_in)`` float32 matrix.
-
-    The same operator as the centre bias uses (:func:`repro.centerbias.resize_operator`): pixel
-    centres aligned, edges held, rows summing to one, so constant maps stay constant.
-    """
-    if n_out < 1 or n_in < 1:
-        raise ValueError(f"cannot resize between {n_in} and {n_out} samples")
-    return resize_operator(n_out, n_in).astype(floatX)
-
-
-def interpolation_matrix(target, source):
-    """Linear interpolation from samples at positions ``source`` to positions ``target``.
-
-    Held constant beyond the first and last source sample (as ``np.interp``).
-
-    Parameters
-    ----------
-    target : array_like, shape (n_out,)
-    source : array_like, shape (n_in,), increasing
-
-    Returns
-    -------
-    ndarray, shape (n_out, n_in), float32
-        Rows summing to one.
-    """
-    source = np.asarray(source, dtype=np.float64)
-    if source.size > 1 and not np.all(np.diff(source) > 0):
-        raise ValueError("source positions must increase")
-    return np.stack([np.interp(target, source, column) for column in np.eye(source.size)], axis=1).astype(floatX)
-
-
-def grid_shape(feature_shapes):
-    """The grid of the readout: the spatial size of the largest layer (by area).
-
-    Parameters
-    ----------
-    feature_shapes : sequence of (C, h, w)
-
-    Returns
-    -------
-    (h, w)
-    """
-    return max((tuple(shape[1:]) for shape in feature_shapes), key=lambda hw: hw[0] * hw[1])
 
 
 def image_hash(image):
@@ -136,9 +93,22 @@ class FeatureExtractor:
         size, stride, offset = self.network.receptive_field(layer)
         return (offset + (size - 1) / 2 + 0.5) * self.downsample, float(stride * self.downsample)
 
+    @cached_property
+    def grid_layer(self):
+        """The network's largest layer, the readout's grid: the first layer of the smallest stride
+        (AlexNet: ``conv1``; layers without a receptive field, such as inner products, are skipped)."""
+        strides = {}
+        for layer in self.network.layer_names:
+            try:
+                strides[layer] = self.network.receptive_field(layer).stride
+            except ValueError:
+                continue
+        return min(strides, key=strides.get)
+
     def geometry(self, layers):
-        """:meth:`unit_positions` of each of ``layers``: the ``geometry`` of :class:`repro.model.DeepGazeI`."""
-        return [self.unit_positions(layer) for layer in layers]
+        """The :class:`repro.resampling.Geometry` of a readout of ``layers``: :meth:`unit_positions`
+        of each of them and of :attr:`grid_layer`."""
+        return Geometry(tuple(self.unit_positions(layer) for layer in layers), self.unit_positions(self.grid_layer))
 
     def __call__(self, image, layers):
         """Feature maps of ``layers`` for one ``(H, W, 3)`` uint8 RGB image: list of ``(C, h, w)``."""
@@ -233,6 +203,37 @@ class FeatureStore:
             return [stored[layer] for layer in layers]
         return read
 
+    def feature_scales(self, images, layers, progress=True):
+        """:func:`feature_scales` of ``layers`` over ``images``, computed once per layer and image set.
+
+        The grid is the network's largest layer whatever the readout reads, so a feature's scale
+        depends only on its layer and the images: every fold and layer subset of an experiment
+        reuses the same per-layer files, ``<store>/scales/<sha1 of layer and image hashes>.npy``.
+
+        Parameters
+        ----------
+        images : sequence of ``(H, W, 3)`` uint8 images (e.g. the training images)
+        layers : list of str
+        progress : bool
+
+        Returns
+        -------
+        ndarray, shape (K,), float32
+        """
+        images = list(images)
+        hashes = sorted(image_hash(image) for image in images)
+        geometry = self.extractor.geometry(layers)
+        scales = []
+        for layer, units in zip(layers, geometry.units):
+            path = self.folder / "scales" / f"{hashlib.sha1(json.dumps([layer, hashes]).encode()).hexdigest()}.npy"
+            if not path.is_file():
+                maps = ((image.shape[:2], self.features(image, [layer]))
+                        for image in tqdm(images, desc=f"feature scales {layer}", disable=not progress, unit="img"))
+                with atomic_path(path) as tmp, open(tmp, "wb") as f:
+                    np.save(f, feature_scales(maps, Geometry((units,), geometry.grid)))
+            scales.append(np.load(path))
+        return np.concatenate(scales)
+
     def extract(self, stimuli, layers, progress=True):
         """Make sure every image of ``stimuli`` has ``layers`` cached (resumable).
 
@@ -248,23 +249,49 @@ class FeatureStore:
             self.features(stimuli[index], layers)
 
 
-def feature_scales(feature_maps, constant_below=1e-5):
-    """``1 / std`` of every feature, over all images, after rescaling to each image's grid.
+def feature_statistics(image_shape, features, geometry):
+    """Sums over the readout grid's cells of every feature of one image, and of its square.
+
+    Parameters
+    ----------
+    image_shape : (H, W)
+    features : list of ndarray, each (C_l, h_l, w_l)
+    geometry : repro.resampling.Geometry
+        Of the layers of ``features``.
+
+    Returns
+    -------
+    sums, squares : ndarray, shape (K,), float64
+    cells : int
+        Number of cells of the image's grid.
+    """
+    grid = geometry.readout_grid(image_shape, [f.shape[1:] for f in features])
+    sums, squares = [], []
+    for maps, rows, cols in zip(features, grid.rows, grid.cols):
+        on_grid = (rows @ np.asarray(maps, np.float32) @ cols.T).astype(np.float64)     # (C, h, w)
+        sums.append(on_grid.sum(axis=(1, 2)))
+        squares.append((on_grid ** 2).sum(axis=(1, 2)))
+    return np.concatenate(sums), np.concatenate(squares), grid.shape[0] * grid.shape[1]
+
+
+def feature_scales(images, geometry, constant_below=1e-5):
+    """``1 / std`` of every feature, over all cells of the readout grid of all images.
 
     The paper normalises every rescaled response map to unit standard deviation over the full
-    dataset. The maps are rescaled here as :mod:`repro.model` does by default (stretched bilinearly
-    to the largest layer of the image) to compute the statistics; the same scales serve the
-    receptive-field placement, which interpolates the same maps at shifted positions.
+    dataset; the maps here are those the readout weights, interpolated to the grid's cells
+    (:class:`repro.resampling.ReadoutGrid`).
 
     A feature whose standard deviation is below ``constant_below`` times its root mean square is
     treated as constant and gets scale 0: it cannot change a softmax, and dividing by what is only
     rounding noise (BVLC AlexNet's dead ``conv2`` filter 212 is the constant 0.1; after float32
-    rescaling its "std" is ~1e-9) would turn that noise into saliency of thousands of nats.
+    interpolation its "std" is ~1e-9) would turn that noise into saliency of thousands of nats.
 
     Parameters
     ----------
-    feature_maps : iterable of list of ndarray
-        For each image, its per-layer features ``(C_l, h_l, w_l)``.
+    images : iterable of ((H, W), list of ndarray)
+        For each image, its size and its per-layer features ``(C_l, h_l, w_l)``.
+    geometry : repro.resampling.Geometry
+        Of the layers of the features.
     constant_below : float
         Relative standard deviation (std / rms) under which a feature counts as constant.
 
@@ -275,14 +302,10 @@ def feature_scales(feature_maps, constant_below=1e-5):
     """
     total = squares = None
     count = 0
-    for features in feature_maps:
-        grid = grid_shape([f.shape for f in features])
-        rescaled = np.concatenate([np.einsum("ij,cjk,lk->cil", resize_operator(grid[0], f.shape[1]),
-                                             f.astype(np.float64), resize_operator(grid[1], f.shape[2]))
-                                   for f in features])
-        sums, sq = rescaled.sum(axis=(1, 2)), (rescaled ** 2).sum(axis=(1, 2))
+    for shape, features in images:
+        sums, sq, cells = feature_statistics(shape, features, geometry)
         total, squares = (sums, sq) if total is None else (total + sums, squares + sq)
-        count += grid[0] * grid[1]
+        count += cells
     if total is None:
         raise ValueError("feature_scales needs at least one image")
     mean_square = squares / count

@@ -19,7 +19,8 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import logsumexp
 
-from .centerbias import _blur, _histogram, blur_operator
+from .centerbias import _blur, _histogram
+from .resampling import blur_operator
 from .datasets import group_by_image
 
 __all__ = ["GoldStandard", "fit_gold_standard", "kde_log_density", "fit_mixture_weights", "loo_subject_kde_values"]

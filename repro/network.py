@@ -46,7 +46,7 @@ ReceptiveField.__doc__ = """Input pixels seen by a layer's unit ``i``: ``offset 
 
 
 # --------------------------------------------------------------------------------------
-# Layer geometry (plain integers, shared by shape inference and receptive fields)
+# Layer windows: kernel extent, stride, padding (plain integers, shared by shape inference and receptive fields)
 # --------------------------------------------------------------------------------------
 def _pair(params, name, default):
     """Caffe's ``name`` (repeated or scalar) overridden by ``name_h`` / ``name_w``: returns (h, w)."""
@@ -60,7 +60,7 @@ def _pair(params, name, default):
     return int(h), int(w)
 
 
-def conv_geometry(layer, padding="caffe"):
+def conv_window(layer, padding="caffe"):
     """Kernel (dilated), stride, pad and dilation of a Convolution layer as (h, w) pairs."""
     p = layer.params
     kernel = _pair(p, "kernel_size", None)
@@ -71,7 +71,7 @@ def conv_geometry(layer, padding="caffe"):
     return dict(kernel=kernel, extent=extent, stride=stride, pad=pad, dilation=dilation)
 
 
-def pool_geometry(layer):
+def pool_window(layer):
     """Kernel, stride and pad of a Pooling layer as (h, w) pairs, plus ``ceil``."""
     p = layer.params
     return dict(kernel=_pair(p, "kernel_size", None), stride=_pair(p, "stride", 1),
@@ -101,25 +101,25 @@ def pool_output_size(size, kernel, stride, pad, ceil=True):
 # --------------------------------------------------------------------------------------
 # Theano building blocks, one per Caffe layer type; x is (batch, channels, height, width)
 # --------------------------------------------------------------------------------------
-def _conv(x, weights, bias, geometry, group):
+def _conv(x, weights, bias, window, group):
     # 'full' mode is explicit padding by extent - 1, the same as Theano's border_mode='full'
-    y = T.nnet.conv2d(x, weights, border_mode=geometry["pad"], subsample=geometry["stride"],
+    y = T.nnet.conv2d(x, weights, border_mode=window["pad"], subsample=window["stride"],
                       filter_flip=False,  # Caffe correlates
-                      filter_dilation=geometry["dilation"], num_groups=group)
+                      filter_dilation=window["dilation"], num_groups=group)
     return y if bias is None else y + bias.dimshuffle("x", 0, "x", "x")
 
 
-def _pool(x, geometry, method):
+def _pool(x, window, method):
     """Caffe pooling: explicit padding (lowest float for MAX, 0 for AVE) up to Caffe's output size."""
     from theano.tensor.signal.pool import pool_2d
 
-    (kh, kw), (sh, sw), (ph, pw) = geometry["kernel"], geometry["stride"], geometry["pad"]
-    if method == "MAX" and geometry["ceil"] and (ph, pw) == (0, 0) and sh <= kh and sw <= kw:
+    (kh, kw), (sh, sw), (ph, pw) = window["kernel"], window["stride"], window["pad"]
+    if method == "MAX" and window["ceil"] and (ph, pw) == (0, 0) and sh <= kh and sw <= kw:
         # Theano's own partial windows at the border then give exactly Caffe's ceil rounding
         return pool_2d(x, ws=(kh, kw), stride=(sh, sw), ignore_border=False, mode="max")
     height, width = x.shape[2], x.shape[3]
-    oh = pool_output_size(height, kh, sh, ph, geometry["ceil"])
-    ow = pool_output_size(width, kw, sw, pw, geometry["ceil"])
+    oh = pool_output_size(height, kh, sh, ph, window["ceil"])
+    ow = pool_output_size(width, kw, sw, pw, window["ceil"])
     # canvas large enough for every window; the pooled data sits at (ph, pw)
     ch = T.maximum((oh - 1) * sh + kh, height + 2 * ph)
     cw = T.maximum((ow - 1) * sw + kw, width + 2 * pw)
@@ -229,7 +229,7 @@ class Network:
         return (f"Network({self.model.name!r}, padding={self.padding!r}, "
                 f"{len(self.layer_names)} layers, last={self.layer_names[-1]!r})")
 
-    # -- geometry ---------------------------------------------------------------------
+    # -- shapes and receptive fields ------------------------------------------------
     def _walk(self, visit, start, until=None):
         """Run ``visit(layer, [bottom values]) -> value`` through the layers (up to ``until``).
 
@@ -257,14 +257,14 @@ class Network:
         """(channels, height, width) of a layer's output given its inputs' shapes."""
         c, h, w = shapes[0]
         if layer.type == "Convolution":
-            g = conv_geometry(layer, self.padding)
+            g = conv_window(layer, self.padding)
             return (layer.params["num_output"],
                     conv_output_size(h, g["extent"][0], g["stride"][0], g["pad"][0]),
                     conv_output_size(w, g["extent"][1], g["stride"][1], g["pad"][1]))
         if layer.type == "Pooling":
             if layer.params["global_pooling"]:
                 return (c, 1, 1)
-            g = pool_geometry(layer)
+            g = pool_window(layer)
             return (c,) + tuple(pool_output_size(n, k, s, p, g["ceil"]) for n, k, s, p in
                                 zip((h, w), g["kernel"], g["stride"], g["pad"]))
         if layer.type == "Concat":
@@ -297,10 +297,10 @@ class Network:
         if layer.type in ("Convolution", "Pooling"):
             if layer.type == "Pooling" and layer.params["global_pooling"]:
                 raise ValueError(f"layer {layer.name!r}: global pooling sees the whole input")
-            g = conv_geometry(layer, self.padding) if layer.type == "Convolution" else pool_geometry(layer)
+            g = conv_window(layer, self.padding) if layer.type == "Convolution" else pool_window(layer)
             extent = g["extent"] if "extent" in g else g["kernel"]
             if extent[0] != extent[1] or g["stride"][0] != g["stride"][1] or g["pad"][0] != g["pad"][1]:
-                raise ValueError(f"layer {layer.name!r}: non-square geometry, no single receptive field")
+                raise ValueError(f"layer {layer.name!r}: non-square window, no single receptive field")
             return ReceptiveField(size + (extent[0] - 1) * stride, stride * g["stride"][0],
                                   offset - g["pad"][0] * stride)
         if layer.type == "InnerProduct":
@@ -362,7 +362,7 @@ class Network:
             weights = theano.shared(arrays[0].astype(floatX), name=f"{layer.name}/W")
             bias = theano.shared(arrays[1].astype(floatX), name=f"{layer.name}/b") if len(arrays) > 1 else None
             if layer.type == "Convolution":
-                return _conv(x, weights, bias, conv_geometry(layer, self.padding), p["group"])
+                return _conv(x, weights, bias, conv_window(layer, self.padding), p["group"])
             return _inner_product(x, weights, bias, p["transpose"])
         if layer.type == "ReLU":
             slope = p["negative_slope"]
@@ -372,7 +372,7 @@ class Network:
                 raise caffe.CaffeError(f"layer {layer.name!r}: unsupported pooling {p['pool']}")
             if p["global_pooling"]:
                 return _global_pool(x, p["pool"])
-            return _pool(x, pool_geometry(layer), p["pool"])
+            return _pool(x, pool_window(layer), p["pool"])
         if layer.type == "LRN":
             if p["norm_region"] != "ACROSS_CHANNELS":
                 raise caffe.CaffeError(f"layer {layer.name!r}: only LRN across channels is supported")

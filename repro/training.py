@@ -8,69 +8,101 @@ The cost on N training fixations is
 
     c(w, sigma, alpha) = -1/N sum_i log p(x_i, y_i) + lambda ||w||_1 / ||w||_2,
 
-split into SFO subfunctions, each a group of images with their fixations (the penalty is shared
-equally among the subfunctions, so the subfunctions sum to the cost).
+with ``p`` the model's pixel density (:mod:`repro.model`: ``log p = log P(cell) - log pixels(cell)``),
+so ``-c`` without the penalty is exactly the mean log-likelihood :func:`repro.metrics.log_likelihoods`
+gives. It is split into SFO subfunctions, each a group of images with their fixations (the penalty
+is shared equally among the subfunctions, so the subfunctions sum to the cost). Each subfunction
+evaluates its images in stacks of equal size, one Theano call per stack.
 """
-from dataclasses import dataclass, field
-from functools import lru_cache
+from dataclasses import dataclass
+from itertools import groupby
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from . import metrics
-from .features import feature_scales, grid_shape
-from .model import DEFAULT_LAMBDA, DeepGazeI
+from .features import feature_scales
+from .model import DeepGazeI, stack
 from .sfo import SFO
 
-
-#: Training data larger than this (bytes of feature maps) is read from the feature cache on demand.
-MEMORY_BUDGET = 4 * 2 ** 30
+#: The paper's sparsity parameter lambda.
+DEFAULT_LAMBDA = 0.001
+#: Feature maps of more bytes than this (as float32) are held as float16; beyond it in float16 too,
+#: they are read from the feature cache whenever they are used.
+MEMORY_BUDGET = 6 * 2 ** 30
+#: Subfunctions whose feature maps take less than this in all (float32) are stacked once per fit.
+STACK_ONCE_BELOW = 2 ** 30
+#: Images evaluated per Theano call when scoring.
+SCORE_STACK = 32
 
 
 @dataclass
 class ImageData:
-    """What the readout needs of one image.
+    """What the readout needs of one image: its features, grid, centre bias in cells and fixations.
 
     Attributes
     ----------
     source : list of ndarray, each (C_l, h_l, w_l), or callable
-        The image's feature maps, or a function returning them (read from disk on demand,
-        see :meth:`repro.features.FeatureStore.reader`); :attr:`features` gives the maps.
-    log_centerbias : ndarray, shape (H, W)
-        Log prior at the image's pixels (zeros: uniform prior).
+        The image's feature maps (float32 or float16), or a function returning them (read from disk
+        on demand, see :meth:`repro.features.FeatureStore.reader`); :attr:`features` gives the maps.
+    grid : repro.resampling.ReadoutGrid
+        The readout grid of the image.
+    log_prior : ndarray, shape grid.shape
+        Log of the centre bias's mass in every cell (log of the pixel count: uniform prior).
     x, y : ndarray, shape (n,)
         Fixations in pixels (origin top-left), scored at ``(int(y), int(x))``.
     """
 
     source: object
-    log_centerbias: np.ndarray
+    grid: object
+    log_prior: np.ndarray
     x: np.ndarray
     y: np.ndarray
-    _index: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self):
-        height, width = self.log_centerbias.shape
+        height, width = self.grid.image_shape
         x, y = np.asarray(self.x, dtype=float), np.asarray(self.y, dtype=float)
         outside = ~((x >= 0) & (x < width) & (y >= 0) & (y < height))       # before truncation; NaN too
         if outside.any():
             bad = np.flatnonzero(outside)[0]
             raise ValueError(f"fixation ({self.x[bad]}, {self.y[bad]}) lies outside the {width} x {height} image")
-        self._index = y.astype(int) * width + x.astype(int)
+        self.x, self.y = x, y
+        self.log_prior = np.asarray(self.log_prior, np.float32)
+        if self.log_prior.shape != self.grid.shape:
+            raise ValueError(f"log_prior has shape {self.log_prior.shape}, the grid {self.grid.shape}")
+        self.cells = self.grid.cell_index(x, y)
+        self.counts = self.grid.counts(x, y)
 
     @property
     def features(self):
         """The feature maps, list of ``(C_l, h_l, w_l)``."""
         return self.source() if callable(self.source) else self.source
 
+    def with_fixations(self, mask):
+        """The same image with only the fixations ``mask`` (boolean or indices into :attr:`x`)."""
+        return ImageData(self.source, self.grid, self.log_prior, self.x[mask], self.y[mask])
+
+    def with_prior(self, log_prior):
+        """The same image and fixations with another log prior ``(h, w)`` in the cells."""
+        return ImageData(self.source, self.grid, log_prior, self.x, self.y)
+
     @property
-    def fixation_index(self):
-        """Flat pixel indices ``int(y) * W + int(x)``, shape (n,)."""
-        return self._index
+    def shape_key(self):
+        """Images with equal keys are evaluated in one stack: same grid, same feature shapes."""
+        return id(self.grid)
 
 
-def _uniform_or(log_centerbias, n, shape):
-    """Log prior ``(H, W)`` of image ``n``: ``log_centerbias(n)``, or zeros (uniform) if it is None."""
-    return np.zeros(shape, np.float32) if log_centerbias is None else np.asarray(log_centerbias(n), np.float32)
+def log_prior_in_cells(log_centerbias, n, grid):
+    """Log centre-bias mass ``(h, w)`` in the cells of ``grid`` for image ``n``.
+
+    ``log_centerbias`` is None (uniform), a :class:`repro.centerbias.CenterBias` (leave-one-image-out,
+    summed over cells directly) or a callable ``n -> (H, W)`` pixel log-density.
+    """
+    if log_centerbias is None:
+        return np.log(grid.pixels)
+    if hasattr(log_centerbias, "log_cell_mass"):
+        return log_centerbias.log_cell_mass(n, grid)
+    return grid.log_cell_sums(log_centerbias(n))
 
 
 def prepare_images(store, stimuli, fixations, layers, log_centerbias=None, images=None, in_memory="auto",
@@ -84,15 +116,14 @@ def prepare_images(store, stimuli, fixations, layers, log_centerbias=None, image
     fixations : repro.datasets.Fixations
         Fixations of any images of ``stimuli`` (``n`` indexes ``stimuli``).
     layers : list of str
-    log_centerbias : callable, optional
-        ``log_centerbias(n) -> (H, W)`` log prior of image ``n``, e.g.
-        ``lambda n: center_bias.log_density(n)`` (leave-one-image-out). Default: uniform.
+    log_centerbias : CenterBias or callable, optional
+        See :func:`log_prior_in_cells`; default: uniform.
     images : sequence of int, optional
         Image indices to prepare (default: every image that has fixations).
     in_memory : bool or "auto"
         Hold the feature maps in memory, or read them from the store's files whenever they are used.
-        ``"auto"``: in memory unless they would take more than :data:`MEMORY_BUDGET` bytes
-        (estimated from the first image).
+        ``"auto"``: in memory as float32 if they take at most :data:`MEMORY_BUDGET` bytes, as float16
+        if they take at most that then, else on disk (estimated from the first image).
     progress : bool
 
     Returns
@@ -100,17 +131,59 @@ def prepare_images(store, stimuli, fixations, layers, log_centerbias=None, image
     list of ImageData, in the order of ``images``
     """
     images = fixations.images if images is None else np.asarray(images, dtype=int)
+    geometry = store.extractor.geometry(layers)
+    dtype = np.float32
     prepared = []
     for n in tqdm(images, desc="images", disable=not progress, unit="img"):
         image = stimuli[int(n)]
+        maps = store.features(image, layers)
         if not prepared and in_memory == "auto":
-            size = sum(f.nbytes for f in store.features(image, layers))
-            in_memory = size * len(images) <= MEMORY_BUDGET
-        source = store.features(image, layers) if in_memory else store.reader(image, layers)
+            size = sum(f.nbytes for f in maps) * len(images)
+            in_memory, dtype = (True, np.float32) if size <= MEMORY_BUDGET else \
+                (True, np.float16) if size // 2 <= MEMORY_BUDGET else (False, None)
+        source = [m.astype(dtype, copy=False) for m in maps] if in_memory else store.reader(image, layers)
+        grid = geometry.readout_grid(image.shape[:2], [m.shape[1:] for m in maps])
         on_image = fixations.for_images([n])
-        prepared.append(ImageData(source, _uniform_or(log_centerbias, int(n), image.shape[:2]),
+        prepared.append(ImageData(source, grid, log_prior_in_cells(log_centerbias, int(n), grid),
                                   on_image.x, on_image.y))
     return prepared
+
+
+def _stacks(images):
+    """Group ``images`` (list of ImageData) into stacks of one grid: ``[(indices, grid), ...]``."""
+    order = sorted(range(len(images)), key=lambda i: images[i].shape_key)
+    return [(list(group), images[group[0]].grid)
+            for group in (list(g) for _, g in groupby(order, key=lambda i: images[i].shape_key))]
+
+
+def log_masses(model, images, progress=False):
+    """The model's log cell masses ``(h, w)`` on each image, in the order of ``images``.
+
+    Images are evaluated in stacks of up to :data:`SCORE_STACK` images of one grid.
+    """
+    out = [None] * len(images)
+    for indices, grid in _stacks(images):
+        chunks = [indices[i:i + SCORE_STACK] for i in range(0, len(indices), SCORE_STACK)]
+        for chunk in tqdm(chunks, desc="scoring", disable=not progress):
+            masses = model.log_mass(stack([images[i].features for i in chunk]), grid,
+                                    np.stack([images[i].log_prior for i in chunk]))
+            for i, mass in zip(chunk, masses):
+                out[i] = mass
+    return out
+
+
+def log_likelihoods(model, images):
+    """Per-fixation log-likelihoods (nats) of ``model`` on ``images``, concatenated in image order:
+    ``log P(cell) - log pixels(cell)``, equal to :func:`repro.metrics.log_likelihoods` on
+    :func:`log_densities`."""
+    return np.concatenate([(mass - np.log(image.grid.pixels)).ravel()[image.cells]
+                           for mass, image in zip(log_masses(model, images), images)])
+
+
+def log_densities(model, images):
+    """The model's pixel log-density ``(H, W)`` of each image, as a list in the order of ``images``."""
+    return [image.grid.to_pixels(mass - np.log(image.grid.pixels).astype(np.float32))
+            for mass, image in zip(log_masses(model, images), images)]
 
 
 def density_function(model, store, stimuli, log_centerbias=None):
@@ -121,8 +194,11 @@ def density_function(model, store, stimuli, log_centerbias=None):
     """
     def log_density(n):
         image = stimuli[int(n)]
-        return model.log_density_from_features(store.features(image, model.layers),
-                                               _uniform_or(log_centerbias, int(n), image.shape[:2]))
+        features = store.features(image, model.layers)
+        grid = model.grid(image.shape, features)
+        log_prior = log_prior_in_cells(log_centerbias, int(n), grid)
+        return grid.to_pixels(model.log_mass(stack([features]), grid, log_prior[None])[0]
+                              - np.log(grid.pixels).astype(np.float32))
     return log_density
 
 
@@ -138,7 +214,16 @@ def minibatches(n_images, n_batches, seed=0):
     return [np.sort(part) for part in np.array_split(order, n_batches)]
 
 
-def objective(model, images, batches):
+def sparsity_penalty(w, regularization):
+    """``lambda * ||w||_1 / ||w||_2`` and its gradient with respect to ``w``."""
+    w = np.asarray(w, dtype=np.float64)
+    l1, l2 = np.abs(w).sum(), np.sqrt((w ** 2).sum())
+    if l2 == 0:
+        raise FloatingPointError("the weights are all zero: ||w||_1 / ||w||_2 is undefined")
+    return regularization * l1 / l2, regularization * (np.sign(w) / l2 - l1 * w / l2 ** 3)
+
+
+def objective(model, images, batches, regularization=DEFAULT_LAMBDA):
     """The SFO subfunctions of the DeepGaze I cost.
 
     Parameters
@@ -147,26 +232,42 @@ def objective(model, images, batches):
     images : list of ImageData
     batches : list of ndarray of int
         Image indices of each subfunction.
+    regularization : float
+        lambda of the sparsity penalty.
 
     Returns
     -------
     f_df : callable ``(theta, batch_index) -> (value, grad)``
-        ``theta`` and ``grad`` as :attr:`repro.model.DeepGazeI.parameters`.
+        ``theta`` and ``grad`` as :attr:`repro.model.DeepGazeI.parameters`. The subfunctions sum to
+        ``-mean log-likelihood + penalty``.
     """
-    n_fixations = sum(len(image.fixation_index) for image in images)
+    n_fixations = sum(len(image.cells) for image in images)
     if n_fixations == 0:
         raise ValueError("no training fixations")
+    stacks = [[(grid, [batch[i] for i in indices]) for indices, grid in _stacks(batch)]
+              for batch in ([images[i] for i in b if len(images[i].cells)] for b in batches)]
+    in_memory = all(not callable(image.source) for image in images)
+    size = sum(sum(f.size for f in image.features) for image in images) * 4 if in_memory else np.inf
+    held = {}
+
+    def arrays(b, s):
+        """Stacked features, priors and counts of stack ``s`` of batch ``b`` (kept if they are small)."""
+        if (b, s) in held:
+            return held[b, s]
+        group = stacks[b][s][1]
+        found = (stack([image.features for image in group]), np.stack([image.log_prior for image in group]),
+                 np.stack([image.counts for image in group]))
+        if size < STACK_ONCE_BELOW:
+            held[b, s] = found
+        return found
 
     def f_df(theta, batch_index):
-        penalty, penalty_grad = model.penalty_and_grad(theta)
+        penalty, penalty_grad = sparsity_penalty(theta["w"], regularization)
         value = penalty / len(batches)
         grad = {"w": penalty_grad / len(batches), "log_sigma": np.array(0.0), "alpha": np.array(0.0)}
-        for index in batches[batch_index]:
-            image = images[index]
-            if len(image.fixation_index) == 0:
-                continue
-            loglik, loglik_grad = model.loglik_and_grad(image.features, image.log_centerbias,
-                                                        image.fixation_index, theta)
+        for s, (grid, _) in enumerate(stacks[batch_index]):
+            features, log_prior, counts = arrays(batch_index, s)
+            loglik, loglik_grad = model.loglik_and_grad(features, grid, log_prior, counts, theta)
             value -= loglik / n_fixations
             for key in grad:
                 grad[key] = grad[key] - loglik_grad[key] / n_fixations
@@ -175,7 +276,7 @@ def objective(model, images, batches):
     return f_df
 
 
-def fit(model, images, n_batches=10, num_passes=20, seed=0, progress=True):
+def fit(model, images, regularization=DEFAULT_LAMBDA, n_batches=10, num_passes=20, seed=0, progress=True):
     """Fit ``w``, ``sigma`` and ``alpha`` of ``model`` to the fixations of ``images`` with SFO.
 
     Parameters
@@ -183,6 +284,8 @@ def fit(model, images, n_batches=10, num_passes=20, seed=0, progress=True):
     model : repro.model.DeepGazeI
         Its current parameters are the starting point; it is updated in place.
     images : list of ImageData
+    regularization : float
+        lambda of the sparsity penalty (0.001 in the paper).
     n_batches : int
         Number of SFO subfunctions (groups of images).
     num_passes : int
@@ -197,39 +300,34 @@ def fit(model, images, n_batches=10, num_passes=20, seed=0, progress=True):
         ``{'objective': [...], 'passes': [...]}``, the full cost after each pass as SFO recorded it.
     """
     batches = minibatches(len(images), n_batches, seed)
-    optimizer = SFO(objective(model, images, batches), model.parameters, list(range(len(batches))),
-                    seed=seed, display=0)
+    optimizer = SFO(objective(model, images, batches, regularization), model.parameters,
+                    list(range(len(batches))), seed=seed, display=0)
     for _ in tqdm(range(num_passes), desc="SFO passes", disable=not progress):
         model.parameters = optimizer.optimize(num_passes=1)
     return optimizer.history
 
 
-def log_likelihoods(model, images):
-    """Per-fixation log-likelihoods (nats) of ``model`` on ``images``, concatenated in image order."""
-    return np.concatenate([model.log_density_from_features(image.features, image.log_centerbias)
-                           .ravel()[image.fixation_index] for image in images])
-
-
-def train_model(images, layers, regularization=DEFAULT_LAMBDA, n_batches=10, num_passes=20, seed=0,
-                sigma=None, progress=True, metadata=None, geometry=None):
+def train_model(images, layers, geometry, regularization=DEFAULT_LAMBDA, n_batches=10, num_passes=20, seed=0,
+                sigma=None, scales=None, progress=True, metadata=None):
     """Build a DeepGaze I readout for ``layers`` and fit it to ``images``.
-
-    The feature scales (unit standard deviation) are computed on ``images``, the training data.
 
     Parameters
     ----------
     images : list of ImageData
     layers : list of str
+    geometry : repro.resampling.Geometry
+        Where the layers' units and the grid sit (:meth:`repro.features.FeatureExtractor.geometry`).
     regularization : float
-        lambda of the sparsity penalty (0.001 in the paper).
+        lambda of the sparsity penalty (0.001 in the paper); recorded in the model's metadata.
     n_batches, num_passes, seed, progress
         As in :func:`fit`.
     sigma : float, optional
         Initial blur in grid cells (default: 2 % of the grid diagonal, at least 1).
+    scales : ndarray, shape (K,), optional
+        Feature scales (default: :func:`repro.features.feature_scales` on ``images``; pass the
+        cached ones of :meth:`repro.features.FeatureStore.feature_scales` to skip that work).
     metadata : dict, optional
         Saved with the model.
-    geometry : list of (float, float), optional
-        Receptive-field placement of the maps (see :class:`repro.model.DeepGazeI`); default: stretched.
 
     Returns
     -------
@@ -237,21 +335,17 @@ def train_model(images, layers, regularization=DEFAULT_LAMBDA, n_batches=10, num
     history : dict
     """
     channels = [f.shape[0] for f in images[0].features]
-    grid = grid_shape([f.shape for f in images[0].features])
-    sigma = max(1.0, 0.02 * np.hypot(*grid)) if sigma is None else sigma
+    sigma = max(1.0, 0.02 * np.hypot(*images[0].grid.shape)) if sigma is None else sigma
+    if scales is None:
+        scales = feature_scales(((image.grid.image_shape, image.features) for image in images), geometry)
     # Random start with ||w||_2 about 0.5 (a saliency of about half a nat): at much smaller norms the
     # scale-free penalty ||w||_1 / ||w||_2 is so curved that SFO's first steps are tiny.
     start = np.random.RandomState(seed).randn(sum(channels)) * 0.5 / np.sqrt(sum(channels))
-    model = DeepGazeI(layers, channels, feature_scales(image.features for image in images),
-                      w=start, sigma=sigma, alpha=1.0,
-                      regularization=regularization, metadata=metadata, geometry=geometry)
-    history = fit(model, images, n_batches=n_batches, num_passes=num_passes, seed=seed, progress=progress)
+    model = DeepGazeI(layers, channels, scales, geometry, w=start, sigma=sigma, alpha=1.0,
+                      metadata={"regularization": float(regularization), **(metadata or {})})
+    history = fit(model, images, regularization=regularization, n_batches=n_batches, num_passes=num_passes,
+                  seed=seed, progress=progress)
     return model, history
-
-
-def log_densities(model, images):
-    """The model's log-density ``(H, W)`` of each image, as a list in the order of ``images``."""
-    return [model.log_density_from_features(image.features, image.log_centerbias) for image in images]
 
 
 def subject_cross_validation(store, stimuli, fixations, train_images, test_images, layers,
@@ -271,8 +365,8 @@ def subject_cross_validation(store, stimuli, fixations, train_images, test_image
     fixations : repro.datasets.Fixations
     train_images, test_images : sequence of int
     layers : list of str
-    log_centerbias : callable
-        ``n -> (H, W)`` log prior of image ``n`` (leave-one-image-out centre bias).
+    log_centerbias : CenterBias or callable
+        The leave-one-image-out centre bias (see :func:`log_prior_in_cells`).
     subjects : sequence of int, optional
         Subjects to hold out (default: all; fewer gives a quicker, partial cross-validation).
     **fit_options
@@ -287,28 +381,31 @@ def subject_cross_validation(store, stimuli, fixations, train_images, test_image
         ``'subjects'``: the held-out subjects.
     """
     train_images, test_images = np.asarray(train_images), np.asarray(test_images)
-    log_centerbias = lru_cache(maxsize=None)(log_centerbias)      # each image's prior is computed once
     subjects = fixations.subjects if subjects is None else np.asarray(subjects)
-    on_train, on_test = np.isin(fixations.n, train_images), np.isin(fixations.n, test_images)
-    sums = {key: np.zeros(len(fixations)) for key in ("test_subjects", "train_subjects", "test_images")}
-    counts = {key: np.zeros(len(fixations)) for key in sums}
-
-    def score(model, mask, key):
-        sums[key][mask] += metrics.log_likelihoods(density_function(model, store, stimuli, log_centerbias),
-                                                   fixations.filter(mask))
-        counts[key][mask] += 1
+    everything = np.concatenate([train_images, test_images])
+    prepared = prepare_images(store, stimuli, fixations, layers, log_centerbias, images=everything, progress=progress)
+    positions = [np.flatnonzero(fixations.n == n) for n in everything]      # the fixations of each prepared image
+    scales = store.feature_scales([stimuli[int(n)] for n in train_images], layers, progress=progress)
+    on_train = np.isin(fixations.n, train_images)
+    roles = {"test_subjects": lambda held: on_train & held, "train_subjects": lambda held: on_train & ~held,
+             "test_images": lambda held: np.isin(fixations.n, test_images)}
+    sums = {key: np.zeros(len(fixations)) for key in roles}
+    counts = {key: np.zeros(len(fixations)) for key in roles}
 
     models = []
     for subject in tqdm(subjects, desc="held-out subjects", disable=not progress):
-        training = on_train & (fixations.subject != subject)
-        images = prepare_images(store, stimuli, fixations.filter(training), layers, log_centerbias,
-                                images=train_images, progress=False)
+        training = [image.with_fixations(fixations.subject[where] != subject)
+                    for image, where in zip(prepared[:len(train_images)], positions)]
         metadata = {"held_out_subject": int(subject), "network": getattr(store.extractor, "metadata", None)}
-        model, _ = train_model(images, layers, progress=False, metadata=metadata, **fit_options)
+        model, _ = train_model(training, layers, store.extractor.geometry(layers), scales=scales, progress=False,
+                               metadata=metadata, **fit_options)
         models.append(model)
-        score(model, on_train & (fixations.subject == subject), "test_subjects")
-        score(model, training, "train_subjects")
-        score(model, on_test, "test_images")
+        ll = np.full(len(fixations), np.nan)
+        ll[np.concatenate(positions)] = log_likelihoods(model, prepared)
+        for key, role in roles.items():
+            mask = role(fixations.subject == subject)
+            sums[key][mask] += ll[mask]
+            counts[key][mask] += 1
     result = {f"ll_{key}": np.where(counts[key] > 0, sums[key] / np.maximum(counts[key], 1), np.nan)
               for key in sums}
     result.update(models=models, subjects=list(subjects))

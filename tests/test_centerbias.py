@@ -4,8 +4,9 @@ import pytest
 from scipy.special import logsumexp
 
 from repro import metrics
-from repro.centerbias import CenterBias, fit_center_bias, loo_kde_values, resize_operator
+from repro.centerbias import CenterBias, fit_center_bias, loo_kde_values
 from repro.datasets import Fixations, load_osie
+from repro.resampling import Geometry, resize_operator
 
 SIZES = np.array([(30, 40), (30, 40), (20, 50), (30, 40), (20, 50)])
 
@@ -84,6 +85,21 @@ def test_frame_variant_matches_plain_estimate_at_frame_size():
     assert 1e-3 < fitted.bandwidth < 0.3
     explicit = metrics.log_likelihoods(lambda n: fitted.log_density(n=n), fixations)
     np.testing.assert_allclose(fitted.log_likelihoods(), explicit, rtol=1e-10)
+
+
+@pytest.mark.parametrize("frame", [None, (100, 100)])
+def test_cell_masses_are_the_pixel_density_summed_over_cells(frame):
+    """The readout's centre bias in cells, computed without the pixel-resolution blur."""
+    fixations = synthetic_fixations()
+    center_bias = CenterBias(SIZES, fixations, bandwidth=0.05, eps=0.01, frame=frame)
+    geometry = Geometry(((0.0, 4.0),), (-1.5, 3.0))
+    for n in (0, 2, 3):
+        grid = geometry.readout_grid(SIZES[n], [(5, 5)])
+        expected = grid.log_cell_sums(center_bias.log_density(n))
+        np.testing.assert_allclose(center_bias.log_cell_mass(n, grid), expected, rtol=1e-10, atol=1e-12)
+        assert logsumexp(expected) == pytest.approx(0, abs=1e-12)
+    with pytest.raises(ValueError, match="image 2"):
+        center_bias.log_cell_mass(2, geometry.readout_grid(SIZES[0], [(5, 5)]))
 
 
 def test_resize_operator():

@@ -4,8 +4,9 @@ import pytest
 from skimage.io import imread
 from skimage.transform import resize
 
-from repro.features import FeatureExtractor, FeatureStore, feature_scales, grid_shape
+from repro.features import FeatureExtractor, FeatureStore, feature_scales
 from repro.network import Network, preprocess
+from repro.resampling import Geometry
 
 
 class Counting:
@@ -13,6 +14,9 @@ class Counting:
 
     def __init__(self, extractor):
         self.extractor, self.cache_key, self.calls = extractor, extractor.cache_key, []
+
+    def geometry(self, layers):
+        return self.extractor.geometry(layers)
 
     def __call__(self, image, layers):
         self.calls.append(list(layers))
@@ -81,24 +85,31 @@ def test_cache_key_depends_on_preprocessing(alexnet_full, extractor):
     assert FeatureExtractor(alexnet_full).cache_key == extractor.cache_key
 
 
-def test_feature_scales_give_unit_std_on_the_rescaled_maps():
+#: Two layers, units every 2 and 4 px, on a grid every 2 px (15 x 20 cells on a 30 x 40 image).
+GEOMETRY = Geometry(((1.0, 2.0), (0.0, 4.0)), (1.0, 2.0))
+
+
+def test_feature_scales_give_unit_std_on_the_grid():
     rng = np.random.RandomState(1)
-    images = [[rng.rand(2, 6, 8) * [[[1]], [[5]]], rng.rand(3, 3, 4)] for _ in range(3)]
-    scales = feature_scales(images)
-    rescaled = []
-    for features in images:
-        grid = grid_shape([f.shape for f in features])
-        rescaled.append(np.concatenate([resize(f, (f.shape[0],) + grid, order=1, mode="edge",
-                                               anti_aliasing=False) for f in features]))
-    std = np.concatenate([r.reshape(5, -1) for r in rescaled], axis=1).std(axis=1)
+    images = [((30, 40), [rng.rand(2, 15, 20) * [[[1]], [[5]]], rng.rand(3, 8, 10)]) for _ in range(3)]
+    scales = feature_scales(images, GEOMETRY)
+    on_grid = []
+    centres = 1.0 + 2.0 * np.arange(15), 1.0 + 2.0 * np.arange(20)
+    for _, (first, second) in images:
+        # layer 1 already sits at the cell centres; layer 2 is interpolated there (np.interp per axis)
+        rows, cols = 4.0 * np.arange(8), 4.0 * np.arange(10)
+        along_x = np.stack([[np.interp(centres[1], cols, row) for row in m] for m in second])
+        interpolated = np.stack([[np.interp(centres[0], rows, col) for col in m.T] for m in along_x]).transpose(0, 2, 1)
+        on_grid.append(np.concatenate([first, interpolated]).reshape(5, -1))
+    std = np.concatenate(on_grid, axis=1).std(axis=1)
     np.testing.assert_allclose(scales, 1 / std, rtol=1e-5)
 
 
 def test_constant_features_get_scale_zero():
     rng = np.random.RandomState(2)
-    images = [[np.concatenate([rng.rand(1, 6, 8), np.full((1, 6, 8), 0.1, np.float32)]), rng.rand(1, 3, 4)]
-              for _ in range(3)]
-    scales = feature_scales(images)
+    images = [((30, 40), [np.concatenate([rng.rand(1, 15, 20), np.full((1, 15, 20), 0.1, np.float32)]),
+                          rng.rand(1, 8, 10)]) for _ in range(3)]
+    scales = feature_scales(images, GEOMETRY)
     assert scales[1] == 0
     assert (scales[[0, 2]] > 1).all()
 
@@ -108,10 +119,28 @@ def test_dead_alexnet_filter_is_not_amplified(extractor, images):
     maps = [extractor(image, ["conv2"]) for image in images]
     dead = [c for c in range(maps[0][0].shape[0]) if all(np.ptp(m[0][c]) == 0 for m in maps)]
     assert dead, "expected at least one constant conv2 feature in BVLC AlexNet"
-    scales = feature_scales(maps)
+    scales = feature_scales(((image.shape[:2], m) for image, m in zip(images, maps)), extractor.geometry(["conv2"]))
     assert (scales[dead] == 0).all()
     alive = np.setdiff1d(np.arange(len(scales)), dead)
     assert (scales[alive] > 0).all() and scales[alive].max() < 1e3
+
+
+def test_grid_is_conv1_and_store_caches_scales_per_layer(extractor, images, tmp_path):
+    assert extractor.grid_layer == "conv1"
+    assert extractor.geometry(["conv5"]) == Geometry((extractor.unit_positions("conv5"),),
+                                                     extractor.unit_positions("conv1"))
+    counting = Counting(extractor)
+    store = FeatureStore(counting, tmp_path)
+    both = store.feature_scales(images, ["conv5", "pool5"], progress=False)
+    maps = [extractor(image, ["conv5", "pool5"]) for image in images]
+    expected = feature_scales(((image.shape[:2], m) for image, m in zip(images, maps)),
+                              extractor.geometry(["conv5", "pool5"]))
+    np.testing.assert_allclose(both, expected, rtol=1e-6)
+    assert len(list((tmp_path / "scales").glob("*.npy"))) == 2
+    calls = len(counting.calls)
+    np.testing.assert_array_equal(store.feature_scales(images[::-1], ["pool5"], progress=False), both[256:])
+    assert len(counting.calls) == calls                       # read back, neither computed nor extracted again
+    assert not np.array_equal(store.feature_scales(images[:1], ["pool5"], progress=False), both[256:])
 
 
 def test_layer_names_with_slashes_are_cached_and_extended(weights_source, images, tmp_path):
