@@ -309,9 +309,10 @@ def _sums(ll, baseline, gold, mask):
             "n": int(mask.sum())}
 
 
-def _pixel_maps(images, masses):
-    """``n -> (H, W)`` pixel log-density for the images of ``images`` (by dataset index ``n``)."""
-    return {int(n): image.grid.to_pixels(mass - np.log(image.grid.pixels)) for n, image, mass in zip(*images, masses)}
+def _pixel_maps(indices, images, masses):
+    """``{n: CellMap}``: the pixel log-density of each image (dataset index ``n``), held on its cells."""
+    return {int(n): metrics.CellMap(mass - np.log(image.grid.pixels), image.grid.row_cell, image.grid.col_cell)
+            for n, image, mass in zip(indices, images, masses)}
 
 
 def fit_and_score(config):
@@ -326,14 +327,16 @@ def fit_and_score(config):
         ``'n'``; ``'sauc_train'``, ``'sauc_test'``: shuffled AUC with a uniform prior on training /
         test images; ``'auc_test'``: AUC with the centre-bias prior on test images;
         ``'w'``, ``'sigma'``, ``'alpha'``: the fitted readout; ``'seconds'``: the whole call,
-        ``'seconds_fit'``, ``'seconds_score'``: SFO and scoring alone (the rest is per-process
-        preparation, shared by the folds).
+        ``'seconds_fit'``, ``'seconds_score'``: SFO and scoring alone; ``'seconds_prepare'``: the
+        per-process preparation of these layers' data (:func:`prepared`), 0 when an earlier fold did it.
     model : repro.model.DeepGazeI
     """
     start = time.perf_counter()
     setup = load_setup(config["options"])
     fx, layers, subject = setup.fixations, config["layers"], config["subject"]
+    misses = _prepared.cache_info().misses
     data = prepared(setup, config["network"], layers)
+    built = _prepared.cache_info().misses > misses           # the first fold of these layers in this process
     training = [image.with_fixations(fx.subject[where] != subject) for image, where in zip(data.train, data.positions)]
     fitting = time.perf_counter()
     model, _ = train_model(training, layers, data.geometry, regularization=config["regularization"],
@@ -348,8 +351,8 @@ def fit_and_score(config):
         ll[where] = (mass - np.log(image.grid.pixels)).ravel()[image.cells]
     uniform = [image.with_prior(np.log(image.grid.pixels)) for image in images]
     index = np.concatenate([setup.train, setup.test])
-    with_prior = _pixel_maps((index, images), masses)
-    flat = _pixel_maps((index, uniform), log_masses(model, uniform))
+    with_prior = _pixel_maps(index, images, masses)
+    flat = _pixel_maps(index, uniform, log_masses(model, uniform))
     on_train, on_test = np.isin(fx.n, setup.train), np.isin(fx.n, setup.test)
     masks = {"test_subjects": on_train & (fx.subject == subject), "train_subjects": on_train & (fx.subject != subject),
              "test_images": on_test}
@@ -359,7 +362,8 @@ def fit_and_score(config):
               "auc_test": metrics.auc(with_prior, fx.filter(on_test)),
               "w": model.w.tolist(), "sigma": model.sigma, "alpha": model.alpha}
     end = time.perf_counter()
-    result.update(seconds=end - start, seconds_fit=scoring - fitting, seconds_score=end - scoring)
+    result.update(seconds=end - start, seconds_fit=scoring - fitting, seconds_score=end - scoring,
+                  seconds_prepare=data.seconds if built else 0.0)
     return result, model
 
 

@@ -5,7 +5,10 @@ Benchmark; ``docs/metrics.md`` lists them with reference values the tests reprod
 
 Maps are given per image: ``maps`` is anything indexable by the image index ``n`` (a list, an
 array ``(n_images, height, width)``) or a callable ``n -> (height, width)`` array, so whole
-datasets are scored without holding all maps at once. Fixations are a
+datasets are scored without holding all maps at once. A map may also be a :class:`CellMap`, a map
+constant on rectangular cells (a coarse map upsampled by nearest neighbour, such as DeepGaze I's
+density on its readout grid): log-likelihoods, AUC and shuffled AUC then work on the cells, with
+exactly the values of the pixel map, without forming it. Fixations are a
 :class:`repro.datasets.Fixations` (only ``x``, ``y``, ``n`` are used) and are scored at the pixel
 ``(int(x), int(y))``. Per-fixation metrics return one value per fixation, in the fixations'
 order; :func:`average` turns them into a mean over fixations or over images.
@@ -15,7 +18,7 @@ from scipy.ndimage import gaussian_filter
 
 from .datasets import group_by_image
 
-__all__ = ["log_likelihoods", "average", "information_gain", "explained_information",
+__all__ = ["CellMap", "log_likelihoods", "average", "information_gain", "explained_information",
            "auc_per_fixation", "auc", "auc_judd", "shuffled_auc_per_fixation", "shuffled_auc",
            "nss_per_fixation", "nss", "cc", "kl_divergence", "mit_kl_divergence", "sim",
            "fixation_map", "per_image", "log_uniform"]
@@ -31,8 +34,39 @@ def image_groups(fixations):
         yield int(n), indices
 
 
-def _map(maps, n):
-    return np.asarray(maps(n) if callable(maps) else maps[n], dtype=float)
+class CellMap:
+    """A ``(H, W)`` map constant on cells: pixel ``(y, x)`` has the value ``values[row_cell[y], col_cell[x]]``.
+
+    Parameters
+    ----------
+    values : ndarray, shape (h, w)
+    row_cell, col_cell : ndarray of int, shapes (H,) and (W,)
+        The cell row of every pixel row and the cell column of every pixel column.
+    """
+
+    def __init__(self, values, row_cell, col_cell):
+        self.values = np.asarray(values, dtype=float)
+        self.row_cell, self.col_cell = np.asarray(row_cell), np.asarray(col_cell)
+        self.shape = (len(self.row_cell), len(self.col_cell))
+
+    def __getitem__(self, index):
+        rows, cols = index
+        return self.values[self.row_cell[rows], self.col_cell[cols]]
+
+    def __array__(self, dtype=None):
+        return self.values[self.row_cell][:, self.col_cell].astype(dtype or float)
+
+    @property
+    def pixels(self):
+        """``(h, w)``: number of pixels in each cell."""
+        return np.outer(np.bincount(self.row_cell, minlength=self.values.shape[0]),
+                        np.bincount(self.col_cell, minlength=self.values.shape[1]))
+
+
+def _map(maps, n, cells=False):
+    """Map of image ``n``, as a float array (or as the :class:`CellMap` it is, with ``cells``)."""
+    found = maps(n) if callable(maps) else maps[n]
+    return found if cells and isinstance(found, CellMap) else np.asarray(found, dtype=float)
 
 
 def _pixels(array, fixations, indices, n):
@@ -64,7 +98,7 @@ def log_likelihoods(log_densities, fixations):
     """
     values = np.empty(len(fixations))
     for n, indices in image_groups(fixations):
-        values[indices] = _pixels(_map(log_densities, n), fixations, indices, n)
+        values[indices] = _pixels(_map(log_densities, n, cells=True), fixations, indices, n)
     return values
 
 
@@ -156,8 +190,15 @@ def _count_below(levels, values):
     return below_by_bins + less, equal
 
 
-def _fraction_below(values, negatives):
-    """For each value, ``(#negatives < value + #negatives == value / 2) / #negatives``."""
+def _fraction_below(values, negatives, weights=None):
+    """For each value, ``(#negatives < value + #negatives == value / 2) / #negatives``; with ``weights``,
+    every negative counts its weight (a cell counts its pixels)."""
+    if weights is not None:
+        order = np.argsort(negatives, kind="stable")
+        levels, cumulative = negatives[order], np.r_[0, np.cumsum(weights[order])]
+        less = cumulative[np.searchsorted(levels, values, "left")]
+        equal = cumulative[np.searchsorted(levels, values, "right")] - less
+        return (less + 0.5 * equal) / cumulative[-1]
     levels, where = np.unique(values, return_inverse=True)
     less, equal = _count_below(levels, negatives)
     return ((less + 0.5 * equal) / len(negatives))[where]
@@ -175,8 +216,12 @@ def auc_per_fixation(saliency_maps, fixations):
     """
     values = np.empty(len(fixations))
     for n, indices in image_groups(fixations):
-        saliency = _map(saliency_maps, n)
-        values[indices] = _fraction_below(_pixels(saliency, fixations, indices, n), saliency.ravel())
+        saliency = _map(saliency_maps, n, cells=True)
+        fixated = _pixels(saliency, fixations, indices, n)
+        if isinstance(saliency, CellMap):
+            values[indices] = _fraction_below(fixated, saliency.values.ravel(), saliency.pixels.ravel())
+        else:
+            values[indices] = _fraction_below(fixated, saliency.ravel())
     return values
 
 
@@ -236,17 +281,17 @@ def shuffled_auc_per_fixation(saliency_maps, fixations, sizes):
     """
     sizes = np.asarray(sizes, dtype=float)
     values = np.empty(len(fixations))
-    flat_positions = {}
+    positions = {}
     for n, indices in image_groups(fixations):
-        saliency = _map(saliency_maps, n)
+        saliency = _map(saliency_maps, n, cells=True)
         height, width = saliency.shape
-        if saliency.shape not in flat_positions:
+        if saliency.shape not in positions:
             # scaled by the size ratio (exactly 1.0 for images of the same size), then truncated
-            rows = (fixations.y * (height / sizes[fixations.n, 0])).astype(int)
-            cols = (fixations.x * (width / sizes[fixations.n, 1])).astype(int)
-            flat_positions[saliency.shape] = rows * width + cols
-        negatives = saliency.ravel()[flat_positions[saliency.shape][fixations.n != n]]
-        values[indices] = _fraction_below(_pixels(saliency, fixations, indices, n), negatives)
+            positions[saliency.shape] = ((fixations.y * (height / sizes[fixations.n, 0])).astype(int),
+                                         (fixations.x * (width / sizes[fixations.n, 1])).astype(int))
+        rows, cols = positions[saliency.shape]
+        others = fixations.n != n
+        values[indices] = _fraction_below(_pixels(saliency, fixations, indices, n), saliency[rows[others], cols[others]])
     return values
 
 

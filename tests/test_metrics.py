@@ -160,3 +160,20 @@ def test_auc_family_equals_brute_force(kind):
         false_alarms = [0] + [np.mean(negatives >= t) for t in thresholds]
         expected.append(np.trapz(hits, false_alarms))
     np.testing.assert_allclose(metrics.auc_judd(maps, fixations, per_image=True), expected, rtol=1e-12)
+
+
+def test_cell_maps_score_as_their_pixel_maps():
+    """A map constant on cells gives the same log-likelihoods, AUC and shuffled AUC as its pixel array."""
+    rng = np.random.RandomState(5)
+    row_cell, col_cell = np.repeat(np.arange(4), [3, 5, 5, 2]), np.repeat(np.arange(3), [4, 4, 1])
+    maps = [metrics.CellMap(np.round(rng.randn(4, 3), 1), row_cell, col_cell) for _ in range(3)]
+    fixations = Fixations(x=rng.rand(60) * 9, y=rng.rand(60) * 15, n=rng.randint(0, 3, 60))
+    arrays = [np.asarray(m) for m in maps]
+    assert arrays[0].shape == (15, 9) and arrays[0][14, 8] == maps[0].values[3, 2]
+    np.testing.assert_array_equal(metrics.log_likelihoods(maps, fixations), metrics.log_likelihoods(arrays, fixations))
+    np.testing.assert_allclose(metrics.auc_per_fixation(maps, fixations), metrics.auc_per_fixation(arrays, fixations),
+                               rtol=1e-12)
+    sizes = np.tile([15, 9], (3, 1))
+    np.testing.assert_allclose(metrics.shuffled_auc_per_fixation(maps, fixations, sizes),
+                               metrics.shuffled_auc_per_fixation(arrays, fixations, sizes), rtol=1e-12)
+    assert metrics.nss(maps, fixations) == pytest.approx(metrics.nss(arrays, fixations))

@@ -6,8 +6,9 @@ from repro import metrics
 from repro.datasets import Fixations, load_osie
 from repro.features import FeatureExtractor, FeatureStore, feature_scales
 from repro.model import DeepGazeI
-from repro.training import (ImageData, density_function, fit, minibatches, prepare_images,
-                            subject_cross_validation)
+from repro.resampling import Geometry
+from repro.training import (ImageData, density_function, fit, log_densities, log_likelihoods, minibatches, objective,
+                            prepare_images, sparsity_penalty, subject_cross_validation)
 
 N_TRAIN, N_TEST, PER_IMAGE = 16, 8, 400
 
@@ -33,32 +34,33 @@ def planted(osie_dir, alexnet_full, tmp_path_factory):
     stimuli = stimuli.subset(np.arange(N_TRAIN + N_TEST))
     store = FeatureStore(FeatureExtractor(alexnet_full), tmp_path_factory.mktemp("features"))
     features = [store.features(stimuli[n], ["conv5"]) for n in range(len(stimuli))]
-    scales = feature_scales(features[:N_TRAIN])
+    geometry = store.extractor.geometry(["conv5"])
+    scales = feature_scales(((stimuli[n].shape[:2], maps) for n, maps in enumerate(features[:N_TRAIN])), geometry)
     rng = np.random.RandomState(0)
     w = np.zeros(256)
     w[rng.choice(256, 12, replace=False)] = rng.randn(12) * 0.3
-    truth = DeepGazeI(["conv5"], [256], scales, w=w, sigma=1.5, alpha=0.8)
+    truth = DeepGazeI(["conv5"], [256], scales, geometry, w=w, sigma=6.0, alpha=0.8)
     images, fixations = [], []
     for n, maps in enumerate(features):
         prior = gaussian_log_prior(stimuli[n].shape[:2])
         x, y = sample_fixations(truth.log_density_from_features(maps, prior), PER_IMAGE, rng)
-        images.append(ImageData(maps, prior, x, y))
+        grid = truth.grid(prior.shape, maps)
+        images.append(ImageData(maps, grid, grid.log_cell_sums(prior), x, y))
         fixations.append(Fixations(x, y, np.full(PER_IMAGE, n)))
     return truth, images, Fixations.concatenate(fixations), stimuli, store
 
 
 def information_gain_over_prior(model, images):
-    ll = np.concatenate([model.log_density_from_features(im.features, im.log_centerbias).ravel()[im.fixation_index]
-                         for im in images])
-    prior = np.concatenate([im.log_centerbias.ravel()[im.fixation_index] for im in images])
-    return metrics.information_gain(ll, prior)
+    prior = np.concatenate([gaussian_log_prior(im.grid.image_shape)[im.y.astype(int), im.x.astype(int)]
+                            for im in images])
+    return metrics.information_gain(log_likelihoods(model, images), prior)
 
 
 def test_training_recovers_the_planted_model(planted):
     truth, images, _, _, _ = planted
     train, test = images[:N_TRAIN], images[N_TRAIN:]
-    model = DeepGazeI(["conv5"], [256], truth.feature_scales, sigma=3.0, alpha=0.5, regularization=1e-3)
-    history = fit(model, train, n_batches=4, num_passes=25, seed=0, progress=False)
+    model = DeepGazeI(["conv5"], [256], truth.feature_scales, truth.geometry, sigma=3.0, alpha=0.5)
+    history = fit(model, train, regularization=1e-3, n_batches=4, num_passes=25, seed=0, progress=False)
 
     planted_ig, fitted_ig = information_gain_over_prior(truth, test), information_gain_over_prior(model, test)
     assert planted_ig > 0.3                       # the planted features carry real information
@@ -70,7 +72,7 @@ def test_fit_is_deterministic_given_the_seed(planted):
     truth, images, _, _, _ = planted
     results = []
     for _ in range(2):
-        model = DeepGazeI(["conv5"], [256], truth.feature_scales, sigma=3.0, alpha=0.5)
+        model = DeepGazeI(["conv5"], [256], truth.feature_scales, truth.geometry, sigma=3.0, alpha=0.5)
         fit(model, images[:4], n_batches=2, num_passes=2, seed=3, progress=False)
         results.append(model.parameters)
     np.testing.assert_array_equal(results[0]["w"], results[1]["w"])
@@ -85,17 +87,17 @@ def test_prepare_images_groups_fixations_and_priors(planted, in_memory):
                               images=[2, 0], in_memory=in_memory, progress=False)
     for got, n in zip(prepared, [2, 0]):
         assert callable(got.source) != in_memory          # on disk: read back whenever it is used
-        np.testing.assert_array_equal(got.fixation_index, images[n].fixation_index)
+        np.testing.assert_array_equal(got.cells, images[n].cells)
+        np.testing.assert_array_equal(got.counts, images[n].counts)
         np.testing.assert_array_equal(got.features[0], images[n].features[0])
-        np.testing.assert_array_equal(got.log_centerbias, images[n].log_centerbias)
+        np.testing.assert_array_equal(got.log_prior, images[n].log_prior)
 
 
 def test_density_function_equals_the_model_on_prepared_images(planted):
     truth, images, fixations, stimuli, store = planted
     prior = lambda n: gaussian_log_prior(stimuli[n].shape[:2])       # noqa: E731
     density = density_function(truth, store, stimuli, prior)
-    np.testing.assert_array_equal(density(1), truth.log_density_from_features(images[1].features,
-                                                                              images[1].log_centerbias))
+    np.testing.assert_allclose(density(1), log_densities(truth, images[1:2])[0], atol=1e-6)
     uniform = density_function(truth, store, stimuli)(1)
     assert uniform.shape == stimuli[1].shape[:2] and not np.allclose(uniform, density(1))
 
@@ -108,8 +110,9 @@ def test_minibatches_partition_the_images():
 
 @pytest.mark.parametrize("x, y", [(5.0, 1.0), (-0.5, 1.0), (1.0, np.nan), (4.99, 4.0)])
 def test_fixations_outside_the_image_are_rejected(x, y):
+    grid = Geometry(((0.5, 1.0),), (0.5, 1.0)).readout_grid((4, 5), [(4, 5)])
     with pytest.raises(ValueError, match="outside"):
-        ImageData([np.ones((1, 2, 2), np.float32)], np.zeros((4, 5), np.float32), np.array([x]), np.array([y]))
+        ImageData([np.ones((1, 4, 5), np.float32)], grid, np.zeros((4, 5)), np.array([x]), np.array([y]))
 
 
 def test_subject_cross_validation_scores_every_fixation_in_its_role(planted):
@@ -128,6 +131,34 @@ def test_subject_cross_validation_scores_every_fixation_in_its_role(planted):
     # a held-out subject's fixations are scored by the model that did not see them
     held_out = on_train & (fixations.subject == 1)
     images_1 = prepare_images(store, stimuli, fixations.filter(held_out), ["conv5"], prior, progress=False)
-    expected = np.concatenate([result["models"][1].log_density_from_features(im.features, im.log_centerbias)
-                               .ravel()[im.fixation_index] for im in images_1])
+    expected = log_likelihoods(result["models"][1], images_1)
     np.testing.assert_allclose(np.sort(result["ll_test_subjects"][held_out]), np.sort(expected), rtol=1e-6)
+
+
+def test_trained_density_sums_to_one_and_the_objective_is_the_metrics_log_likelihood(planted):
+    """On real conv5 features: what SFO minimises is -mean log-likelihood (as the metrics score it) + penalty."""
+    truth, images, fixations, _, _ = planted
+    model = DeepGazeI(["conv5"], [256], truth.feature_scales, truth.geometry, sigma=3.0, alpha=0.5)
+    fit(model, images[:6], regularization=1e-3, n_batches=2, num_passes=4, seed=0, progress=False)
+    densities = log_densities(model, images[:6])
+    for density in densities:
+        assert np.exp(density.astype(np.float64)).sum() == pytest.approx(1, abs=1e-5)
+    scored = fixations.for_images(range(6))
+    ll = metrics.log_likelihoods(densities, scored)
+    batches = minibatches(6, 2, seed=0)
+    f_df = objective(model, images[:6], batches, regularization=1e-3)
+    total = sum(f_df(model.parameters, b)[0] for b in range(len(batches)))
+    assert total == pytest.approx(-ll.mean() + sparsity_penalty(model.w, 1e-3)[0], abs=1e-5)
+
+
+def test_penalty_gradient_and_zero_weights():
+    w = np.array([0.5, -2.0, 1.0])
+    value, grad = sparsity_penalty(w, 0.1)
+    assert value == pytest.approx(0.1 * 3.5 / np.sqrt(5.25))
+    eps = 1e-6
+    for k in range(3):
+        moved = w.copy()
+        moved[k] += eps
+        assert grad[k] == pytest.approx((sparsity_penalty(moved, 0.1)[0] - value) / eps, rel=1e-4)
+    with pytest.raises(FloatingPointError):
+        sparsity_penalty(np.zeros(3), 0.1)
