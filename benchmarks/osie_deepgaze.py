@@ -1,126 +1,91 @@
-"""DeepGaze I (AlexNet conv5) trained and evaluated on OSIE, with the timings of the model issue.
+"""DeepGaze I (AlexNet conv5) trained and evaluated on OSIE: the experiments' 15-fold grid, as a table.
 
-    python benchmarks/osie_deepgaze.py [--data DIR] [--subjects K] [--passes P] [--write]
+    OPENBLAS_NUM_THREADS=1 python benchmarks/osie_deepgaze.py [--data DIR] [--workers 2] [--write]
 
-Trained on the training half of OSIE (``repro.datasets.osie_split``, 350 images), the first, forced
-central fixation of each trial dropped, with leave-one-subject-out cross-validation over the first
-``K`` subjects (all 15 by default, as the paper). Reported, as in the paper's Section 2:
+The fits are those of ``experiments/fig4_auc.py --dataset osie`` (``repro.experiments.fit_config``,
+cached by configuration, so either command reuses the other's fits): trained on the training half
+of OSIE (350 images), first fixation dropped, leave-one-subject-out over the 15 subjects, lambda
+0.001. Reported, as in the paper's Section 2: information gain over the leave-one-image-out centre
+bias (bit/fix) and explained information (% of the gold standard's gain) on the test images, for the
+test subjects and for the training subjects on the training images; AUC with the centre bias as
+prior and shuffled AUC with a uniform prior, fold means; the centre bias and the gold standard; the
+wall time of the grid and of its folds.
 
-* information gain over the leave-one-image-out centre bias (bit/fix) and explained information
-  (% of the gold standard's gain) on the test images, for the test subjects on the training images
-  and for the training subjects on the training images;
-* AUC with the centre bias as prior and shuffled AUC with a uniform prior, on the test images,
-  averaged over the fold models;
-* the same for the centre bias and the gold standard;
-* wall times: feature extraction of all 700 images (cold cache unless ``--reuse-cache``), one fit.
-
-``--write`` stores the table in ``benchmarks/results/osie_deepgaze.md`` (and the numbers as JSON).
+``--write`` stores the table in ``benchmarks/results/osie_deepgaze.md`` (earlier tables of that file,
+from its "## Superseded" heading on, are kept) and the numbers in ``osie_deepgaze.json``.
 """
 import argparse
 import json
-import tempfile
+import os
 import time
+from argparse import Namespace
 from pathlib import Path
 
 import numpy as np
 
-from repro import metrics, paths
-from repro.centerbias import fit_center_bias
-from repro.datasets import load_osie, osie_split
-from repro.features import FeatureExtractor, FeatureStore
-from repro.goldstandard import fit_gold_standard
-from repro.network import Network
-from repro.training import density_function, subject_cross_validation
+from repro import experiments as ex
+from repro import metrics
 
-from markdown_table import report  # noqa: E402  (beside this script)
-
-LAYERS = ["conv5"]
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="data directory (default: DEEPGAZE_DATA)")
-    parser.add_argument("--subjects", type=int, default=15, help="held-out subjects (folds) to run")
-    parser.add_argument("--passes", type=int, default=20, help="SFO passes per fit")
-    parser.add_argument("--batches", type=int, default=10, help="SFO subfunctions (image groups)")
-    parser.add_argument("--regularization", type=float, default=0.001)
-    parser.add_argument("--geometry", choices=("receptive_field", "stretch"), default="receptive_field",
-                        help="place maps at their receptive-field centres, or stretch them over the image")
-    parser.add_argument("--reuse-cache", action="store_true", help="use the project's feature cache")
+    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--cache", help="cache of grid results (default: <cache>/experiments)")
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
 
-    data = paths.data_dir(args.data)
-    stimuli, fixations = load_osie(data / "osie", keep_first=False)
-    train, test = osie_split(stimuli)
-    folder = data / "weights" / "bvlc_alexnet"
-    network = Network(folder / "deploy.prototxt", folder / "bvlc_alexnet_conv_q8.v2.caffemodel",
-                      padding="full", last_layer="pool5")
-    extractor = FeatureExtractor(network)
-    store = FeatureStore(extractor, None if args.reuse_cache else Path(tempfile.mkdtemp(prefix="features-")))
-
     start = time.perf_counter()
-    store.extract(stimuli, LAYERS)
-    extraction = time.perf_counter() - start
-
-    center_bias = fit_center_bias(stimuli.sizes, fixations)
-    cb_ll = center_bias.log_likelihoods()
-    gold_ll = fit_gold_standard(stimuli.sizes, fixations, center_bias).log_likelihoods(cb_ll)
-    uniform_ll = metrics.log_uniform(fixations, stimuli.sizes)
-
-    start = time.perf_counter()
-    cv = subject_cross_validation(store, stimuli, fixations, train, test, LAYERS, center_bias.log_density,
-                                  subjects=fixations.subjects[:args.subjects], num_passes=args.passes,
-                                  n_batches=args.batches, regularization=args.regularization,
-                                  geometry=extractor.geometry(LAYERS) if args.geometry == "receptive_field" else None)
-    cv_seconds = time.perf_counter() - start
-
-    on_test = np.isin(fixations.n, test)
-    test_fix = fixations.filter(on_test)
-    scored = {"test images": ("ll_test_images", on_test),
-              "training images, test subjects": ("ll_test_subjects", np.isfinite(cv["ll_test_subjects"])),
-              "training images, training subjects": ("ll_train_subjects", np.isfinite(cv["ll_train_subjects"]))}
-    results = {"extraction_seconds": extraction, "cv_seconds": cv_seconds, "fit_seconds": cv_seconds / len(cv["models"]),
-               "subjects": [int(s) for s in cv["subjects"]], "passes": args.passes,
-               "n_fixations": len(fixations), "n_test_fixations": int(on_test.sum())}
-    rows = []
-    for name, (key, mask) in scored.items():
-        ll = cv[key][mask]
-        ig = metrics.information_gain(ll, cb_ll[mask])
-        gold = metrics.information_gain(gold_ll[mask], cb_ll[mask])
-        results[name] = {"ig_bits": ig, "gold_ig_bits": gold, "explained": ig / gold}
-        rows.append([f"DeepGaze I, {name}", f"{ig:.3f}", f"{100 * ig / gold:.1f} %", "", ""])
-
-    aucs, sh_aucs = [], []
-    for model in cv["models"]:
-        aucs.append(metrics.auc(density_function(model, store, stimuli, center_bias.log_density), test_fix))
-        sh_aucs.append(metrics.shuffled_auc(density_function(model, store, stimuli), test_fix, stimuli.sizes))
-    cb_maps = {n: center_bias.log_density(n) for n in test_fix.images}
-    cb_auc = metrics.auc(cb_maps.__getitem__, test_fix)
-    cb_sauc = metrics.shuffled_auc(cb_maps.__getitem__, test_fix, stimuli.sizes)
-    results.update(auc=float(np.mean(aucs)), sauc=float(np.mean(sh_aucs)), centerbias_auc=cb_auc,
-                   centerbias_sauc=cb_sauc,
-                   centerbias_ig_over_uniform=metrics.information_gain(cb_ll[on_test], uniform_ll[on_test]),
-                   gold_ig_bits_test=metrics.information_gain(gold_ll[on_test], cb_ll[on_test]),
-                   sigma=[m.sigma for m in cv["models"]], alpha=[m.alpha for m in cv["models"]],
-                   nonzero_weights=[int((np.abs(m.w) > 1e-3 * np.abs(m.w).max()).sum()) for m in cv["models"]])
-    rows[0][3:] = [f"{100 * results['auc']:.2f} %", f"{100 * results['sauc']:.2f} %"]
-    rows.append(["centre bias (baseline)", "0", "0 %", f"{100 * cb_auc:.2f} %", f"{100 * cb_sauc:.2f} %"])
-    rows.append(["gold standard, test images", f"{results['gold_ig_bits_test']:.3f}", "100 %", "", ""])
-
-    intro = (f"OSIE, AlexNet conv5 (8-bit conv2-5 weights), train/test halves of 350 images, first fixation dropped, "
-             f"{len(cv['models'])} leave-one-subject-out folds, {args.passes} SFO passes, lambda {args.regularization}, "
-             f"maps {'at their receptive-field centres' if args.geometry == 'receptive_field' else 'stretched over the image'}. "
-             f"IG over the leave-one-image-out centre bias (bit/fix, averaged over fixations). AUC with the centre-bias "
-             f"prior, shuffled AUC with a uniform prior, on the test images. Feature extraction of 700 images: "
-             f"{extraction:.0f} s{' (from the cache)' if args.reuse_cache else ''}; one fit (and its scoring): {results['fit_seconds']:.0f} s. "
-             f"Centre bias over uniform on the test images: {results['centerbias_ig_over_uniform']:.3f} bit/fix.")
-    report("DeepGaze I on OSIE", intro, ["model", "IG (bit/fix)", "explained information", "AUC", "shuffled AUC"],
-           rows, "osie_deepgaze", args.write)
+    setup = ex.load_setup(ex.options_of(Namespace(dataset="osie", data_dir=args.data, weights=None, quick=False,
+                                                  seed=0)))
+    results = ex.run_grid([ex.fit_config(setup, ["conv5"], s) for s in setup.folds], args.cache, workers=args.workers)
+    wall = time.perf_counter() - start
+    scores = ex.aggregate(results)
+    fx = setup.fixations
+    test = fx.filter(np.isin(fx.n, setup.test))
+    cb = {n: setup.center_bias.log_density(n) for n in test.images}
+    on_test = np.isin(fx.n, setup.test)
+    gold_test = metrics.information_gain(setup.gold_ll[on_test], setup.cb_ll[on_test])
+    numbers = {**scores, "centerbias_auc": metrics.auc(cb.__getitem__, test),
+               "centerbias_sauc": metrics.shuffled_auc(cb.__getitem__, test, setup.stimuli.sizes),
+               "gold_ig_test_images": gold_test, "folds": len(results), "grid_seconds": wall,
+               "fold_seconds": [r["seconds"] for r in results], "sigma": [r["sigma"] for r in results],
+               "alpha": [r["alpha"] for r in results]}
+    rows = [f"| DeepGaze I, test images | {scores['ig_test_images']:.3f} | {100 * scores['explained_test_images']:.1f} % "
+            f"| {100 * scores['auc_test']:.2f} % | {100 * scores['sauc_test']:.2f} % |",
+            f"| DeepGaze I, training images, test subjects | {scores['ig_test_subjects']:.3f} | "
+            f"{100 * scores['explained_test_subjects']:.1f} % |  |  |",
+            f"| DeepGaze I, training images, training subjects | {scores['ig_train_subjects']:.3f} | "
+            f"{100 * scores['explained_train_subjects']:.1f} % |  | {100 * scores['sauc_train']:.2f} % (training images) |",
+            f"| centre bias (baseline) | 0 | 0 % | {100 * numbers['centerbias_auc']:.2f} % | "
+            f"{100 * numbers['centerbias_sauc']:.2f} % |",
+            f"| gold standard, test images | {gold_test:.3f} | 100 % |  |  |"]
+    fold_seconds = numbers["fold_seconds"]
+    text = "\n".join([
+        "# DeepGaze I on OSIE", "",
+        f"## Current: {len(results)} leave-one-subject-out folds, readout on AlexNet's conv1 grid", "",
+        f"`OPENBLAS_NUM_THREADS=1 DEEPGAZE_DATA=../shared/data python benchmarks/osie_deepgaze.py --workers "
+        f"{args.workers} --write` (the fits of `experiments/fig4_auc.py --dataset osie`, which ran them in "
+        f"{args.workers or 1} process(es)): folds {min(fold_seconds):.0f}-{max(fold_seconds):.0f} s each as measured "
+        f"when they ran, {sum(fold_seconds):.0f} s in all (the first fold of a process includes its preparation and "
+        f"compilation); this script took {wall:.0f} s, load average {os.getloadavg()[0]:.2f} at its end. AlexNet conv5 (8-bit conv2-5 weights), maps at their receptive-field centres, readout on the grid of "
+        f"conv1 (76 x 101 cells), train/test halves of 350 images, first fixation dropped, "
+        f"{ex.FULL['passes']} SFO passes over {ex.FULL['batches']} image groups, lambda 0.001. IG over the "
+        f"leave-one-image-out centre bias; AUC with the centre-bias prior, shuffled AUC with a uniform prior. Fold "
+        f"models: sigma {min(numbers['sigma']):.2f}-{max(numbers['sigma']):.2f} grid cells, alpha "
+        f"{min(numbers['alpha']):.2f}-{max(numbers['alpha']):.2f}.", "",
+        "| model | IG (bit/fix) | explained information | AUC | shuffled AUC |", "|---|---|---|---|---|", *rows, ""])
+    print(text)
     if args.write:
-        target = Path(__file__).resolve().parent / "results" / "osie_deepgaze.json"
-        target.write_text(json.dumps(results, indent=1, default=float))
-    return results
+        target = RESULTS / "osie_deepgaze.md"
+        old = target.read_text(encoding="utf-8") if target.is_file() else ""
+        kept = old[old.index("## Superseded"):] if "## Superseded" in old else ""
+        target.write_text(text + ("\n" + kept if kept else ""), encoding="utf-8")
+        (RESULTS / "osie_deepgaze.json").write_text(json.dumps(numbers, indent=1, default=float))
+        print(f"wrote {target}")
+    return numbers
 
 
 if __name__ == "__main__":

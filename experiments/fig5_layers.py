@@ -38,6 +38,22 @@ TITLES = {"a": "(a) layers from depth ... upwards", "b": "(b) layers up to depth
 XLABELS = {"a": "lowest depth (block)", "b": "highest depth (block)", "c": "depth (block)", "d": "layer type"}
 
 
+def announce_estimate(args, setup, subsets):
+    """Fit the smallest and the largest subset on the first fold (cached: they are part of the grid) and print
+    the grid's estimated wall time from their measured times."""
+    sizes = {s: (ex.feature_values(setup, s), len(setup.folds)) for s in subsets}
+    ends = [min(subsets, key=lambda s: sizes[s][0]), max(subsets, key=lambda s: sizes[s][0])]
+    measured = ex.run_grid([ex.fit_config(setup, s, setup.folds[0]) for s in ends], args.cache, progress=False)
+    ex.release_prepared()
+    workers = args.workers or 1
+    seconds = ex.estimate_seconds(sizes, {sizes[s][0]: r for s, r in zip(ends, measured)}, workers)
+    print(f"fig5_layers {ex.tag(args)}: {len(subsets)} layer subsets x {len(setup.folds)} folds, estimated "
+          f"{seconds / 60:.0f} min with {workers} worker(s) (from fits of {' '.join(ends[0])} and all "
+          f"{len(ends[1])} layers: {measured[0]['seconds_fit'] + measured[0]['seconds_score']:.0f} s and "
+          f"{measured[1]['seconds_fit'] + measured[1]['seconds_score']:.0f} s per fold)", flush=True)
+    return seconds
+
+
 def main(argv=None):
     args = ex.parser(__doc__.splitlines()[0]).parse_args(argv)
     start = time.time()
@@ -47,6 +63,7 @@ def main(argv=None):
     subsets = sorted(subsets, key=lambda s: (len(s), s))
     setup.store.extract(setup.stimuli, ALEXNET_LAYERS)       # all layers at once: one network compile
     configs = [ex.fit_config(setup, layers, subject) for layers in subsets for subject in setup.folds]
+    announce_estimate(args, setup, subsets)
     results = ex.grid_runner(args)(configs)
     n = len(setup.folds)
     scores = {layers: ex.aggregate(results[i * n:(i + 1) * n]) for i, layers in enumerate(subsets)}

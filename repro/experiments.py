@@ -299,6 +299,11 @@ def _prepared(options_json, network, layers):
     return Prepared(train, test, positions, scales, store.extractor.geometry(layers), time.perf_counter() - start)
 
 
+def release_prepared():
+    """Forget the :class:`Prepared` data this process holds (e.g. before its workers start)."""
+    _prepared.cache_clear()
+
+
 def prepared(setup, network, layers):
     """The :class:`Prepared` data of a readout of ``layers`` of ``network`` on ``setup`` (one kept per process)."""
     return _prepared(json.dumps(setup.options, sort_keys=True), network, tuple(layers))
@@ -445,6 +450,45 @@ def run_grid(configs, folder=None, workers=0, scheduler=None, progress=True):
             bar.update()
     bar.close()
     return [results[key] for key in keys]
+
+
+def feature_values(setup, layers, network="alexnet"):
+    """Feature values per image of ``layers`` (``sum C_l h_l w_l`` on the first training image): what the cost
+    of a fit grows with."""
+    return sum(m.size for m in setup_store(setup, network).features(setup.stimuli[int(setup.train[0])], layers))
+
+
+def estimate_seconds(sizes, calibration, workers=1):
+    """Estimated wall time of a grid from measured fits, interpolated linearly in the fits' size.
+
+    Parameters
+    ----------
+    sizes : dict
+        ``{layer subset: (feature values per image, number of folds)}``.
+    calibration : dict
+        ``{feature values per image: fit_and_score result}`` of fits measured alone (at least two
+        sizes); a result gives ``seconds_fit + seconds_score`` per fold and ``seconds_prepare``.
+    workers : int
+        Parallel processes; each prepares the data of every layer subset it fits once.
+
+    Returns
+    -------
+    float
+        Seconds.
+    """
+    known = sorted(calibration)
+    if len(known) < 2:
+        raise ValueError("estimating a grid needs fits of at least two sizes")
+
+    def at(size, key):
+        values = [sum(calibration[k][part] for part in key) for k in known]
+        slope = (values[-1] - values[0]) / (known[-1] - known[0])
+        return max(np.interp(size, known, values), values[0] + slope * (size - known[0]))
+
+    workers = max(1, workers)
+    total = sum(folds * at(size, ("seconds_fit", "seconds_score")) + min(workers, folds) * at(size, ("seconds_prepare",))
+                for size, folds in sizes.values())
+    return total / workers
 
 
 def aggregate(results):
