@@ -256,7 +256,6 @@ def readout_problem(n_images=40, n_batches=10, seed=0):
     title : str
     """
     from repro import experiments
-    from repro.features import feature_scales
     from repro.model import DeepGazeI
     from repro.training import minibatches, objective, prepare_images
 
@@ -265,10 +264,12 @@ def readout_problem(n_images=40, n_batches=10, seed=0):
     fixations, images = setup.fixations, setup.train[:n_images]
     selected = np.isin(fixations.n, images) & (fixations.subject != setup.folds[0])
     data = prepare_images(setup.store, setup.stimuli, fixations.filter(selected), ["conv5"],
-                          setup.center_bias.log_density, images=images, progress=True)
+                          setup.center_bias, images=images, progress=True)
     channels = data[0].features[0].shape[0]
     w = np.random.RandomState(seed).randn(channels) * 0.5 / np.sqrt(channels)
-    model = DeepGazeI(["conv5"], [channels], feature_scales(d.features for d in data), w=w, sigma=2.0, alpha=1.0)
+    scales = setup.store.feature_scales([setup.stimuli[int(n)] for n in images], ["conv5"])
+    model = DeepGazeI(["conv5"], [channels], scales, setup.store.extractor.geometry(["conv5"]), w=w, sigma=2.0,
+                      alpha=1.0)
     batches = minibatches(len(data), n_batches, seed)
     title = (f"DeepGaze I readout, OSIE conv5, {len(data)} training images, N={len(batches)} minibatches, "
              f"M={channels + 2} parameters")

@@ -26,7 +26,6 @@ import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
-from .backend import floatX
 from .network import preprocess
 from .paths import atomic_path, cache_dir
 from .resampling import Geometry

@@ -20,7 +20,6 @@ from itertools import groupby
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import metrics
 from .features import feature_scales
 from .model import DeepGazeI, stack
 from .sfo import SFO

@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 from skimage.io import imread
-from skimage.transform import resize
 
 from repro.features import FeatureExtractor, FeatureStore, feature_scales
 from repro.network import Network, preprocess

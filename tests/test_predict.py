@@ -13,7 +13,8 @@ from repro.model import DeepGazeI
 def saved_model(alexnet_full, tmp_path, monkeypatch):
     monkeypatch.setenv("DEEPGAZE_WEIGHTS", str(tmp_path / "weights"))
     extractor = FeatureExtractor(alexnet_full)
-    model = DeepGazeI(["conv5"], [256], np.full(256, 0.05), w=np.random.RandomState(0).randn(256), sigma=2.0,
+    model = DeepGazeI(["conv5"], [256], np.full(256, 0.05), extractor.geometry(["conv5"]),
+                      w=np.random.RandomState(0).randn(256), sigma=2.0,
                       alpha=1.0, metadata={"network": extractor.metadata})
     model.save(tmp_path / "model.h5")
     return model, extractor, tmp_path / "model.h5"
