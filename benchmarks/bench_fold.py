@@ -59,7 +59,7 @@ def main(argv=None):
         train_images = [setup.stimuli[int(n)] for n in setup.train]
         _, scales = timed(lambda: setup.store.feature_scales(train_images, layers, progress=False))
         _, compiling = timed(lambda: (readout._compiled_loglik_and_grad(len(layers)),
-                                      readout._compiled_log_mass(len(layers))))
+                                      readout._compiled_saliency(len(layers))))
         ex.release_prepared()
         data, preparing = timed(lambda: ex.prepared(setup, "alexnet", layers))
         folds = []

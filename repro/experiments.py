@@ -26,7 +26,7 @@ from .demo import DEMO_LABEL, demo_dataset, random_alexnet
 from .features import FeatureExtractor, FeatureStore
 from .goldstandard import fit_gold_standard
 from .network import Network
-from .training import log_masses, prepare_images, train_model
+from .training import log_masses, prepare_images, saliencies, train_model
 
 DATASETS = ("demo", "osie", "mit1003")
 #: The paper's published numbers (MIT1003 explained information; MIT300 benchmark AUCs).
@@ -292,6 +292,7 @@ def _prepared(options_json, network, layers):
     fx, layers = setup.fixations, list(layers)
     train = prepare_images(store, setup.stimuli, fx, layers, setup.center_bias, images=setup.train, progress=False)
     in_memory = all(not callable(image.source) and image.source[0].dtype == np.float32 for image in train)
+    # the test images only when the training images fit as float32: else read from the cache when scored
     test = prepare_images(store, setup.stimuli, fx, layers, setup.center_bias, images=setup.test,
                           in_memory="auto" if in_memory else False, progress=False)
     positions = [np.flatnonzero(fx.n == n) for n in np.concatenate([setup.train, setup.test])]
@@ -350,14 +351,15 @@ def fit_and_score(config):
                            metadata={"held_out_subject": subject, "config_key": config_key(config)})
     scoring = time.perf_counter()
     images = data.train + data.test
-    masses = log_masses(model, images)
+    saliency = saliencies(model, images)                 # one evaluation serves both priors
+    masses = log_masses(model, images, saliency)
     ll = np.empty(len(fx))
     for image, where, mass in zip(images, data.positions, masses):
         ll[where] = (mass - np.log(image.grid.pixels)).ravel()[image.cells]
     uniform = [image.with_prior(np.log(image.grid.pixels)) for image in images]
     index = np.concatenate([setup.train, setup.test])
     with_prior = _pixel_maps(index, images, masses)
-    flat = _pixel_maps(index, uniform, log_masses(model, uniform))
+    flat = _pixel_maps(index, uniform, log_masses(model, uniform, saliency))
     on_train, on_test = np.isin(fx.n, setup.train), np.isin(fx.n, setup.test)
     masks = {"test_subjects": on_train & (fx.subject == subject), "train_subjects": on_train & (fx.subject != subject),
              "test_images": on_test}

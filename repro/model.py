@@ -26,8 +26,12 @@ How it is computed here (one Theano graph, so w, sigma and alpha get exact gradi
    ``(int(y), int(x))`` is ``log P(cell) - log pixels(cell)``; training maximises exactly this
    log-likelihood (:func:`repro.training.objective`), which is also what the metrics score.
 
-Shapes: features ``(C, h_l, w_l)`` per layer and image, stacked ``(B, C, h_l, w_l)`` for a batch of
-images of one size as ``(C_l, B, h_l, w_l)`` (:func:`stack`); cell arrays ``(B, h, w)``; pixel log-densities ``(H, W)``.
+Shapes: features ``(C_l, h_l, w_l)`` per layer and image, stacked ``(C_l, B, h_l, w_l)`` for a batch of
+images of one size (:func:`stack`); cell arrays ``(B, h, w)``; pixel log-densities ``(H, W)``.
+
+Training evaluates the whole graph, with gradients, in Theano (:meth:`DeepGazeI.loglik_and_grad`); for
+evaluation Theano computes the saliency and NumPy adds the prior and normalises (in float64), so that
+one saliency serves several priors.
 """
 import json
 from functools import lru_cache
@@ -51,23 +55,20 @@ def _gaussian_rows(sigma, n):
     return weights / weights.sum(axis=1, keepdims=True)
 
 
-def _readout_graph(n_layers):
-    """The symbolic readout of a batch of same-sized images with ``n_layers`` feature inputs.
+def _saliency_graph(n_layers):
+    """The symbolic blurred saliency ``(B, h, w)`` of a batch of same-sized images with ``n_layers`` feature inputs.
 
-    Returns the inputs (dict) and the log cell masses ``(B, h, w)``.
+    Returns the inputs (dict) and the saliency.
     """
     w = T.vector("w")                   # (K,) weights of the normalised features
     log_sigma = T.scalar("log_sigma")   # blur width in grid cells, on a log scale
-    alpha = T.scalar("alpha")           # weight of the log centre bias
     scales = T.vector("scales")         # (K,) 1 / std of each feature
     features = [T.tensor4(f"features{l}") for l in range(n_layers)]      # (C_l, B, h_l, w_l)
     rows = [T.matrix(f"rows{l}") for l in range(n_layers)]               # (h, h_l)
     cols = [T.matrix(f"cols{l}") for l in range(n_layers)]               # (w, w_l)
-    log_prior = T.tensor3("log_prior")                                   # (B, h, w)
 
     sigma = T.exp(log_sigma)
-    blur_rows = _gaussian_rows(sigma, log_prior.shape[1])
-    blur_cols = _gaussian_rows(sigma, log_prior.shape[2])
+    blur_rows, blur_cols = _gaussian_rows(sigma, rows[0].shape[0]), _gaussian_rows(sigma, cols[0].shape[0])
     effective = w * scales
     saliency, start = 0, 0
     for feature, to_rows, to_cols in zip(features, rows, cols):
@@ -77,39 +78,45 @@ def _readout_graph(n_layers):
         along_cols = T.tensordot(layer_sum, T.dot(blur_cols, to_cols), axes=[[2], [1]])      # (B, h_l, w)
         saliency = saliency + T.tensordot(along_cols, T.dot(blur_rows, to_rows), axes=[[1], [1]]).dimshuffle(0, 2, 1)
         start = start + channels
-    output = saliency + alpha * log_prior
-    top = theano.gradient.zero_grad(output.max(axis=[1, 2], keepdims=True))
-    log_mass = output - (T.log(T.exp(output - top).sum(axis=[1, 2], keepdims=True)) + top)
-    inputs = dict(w=w, log_sigma=log_sigma, alpha=alpha, scales=scales, features=features, rows=rows, cols=cols,
-                  log_prior=log_prior)
-    return inputs, log_mass
+    return dict(w=w, log_sigma=log_sigma, scales=scales, features=features, rows=rows, cols=cols), saliency
 
 
 def _ordered(inputs):
-    return ([inputs["w"], inputs["log_sigma"], inputs["alpha"], inputs["scales"]]
-            + inputs["features"] + inputs["rows"] + inputs["cols"] + [inputs["log_prior"]])
+    return [inputs["w"], inputs["log_sigma"], inputs["scales"]] + inputs["features"] + inputs["rows"] + inputs["cols"]
 
 
 @lru_cache(maxsize=None)
-def _compiled_log_mass(n_layers):
-    inputs, log_mass = _readout_graph(n_layers)
-    return theano.function(_ordered(inputs), log_mass, allow_input_downcast=True)
+def _compiled_saliency(n_layers):
+    inputs, saliency = _saliency_graph(n_layers)
+    return theano.function(_ordered(inputs), saliency, allow_input_downcast=True)
 
 
 @lru_cache(maxsize=None)
 def _compiled_loglik_and_grad(n_layers):
     """Summed pixel log-likelihood of fixations counted per cell, and its gradient w.r.t. (w, log_sigma, alpha)."""
-    inputs, log_mass = _readout_graph(n_layers)
+    inputs, saliency = _saliency_graph(n_layers)
+    alpha = T.scalar("alpha")                 # weight of the log centre bias
+    log_prior = T.tensor3("log_prior")        # (B, h, w) log centre-bias mass in each cell
     counts = T.tensor3("counts")              # (B, h, w) fixations in each cell
     log_pixels = T.matrix("log_pixels")       # (h, w) log of the number of pixels in each cell
+    output = saliency + alpha * log_prior
+    top = theano.gradient.zero_grad(output.max(axis=[1, 2], keepdims=True))
+    log_mass = output - (T.log(T.exp(output - top).sum(axis=[1, 2], keepdims=True)) + top)
     total = (counts * (log_mass - log_pixels.dimshuffle("x", 0, 1))).sum()
-    grads = T.grad(total, [inputs["w"], inputs["log_sigma"], inputs["alpha"]])
-    return theano.function(_ordered(inputs) + [counts, log_pixels], [total] + grads, allow_input_downcast=True)
+    grads = T.grad(total, [inputs["w"], inputs["log_sigma"], alpha])
+    return theano.function(_ordered(inputs) + [alpha, log_prior, counts, log_pixels], [total] + grads,
+                           allow_input_downcast=True)
+
+
+def log_softmax_cells(output):
+    """``(B, h, w)`` -> log of the softmax over each image's cells, float64."""
+    output = np.asarray(output, dtype=np.float64)
+    top = output.max(axis=(1, 2), keepdims=True)
+    return output - (np.log(np.exp(output - top).sum(axis=(1, 2), keepdims=True)) + top)
 
 
 def stack(feature_lists):
-    """Per-image feature lists ``[[(C_l, h_l, w_l), ...], ...]`` -> per-layer stacks ``[(C_l, B, h_l, w_l), ...]``,
-    float32 (features held as float16 are converted here).
+    """Per-image feature lists ``[[(C_l, h_l, w_l), ...], ...]`` -> per-layer stacks ``[(C_l, B, h_l, w_l), ...]``, float32.
 
     Channels come first so that the weighted sum over them, and its gradient, read the stack as one
     contiguous ``(C_l, B * h_l * w_l)`` matrix (no transposed copy)."""
@@ -179,8 +186,7 @@ class DeepGazeI:
 
     def _parameter_arguments(self, theta=None):
         theta = self.parameters if theta is None else theta
-        return [np.asarray(theta["w"], floatX), np.asarray(theta["log_sigma"], floatX),
-                np.asarray(theta["alpha"], floatX), self.feature_scales]
+        return [np.asarray(theta["w"], floatX), np.asarray(theta["log_sigma"], floatX), self.feature_scales]
 
     def _check(self, stacks):
         shapes = [f.shape[0] for f in stacks]
@@ -194,27 +200,45 @@ class DeepGazeI:
         return self.geometry.readout_grid(image_shape[:2], [f.shape[-2:] for f in features])
 
     # -- the model on the grid ------------------------------------------------------------------
-    def log_mass(self, stacks, grid, log_prior, theta=None):
-        """Log of the model's probability mass in every cell, for a batch of images of one size.
+    def saliency(self, stacks, grid, theta=None):
+        """The blurred saliency ``s`` on the grid's cells, for a batch of images of one size.
 
         Parameters
         ----------
         stacks : list of ndarray, each (C_l, B, h_l, w_l)
             Per layer, the feature maps of the B images (see :func:`stack`).
         grid : repro.resampling.ReadoutGrid
-        log_prior : ndarray, shape (B, h, w)
-            Log of the centre bias's mass in every cell (any constant offset per image cancels).
         theta : dict, optional
             Parameters to evaluate at (default: the model's own).
 
         Returns
         -------
         ndarray, shape (B, h, w), float32
-            ``log P``; ``exp`` of it sums to one over each image's cells.
         """
         self._check(stacks)
-        return _compiled_log_mass(len(stacks))(*self._parameter_arguments(theta), *stacks, *grid.rows, *grid.cols,
-                                               np.asarray(log_prior, floatX))
+        return _compiled_saliency(len(stacks))(*self._parameter_arguments(theta), *stacks, *grid.rows, *grid.cols)
+
+    def log_mass_from_saliency(self, saliency, log_prior, theta=None):
+        """``log softmax(s + alpha c)`` over the cells: ``(B, h, w)`` saliency and log prior -> log cell masses."""
+        alpha = float((self.parameters if theta is None else theta)["alpha"])
+        return log_softmax_cells(np.asarray(saliency, np.float64) + alpha * np.asarray(log_prior, np.float64))
+
+    def log_mass(self, stacks, grid, log_prior, theta=None):
+        """Log of the model's probability mass in every cell, for a batch of images of one size.
+
+        Parameters
+        ----------
+        stacks, grid, theta
+            As in :meth:`saliency`.
+        log_prior : ndarray, shape (B, h, w)
+            Log of the centre bias's mass in every cell (any constant offset per image cancels).
+
+        Returns
+        -------
+        ndarray, shape (B, h, w), float64
+            ``log P``; ``exp`` of it sums to one over each image's cells.
+        """
+        return self.log_mass_from_saliency(self.saliency(stacks, grid, theta), log_prior, theta)
 
     def loglik_and_grad(self, stacks, grid, log_prior, counts, theta=None):
         """Summed pixel log-likelihood of the fixations of a batch of images, and its gradient.
@@ -233,10 +257,11 @@ class DeepGazeI:
         grad : dict like :attr:`parameters`
         """
         self._check(stacks)
+        theta = self.parameters if theta is None else theta
         run = _compiled_loglik_and_grad(len(stacks))
         value, g_w, g_sigma, g_alpha = run(*self._parameter_arguments(theta), *stacks, *grid.rows, *grid.cols,
-                                           np.asarray(log_prior, floatX), np.asarray(counts, floatX),
-                                           np.log(grid.pixels).astype(floatX))
+                                           np.asarray(theta["alpha"], floatX), np.asarray(log_prior, floatX),
+                                           np.asarray(counts, floatX), np.log(grid.pixels).astype(floatX))
         return float(value), {"w": g_w.astype(np.float64), "log_sigma": np.array(float(g_sigma)),
                               "alpha": np.array(float(g_alpha))}
 
@@ -259,7 +284,7 @@ class DeepGazeI:
         grid = self.grid(np.shape(log_centerbias), features)
         log_prior = grid.log_cell_sums(log_centerbias)[None]
         log_mass = self.log_mass(stack([features]), grid, log_prior)[0]
-        return grid.to_pixels(log_mass - np.log(grid.pixels).astype(floatX))
+        return grid.to_pixels(log_mass - np.log(grid.pixels))
 
     def log_density(self, image, features, log_centerbias=None):
         """Log-density of fixations on an image of any size.

@@ -21,18 +21,74 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .features import feature_scales
-from .model import DeepGazeI, stack
+from .model import DeepGazeI
 from .sfo import SFO
 
 #: The paper's sparsity parameter lambda.
 DEFAULT_LAMBDA = 0.001
-#: Feature maps of more bytes than this (as float32) are held as float16; beyond it in float16 too,
-#: they are read from the feature cache whenever they are used.
+#: Feature maps of more bytes than this (as float32) are held compactly (:func:`compact`); beyond it
+#: compactly too, they are read from the feature cache whenever they are used.
 MEMORY_BUDGET = 6 * 2 ** 30
 #: Subfunctions whose feature maps take less than this in all (float32) are stacked once per fit.
 STACK_ONCE_BELOW = 2 ** 30
 #: Images evaluated per Theano call when scoring.
 SCORE_STACK = 32
+
+
+def compact(array):
+    """float32 -> its upper 16 bits (bfloat16), rounded to nearest even, as uint16: half the memory.
+
+    bfloat16 keeps float32's range and 8 significant bits (relative error at most 2^-8 = 0.4 %); it
+    expands back to float32 with an integer cast and a shift (:func:`expand`), several times faster
+    than NumPy's float16 conversion. NaN and infinity are not expected in feature maps.
+    """
+    bits = np.ascontiguousarray(array, dtype=np.float32).view(np.uint32)
+    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def expand(array):
+    """:func:`compact` maps -> float32 (float32 maps pass unchanged)."""
+    if array.dtype != np.uint16:
+        return array
+    return (array.astype(np.uint32) << 16).view(np.float32)
+
+
+class Stacker:
+    """Stacks per-image feature maps into ``(C_l, B, h_l, w_l)`` float32 arrays, one per layer, expanding
+    :func:`compact` maps on the way.
+
+    With ``reuse`` the arrays live in buffers that the next call overwrites: stacking many batches
+    then costs no fresh memory (and no page faults), only the copy.
+    """
+
+    def __init__(self, reuse=True):
+        self.reuse = reuse
+        self._buffers = {}
+
+    def __call__(self, feature_lists):
+        stacks = []
+        for layer, maps in enumerate(zip(*feature_lists)):
+            shape = (maps[0].shape[0], len(maps)) + maps[0].shape[1:]
+            size = int(np.prod(shape))
+            buffer = self._buffers.get(layer) if self.reuse else None
+            if buffer is None or buffer.size < size:
+                buffer = np.empty(size, np.float32)
+                if self.reuse:
+                    self._buffers[layer] = buffer
+            stacked = buffer[:size].reshape(shape)
+            packed = {m.dtype == np.uint16 for m in maps}
+            if packed == {True}:
+                bits = stacked.view(np.uint32)
+                for b, m in enumerate(maps):
+                    bits[:, b] = m
+                np.left_shift(bits, 16, out=bits)
+            elif packed == {False}:
+                for b, m in enumerate(maps):
+                    stacked[:, b] = m
+            else:
+                raise ValueError("cannot stack compact and float32 feature maps together")
+            stacks.append(stacked)
+        return stacks
 
 
 @dataclass
@@ -42,8 +98,9 @@ class ImageData:
     Attributes
     ----------
     source : list of ndarray, each (C_l, h_l, w_l), or callable
-        The image's feature maps (float32 or float16), or a function returning them (read from disk
-        on demand, see :meth:`repro.features.FeatureStore.reader`); :attr:`features` gives the maps.
+        The image's feature maps (float32 or :func:`compact`), or a function returning them (read from
+        disk on demand, see :meth:`repro.features.FeatureStore.reader`); :attr:`features` gives them
+        as float32, :attr:`maps` as they are held.
     grid : repro.resampling.ReadoutGrid
         The readout grid of the image.
     log_prior : ndarray, shape grid.shape
@@ -73,9 +130,14 @@ class ImageData:
         self.counts = self.grid.counts(x, y)
 
     @property
-    def features(self):
-        """The feature maps, list of ``(C_l, h_l, w_l)``."""
+    def maps(self):
+        """The feature maps as held (float32 or :func:`compact`), list of ``(C_l, h_l, w_l)``."""
         return self.source() if callable(self.source) else self.source
+
+    @property
+    def features(self):
+        """The feature maps, list of ``(C_l, h_l, w_l)`` float32."""
+        return [expand(m) for m in self.maps]
 
     def with_fixations(self, mask):
         """The same image with only the fixations ``mask`` (boolean or indices into :attr:`x`)."""
@@ -119,10 +181,11 @@ def prepare_images(store, stimuli, fixations, layers, log_centerbias=None, image
         See :func:`log_prior_in_cells`; default: uniform.
     images : sequence of int, optional
         Image indices to prepare (default: every image that has fixations).
-    in_memory : bool or "auto"
-        Hold the feature maps in memory, or read them from the store's files whenever they are used.
-        ``"auto"``: in memory as float32 if they take at most :data:`MEMORY_BUDGET` bytes, as float16
-        if they take at most that then, else on disk (estimated from the first image).
+    in_memory : bool, "compact" or "auto"
+        Hold the feature maps in memory (as float32, or :func:`compact`: half the bytes), or read them
+        from the store's files whenever they are used. ``"auto"``: float32 if they take at most
+        :data:`MEMORY_BUDGET` bytes, compact if they then take at most that, else on disk (estimated
+        from the first image).
     progress : bool
 
     Returns
@@ -131,16 +194,17 @@ def prepare_images(store, stimuli, fixations, layers, log_centerbias=None, image
     """
     images = fixations.images if images is None else np.asarray(images, dtype=int)
     geometry = store.extractor.geometry(layers)
-    dtype = np.float32
     prepared = []
     for n in tqdm(images, desc="images", disable=not progress, unit="img"):
         image = stimuli[int(n)]
         maps = store.features(image, layers)
         if not prepared and in_memory == "auto":
             size = sum(f.nbytes for f in maps) * len(images)
-            in_memory, dtype = (True, np.float32) if size <= MEMORY_BUDGET else \
-                (True, np.float16) if size // 2 <= MEMORY_BUDGET else (False, None)
-        source = [m.astype(dtype, copy=False) for m in maps] if in_memory else store.reader(image, layers)
+            in_memory = True if size <= MEMORY_BUDGET else "compact" if size // 2 <= MEMORY_BUDGET else False
+        if in_memory == "compact":
+            source = [compact(m) for m in maps]
+        else:
+            source = maps if in_memory else store.reader(image, layers)
         grid = geometry.readout_grid(image.shape[:2], [m.shape[1:] for m in maps])
         on_image = fixations.for_images([n])
         prepared.append(ImageData(source, grid, log_prior_in_cells(log_centerbias, int(n), grid),
@@ -155,20 +219,28 @@ def _stacks(images):
             for group in (list(g) for _, g in groupby(order, key=lambda i: images[i].shape_key))]
 
 
-def log_masses(model, images, progress=False):
-    """The model's log cell masses ``(h, w)`` on each image, in the order of ``images``.
+def saliencies(model, images, progress=False):
+    """The model's blurred saliency ``(h, w)`` on each image's cells, in the order of ``images``.
 
     Images are evaluated in stacks of up to :data:`SCORE_STACK` images of one grid.
     """
     out = [None] * len(images)
+    stacker = Stacker()
     for indices, grid in _stacks(images):
         chunks = [indices[i:i + SCORE_STACK] for i in range(0, len(indices), SCORE_STACK)]
         for chunk in tqdm(chunks, desc="scoring", disable=not progress):
-            masses = model.log_mass(stack([images[i].features for i in chunk]), grid,
-                                    np.stack([images[i].log_prior for i in chunk]))
-            for i, mass in zip(chunk, masses):
-                out[i] = mass
+            for i, saliency in zip(chunk, model.saliency(stacker([images[i].maps for i in chunk]), grid)):
+                out[i] = saliency
     return out
+
+
+def log_masses(model, images, saliency=None):
+    """The model's log cell masses ``(h, w)`` on each image (with its prior), in the order of ``images``.
+
+    ``saliency``: the images' :func:`saliencies`, if already computed (e.g. for another prior).
+    """
+    saliency = saliencies(model, images) if saliency is None else saliency
+    return [model.log_mass_from_saliency(s[None], image.log_prior[None])[0] for s, image in zip(saliency, images)]
 
 
 def log_likelihoods(model, images):
@@ -181,7 +253,7 @@ def log_likelihoods(model, images):
 
 def log_densities(model, images):
     """The model's pixel log-density ``(H, W)`` of each image, as a list in the order of ``images``."""
-    return [image.grid.to_pixels(mass - np.log(image.grid.pixels).astype(np.float32))
+    return [image.grid.to_pixels(mass - np.log(image.grid.pixels))
             for mass, image in zip(log_masses(model, images), images)]
 
 
@@ -196,8 +268,8 @@ def density_function(model, store, stimuli, log_centerbias=None):
         features = store.features(image, model.layers)
         grid = model.grid(image.shape, features)
         log_prior = log_prior_in_cells(log_centerbias, int(n), grid)
-        return grid.to_pixels(model.log_mass(stack([features]), grid, log_prior[None])[0]
-                              - np.log(grid.pixels).astype(np.float32))
+        return grid.to_pixels(model.log_mass(Stacker(reuse=False)([features]), grid, log_prior[None])[0]
+                              - np.log(grid.pixels))
     return log_density
 
 
@@ -246,17 +318,18 @@ def objective(model, images, batches, regularization=DEFAULT_LAMBDA):
     stacks = [[(grid, [batch[i] for i in indices]) for indices, grid in _stacks(batch)]
               for batch in ([images[i] for i in b if len(images[i].cells)] for b in batches)]
     in_memory = all(not callable(image.source) for image in images)
-    size = sum(sum(f.size for f in image.features) for image in images) * 4 if in_memory else np.inf
-    held = {}
+    size = sum(sum(m.size for m in image.maps) for image in images) * 4 if in_memory else np.inf
+    keep = size < STACK_ONCE_BELOW                  # small data: stacked once; large: into reused buffers
+    stacker, held = Stacker(reuse=not keep), {}
 
     def arrays(b, s):
-        """Stacked features, priors and counts of stack ``s`` of batch ``b`` (kept if they are small)."""
+        """Stacked features, priors and counts of stack ``s`` of batch ``b``."""
         if (b, s) in held:
             return held[b, s]
         group = stacks[b][s][1]
-        found = (stack([image.features for image in group]), np.stack([image.log_prior for image in group]),
+        found = (stacker([image.maps for image in group]), np.stack([image.log_prior for image in group]),
                  np.stack([image.counts for image in group]))
-        if size < STACK_ONCE_BELOW:
+        if keep:
             held[b, s] = found
         return found
 
