@@ -16,6 +16,7 @@ the load average is stated too. ``--write`` stores the table in ``benchmarks/res
 import argparse
 import os
 import resource
+import tempfile
 import time
 from argparse import Namespace
 
@@ -23,6 +24,8 @@ import numpy as np
 
 from repro import experiments as ex
 from repro import model as readout
+from repro import training
+from repro.features import FeatureStore, feature_scales
 from repro.network import ALEXNET_LAYERS
 
 from markdown_table import report  # noqa: E402  (beside this script)
@@ -41,6 +44,29 @@ def timed(function):
     return value, time.perf_counter() - start
 
 
+def compact_versus_float32(setup):
+    """Explained information on the test images of the first conv5 fold, fitted from float32 and from compact
+    (bfloat16) features: what holding large training sets compactly costs."""
+    fx, layers, subject = setup.fixations, ["conv5"], setup.folds[0]
+    geometry = setup.store.extractor.geometry(layers)
+    scales = setup.store.feature_scales([setup.stimuli[int(n)] for n in setup.train], layers, progress=False)
+    on_test = np.isin(fx.n, setup.test)
+    order = np.argsort(fx.n[on_test], kind="stable")                  # prepared images list fixations by image
+    explained = {}
+    for held in (True, "compact"):
+        train = training.prepare_images(setup.store, setup.stimuli, fx.filter(fx.subject != subject), layers,
+                                        setup.center_bias, images=setup.train, in_memory=held, progress=False)
+        test = training.prepare_images(setup.store, setup.stimuli, fx, layers, setup.center_bias,
+                                       images=setup.test, in_memory=held, progress=False)
+        model, _ = training.train_model(train, layers, geometry, scales=scales, progress=False,
+                                        n_batches=ex.FULL["batches"], num_passes=ex.FULL["passes"])
+        ll = np.empty(on_test.sum())
+        ll[order] = training.log_likelihoods(model, test)
+        cb, gold = setup.cb_ll[on_test], setup.gold_ll[on_test]
+        explained[held] = (ll - cb).sum() / (gold - cb).sum()
+    return f"{100 * explained['compact']:.4f} % vs {100 * explained[True]:.4f} % explained on the test images"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="data directory (default: DEEPGAZE_DATA)")
@@ -55,11 +81,17 @@ def main(argv=None):
     setup, setup_seconds = timed(lambda: ex.load_setup(options))
     rows = []
     for layers in subsets:
+        with tempfile.TemporaryDirectory() as fresh:          # extraction without the cache, 10 images
+            sample = FeatureStore(setup.store.extractor, fresh)
+            sample.features(setup.stimuli[0], layers)            # the network's compilation is not timed
+            _, per_image = timed(lambda: [sample.features(setup.stimuli[n], layers) for n in range(1, 11)])
         _, extraction = timed(lambda: setup.store.extract(setup.stimuli, layers, progress=False))
         train_images = [setup.stimuli[int(n)] for n in setup.train]
-        _, scales = timed(lambda: setup.store.feature_scales(train_images, layers, progress=False))
-        _, compiling = timed(lambda: (readout._compiled_loglik_and_grad(len(layers)),
-                                      readout._compiled_saliency(len(layers))))
+        _, scales = timed(lambda: feature_scales(((image.shape[:2], setup.store.features(image, layers))
+                                                  for image in train_images), setup.store.extractor.geometry(layers)))
+        _, cached_scales = timed(lambda: setup.store.feature_scales(train_images, layers, progress=False))
+        _, compiling = timed(lambda: (readout._compiled_loglik_and_grad(readout._slots(len(layers))),
+                                      readout._compiled_saliency(readout._slots(len(layers)))))
         ex.release_prepared()
         data, preparing = timed(lambda: ex.prepared(setup, "alexnet", layers))
         folds = []
@@ -67,23 +99,29 @@ def main(argv=None):
             result, _ = ex.fit_and_score(ex.fit_config(setup, layers, subject))
             folds.append(result)
         fits = [r["seconds_fit"] + r["seconds_score"] for r in folds]
-        held = "float16" if data.train[0].source[0].dtype == np.float16 else "float32"
+        held = "bfloat16" if data.train[0].maps[0].dtype == np.uint16 else "float32"
         rows.append([" ".join(layers) if len(layers) < 4 else f"all {len(layers)} layers", str(len(data.scales)),
-                     f"{extraction:.0f}", f"{scales:.1f}", f"{compiling:.1f}",
+                     f"{700 * per_image / 10:.0f} ({extraction:.0f})", f"{scales:.1f} ({cached_scales:.1f})",
+                     f"{compiling:.1f}",
                      f"{preparing:.1f} ({held})",
                      ", ".join(f"{r['seconds_fit']:.1f} + {r['seconds_score']:.1f}" for r in folds),
                      f"{min(fits):.1f}", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20:.1f}"])
         ex.release_prepared()
+    compare = compact_versus_float32(setup)
     after = gemm_gflops()
     intro = (f"OSIE (700 images of 800 x 600 px, 350 for training), AlexNet in full padding, lambda 0.001, "
              f"{ex.FULL['passes']} SFO passes over {ex.FULL['batches']} subfunctions, one process, "
-             f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}. Seconds. One-time work (a column that takes only seconds read its result from the cache): "
+             f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}. Seconds. One-time work: "
              f"the dataset (centre bias, gold standard) {setup_seconds:.0f} s; per subset the columns before the "
-             f"folds. A fold: SFO + scoring of all 700 images. Peer in the same run: a 1024 x 1024 float32 matrix "
+             f"folds: feature extraction of the 700 images without a cache (10 images timed, times 70; in "
+             f"parentheses this run's, from the cache where it was filled before), the feature scales computed "
+             f"(and read back from their cache, as every later fold does), compilation, preparation. A fold: SFO + scoring of all 700 images. Peer in the same run: a 1024 x 1024 float32 matrix "
              f"product ran at {before:.0f} GFLOP/s before and {after:.0f} GFLOP/s after; load average "
-             f"{os.getloadavg()[0]:.2f} at the end. Peak memory is the process's resident maximum so far.")
+             f"{os.getloadavg()[0]:.2f} at the end. Peak memory is the process's resident maximum so far. "
+             f"Training sets beyond 6 GiB are held as bfloat16 (repro.training.compact); the same conv5 fold "
+             f"(subject {setup.folds[0]}) fitted from bfloat16 instead of float32 features: {compare}.")
     report("One fold fit of DeepGaze I on OSIE", intro,
-           ["layers", "features", "feature extraction", "feature scales", "Theano compilation",
+           ["layers", "features", "feature extraction (this run)", "feature scales (cached)", "Theano compilation",
             "preparation (features held as)", "folds: fit + scoring", "best fold", "peak memory (GB)"],
            rows, "fold", args.write)
 

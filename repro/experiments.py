@@ -469,7 +469,8 @@ def estimate_seconds(sizes, calibration, workers=1):
         ``{layer subset: (feature values per image, number of folds)}``.
     calibration : dict
         ``{feature values per image: fit_and_score result}`` of fits measured alone (at least two
-        sizes); a result gives ``seconds_fit + seconds_score`` per fold and ``seconds_prepare``.
+        sizes; the smallest and the largest are used); a result gives ``seconds_fit + seconds_score``
+        per fold and ``seconds_prepare``.
     workers : int
         Parallel processes; each prepares the data of every layer subset it fits once.
 
@@ -481,11 +482,12 @@ def estimate_seconds(sizes, calibration, workers=1):
     known = sorted(calibration)
     if len(known) < 2:
         raise ValueError("estimating a grid needs fits of at least two sizes")
+    small, large = known[0], known[-1]
 
-    def at(size, key):
-        values = [sum(calibration[k][part] for part in key) for k in known]
-        slope = (values[-1] - values[0]) / (known[-1] - known[0])
-        return max(np.interp(size, known, values), values[0] + slope * (size - known[0]))
+    def at(size, parts):
+        """Seconds of ``parts`` for a fit of ``size``: linear through the smallest and largest fit, at least the smallest's."""
+        low, high = (sum(calibration[k][part] for part in parts) for k in (small, large))
+        return max(low, low + (high - low) * (size - small) / (large - small))
 
     workers = max(1, workers)
     total = sum(folds * at(size, ("seconds_fit", "seconds_score")) + min(workers, folds) * at(size, ("seconds_prepare",))

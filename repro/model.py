@@ -108,6 +108,26 @@ def _compiled_loglik_and_grad(n_layers):
                            allow_input_downcast=True)
 
 
+#: Graphs are compiled for these numbers of layer inputs; a model of fewer layers fills the remaining
+#: inputs with empty layers (no features), so that one compilation serves every layer subset of an
+#: experiment (Figure 5 has 11 different layer counts; compiling each costs 10-20 s per process).
+GRAPH_SLOTS = (1, 4, 16)
+
+
+def _slots(n_layers):
+    return next((slots for slots in GRAPH_SLOTS if slots >= n_layers), n_layers)
+
+
+def _padded(stacks, grid):
+    """The graph's layer inputs: ``stacks`` and the grid's matrices, then empty layers up to :func:`_slots`."""
+    empty = _slots(len(stacks)) - len(stacks)
+    batch = stacks[0].shape[1]
+    features = list(stacks) + [np.zeros((0, batch, 1, 1), floatX)] * empty
+    rows = list(grid.rows) + [np.zeros((grid.shape[0], 1), floatX)] * empty
+    cols = list(grid.cols) + [np.zeros((grid.shape[1], 1), floatX)] * empty
+    return features + rows + cols
+
+
 def log_softmax_cells(output):
     """``(B, h, w)`` -> log of the softmax over each image's cells, float64."""
     output = np.asarray(output, dtype=np.float64)
@@ -216,7 +236,7 @@ class DeepGazeI:
         ndarray, shape (B, h, w), float32
         """
         self._check(stacks)
-        return _compiled_saliency(len(stacks))(*self._parameter_arguments(theta), *stacks, *grid.rows, *grid.cols)
+        return _compiled_saliency(_slots(len(stacks)))(*self._parameter_arguments(theta), *_padded(stacks, grid))
 
     def log_mass_from_saliency(self, saliency, log_prior, theta=None):
         """``log softmax(s + alpha c)`` over the cells: ``(B, h, w)`` saliency and log prior -> log cell masses."""
@@ -258,8 +278,8 @@ class DeepGazeI:
         """
         self._check(stacks)
         theta = self.parameters if theta is None else theta
-        run = _compiled_loglik_and_grad(len(stacks))
-        value, g_w, g_sigma, g_alpha = run(*self._parameter_arguments(theta), *stacks, *grid.rows, *grid.cols,
+        run = _compiled_loglik_and_grad(_slots(len(stacks)))
+        value, g_w, g_sigma, g_alpha = run(*self._parameter_arguments(theta), *_padded(stacks, grid),
                                            np.asarray(theta["alpha"], floatX), np.asarray(log_prior, floatX),
                                            np.asarray(counts, floatX), np.log(grid.pixels).astype(floatX))
         return float(value), {"w": g_w.astype(np.float64), "log_sigma": np.array(float(g_sigma)),

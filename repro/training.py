@@ -14,6 +14,7 @@ gives. It is split into SFO subfunctions, each a group of images with their fixa
 is shared equally among the subfunctions, so the subfunctions sum to the cost). Each subfunction
 evaluates its images in stacks of equal size, one Theano call per stack.
 """
+import sys
 from dataclasses import dataclass
 from itertools import groupby
 
@@ -58,35 +59,39 @@ class Stacker:
     :func:`compact` maps on the way.
 
     With ``reuse`` the arrays live in buffers that the next call overwrites: stacking many batches
-    then costs no fresh memory (and no page faults), only the copy.
+    then costs no fresh memory (and no page faults), only the copy. Compact maps are written straight
+    into the upper 16 bits of the float32 buffer, whose lower bits stay zero.
     """
+
+    #: Which of the two uint16 halves of a float32 holds its upper bits.
+    HIGH = 1 if sys.byteorder == "little" else 0
 
     def __init__(self, reuse=True):
         self.reuse = reuse
-        self._buffers = {}
+        self._buffers = {}          # layer -> (flat float32 buffer, whether it holds compact maps)
+
+    def _buffer(self, layer, size, packed):
+        buffer, was_packed = self._buffers.get(layer, (None, None)) if self.reuse else (None, None)
+        if buffer is None or buffer.size < size:
+            buffer = np.zeros(size, np.float32)
+        elif packed and not was_packed:
+            buffer[:] = 0                                   # lower halves must be zero for compact maps
+        if self.reuse:
+            self._buffers[layer] = (buffer, packed)
+        return buffer
 
     def __call__(self, feature_lists):
         stacks = []
         for layer, maps in enumerate(zip(*feature_lists)):
             shape = (maps[0].shape[0], len(maps)) + maps[0].shape[1:]
-            size = int(np.prod(shape))
-            buffer = self._buffers.get(layer) if self.reuse else None
-            if buffer is None or buffer.size < size:
-                buffer = np.empty(size, np.float32)
-                if self.reuse:
-                    self._buffers[layer] = buffer
-            stacked = buffer[:size].reshape(shape)
             packed = {m.dtype == np.uint16 for m in maps}
-            if packed == {True}:
-                bits = stacked.view(np.uint32)
-                for b, m in enumerate(maps):
-                    bits[:, b] = m
-                np.left_shift(bits, 16, out=bits)
-            elif packed == {False}:
-                for b, m in enumerate(maps):
-                    stacked[:, b] = m
-            else:
+            if len(packed) > 1:
                 raise ValueError("cannot stack compact and float32 feature maps together")
+            packed = packed.pop()
+            stacked = self._buffer(layer, int(np.prod(shape)), packed)[:int(np.prod(shape))].reshape(shape)
+            target = stacked.view(np.uint16).reshape(shape + (2,))[..., self.HIGH] if packed else stacked
+            for b, m in enumerate(maps):
+                target[:, b] = m
             stacks.append(stacked)
         return stacks
 
@@ -149,8 +154,9 @@ class ImageData:
 
     @property
     def shape_key(self):
-        """Images with equal keys are evaluated in one stack: same grid, same feature shapes."""
-        return id(self.grid)
+        """Images with equal keys are evaluated in one stack: same grid (so same feature shapes), and
+        feature maps held alike (compact or float32)."""
+        return id(self.grid), not callable(self.source) and self.source[0].dtype == np.uint16
 
 
 def log_prior_in_cells(log_centerbias, n, grid):

@@ -130,3 +130,16 @@ def test_fig3_without_googlenet_weights_leaves_its_bar_out_and_says_so(tmp_path,
     with pytest.raises(ValueError, match="'vgg'"):
         ex.fit_config(setup, ["conv5"], setup.folds[0], network="vgg")
 
+
+
+def test_grid_estimate_interpolates_the_measured_fits():
+    small = {"seconds_fit": 4.0, "seconds_score": 1.0, "seconds_prepare": 10.0}
+    large = {"seconds_fit": 90.0, "seconds_score": 10.0, "seconds_prepare": 50.0}
+    sizes = {("a",): (100, 15), ("b",): (1100, 15), ("c",): (600, 2)}
+    # per fold 5 s, 100 s and 52.5 s; preparation once per worker: 10, 50 and 30 s
+    assert ex.estimate_seconds(sizes, {100: small, 1100: large}, workers=1) == pytest.approx(
+        15 * 5 + 10 + 15 * 100 + 50 + 2 * 52.5 + 30)
+    assert ex.estimate_seconds(sizes, {100: small, 1100: large}, workers=2) == pytest.approx(
+        (15 * 5 + 20 + 15 * 100 + 100 + 2 * 52.5 + 60) / 2)
+    with pytest.raises(ValueError, match="two sizes"):
+        ex.estimate_seconds(sizes, {100: small})

@@ -180,6 +180,7 @@ def test_compact_maps_are_bfloat16_and_stack_as_float32(planted):
     again = stacker([[images[2].features[0]]])[0]                      # reuses (overwrites) the buffer
     assert again.base is first.base
     np.testing.assert_array_equal(again[:, 0], images[2].features[0])
+    np.testing.assert_array_equal(stacker([[packed]])[0][:, 0], back)      # after float32: lower bits cleared
     with pytest.raises(ValueError, match="compact and float32"):
         stacker([[packed], [maps]])
     # a model scores compact features within a fraction of a per cent of a nat of the float32 ones
@@ -187,3 +188,5 @@ def test_compact_maps_are_bfloat16_and_stack_as_float32(planted):
                                log_centerbias=lambda n: gaussian_log_prior(stimuli[n].shape[:2]), progress=False)
     assert compacted[0].maps[0].dtype == np.uint16
     np.testing.assert_allclose(log_likelihoods(truth, compacted), log_likelihoods(truth, images[:2]), atol=5e-3)
+    mixed = log_likelihoods(truth, compacted + images[2:3])                   # held differently: two stacks
+    np.testing.assert_array_equal(mixed[-len(images[2].cells):], log_likelihoods(truth, images[2:3]))
