@@ -90,8 +90,7 @@ def main(argv=None):
         _, scales = timed(lambda: feature_scales(((image.shape[:2], setup.store.features(image, layers))
                                                   for image in train_images), setup.store.extractor.geometry(layers)))
         _, cached_scales = timed(lambda: setup.store.feature_scales(train_images, layers, progress=False))
-        _, compiling = timed(lambda: (readout._compiled_loglik_and_grad(readout._slots(len(layers))),
-                                      readout._compiled_saliency(readout._slots(len(layers)))))
+        _, compiling = timed(lambda: readout.compile_readout(len(layers)))
         ex.release_prepared()
         data, preparing = timed(lambda: ex.prepared(setup, "alexnet", layers))
         folds = []

@@ -25,6 +25,7 @@ from .datasets import load_mit1003, load_osie, mit1003_split, osie_split
 from .demo import DEMO_LABEL, demo_dataset, random_alexnet
 from .features import FeatureExtractor, FeatureStore
 from .goldstandard import fit_gold_standard
+from .model import compile_readout
 from .network import Network
 from .training import log_masses, prepare_images, saliencies, train_model
 
@@ -334,7 +335,8 @@ def fit_and_score(config):
         test images; ``'auc_test'``: AUC with the centre-bias prior on test images;
         ``'w'``, ``'sigma'``, ``'alpha'``: the fitted readout; ``'seconds'``: the whole call,
         ``'seconds_fit'``, ``'seconds_score'``: SFO and scoring alone; ``'seconds_prepare'``: the
-        per-process preparation of these layers' data (:func:`prepared`), 0 when an earlier fold did it.
+        per-process preparation of these layers' data (:func:`prepared`), 0 when an earlier fold did it;
+        ``'seconds_compile'``: compiling the readout's graphs, about 0 once the process has them.
     model : repro.model.DeepGazeI
     """
     start = time.perf_counter()
@@ -344,6 +346,9 @@ def fit_and_score(config):
     data = prepared(setup, config["network"], layers)
     built = _prepared.cache_info().misses > misses           # the first fold of these layers in this process
     training = [image.with_fixations(fx.subject[where] != subject) for image, where in zip(data.train, data.positions)]
+    compiling = time.perf_counter()
+    preparation = compiling - start if built else 0.0
+    compile_readout(len(layers))                             # timed apart from the fit (once per process)
     fitting = time.perf_counter()
     model, _ = train_model(training, layers, data.geometry, regularization=config["regularization"],
                            n_batches=config["batches"], num_passes=config["passes"], seed=config["seed"],
@@ -370,7 +375,7 @@ def fit_and_score(config):
               "w": model.w.tolist(), "sigma": model.sigma, "alpha": model.alpha}
     end = time.perf_counter()
     result.update(seconds=end - start, seconds_fit=scoring - fitting, seconds_score=end - scoring,
-                  seconds_prepare=data.seconds if built else 0.0)
+                  seconds_prepare=preparation, seconds_compile=fitting - compiling)
     return result, model
 
 
@@ -470,9 +475,10 @@ def estimate_seconds(sizes, calibration, workers=1):
     calibration : dict
         ``{feature values per image: fit_and_score result}`` of fits measured alone (at least two
         sizes; the smallest and the largest are used); a result gives ``seconds_fit + seconds_score``
-        per fold and ``seconds_prepare``.
+        per fold, ``seconds_prepare`` and ``seconds_compile``.
     workers : int
-        Parallel processes; each prepares the data of every layer subset it fits once.
+        Parallel processes; each prepares the data of every layer subset it fits once, and compiles
+        what the calibration fits compiled once.
 
     Returns
     -------
@@ -492,7 +498,7 @@ def estimate_seconds(sizes, calibration, workers=1):
     workers = max(1, workers)
     total = sum(folds * at(size, ("seconds_fit", "seconds_score")) + min(workers, folds) * at(size, ("seconds_prepare",))
                 for size, folds in sizes.values())
-    return total / workers
+    return total / workers + sum(result.get("seconds_compile", 0.0) for result in calibration.values())
 
 
 def aggregate(results):

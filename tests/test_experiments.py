@@ -78,7 +78,7 @@ def test_dask_grid_equals_serial_and_resumes(tmp_path):
     serial = ex.run_grid(configs, tmp_path / "serial", progress=False)
     distributed = ex.run_grid(configs, tmp_path / "dask", workers=2, progress=False)
     for a, b in zip(serial, distributed):
-        for key in ("seconds", "seconds_fit", "seconds_score", "seconds_prepare"):
+        for key in ("seconds", "seconds_fit", "seconds_score", "seconds_prepare", "seconds_compile"):
             a.pop(key), b.pop(key)
         assert a == b            # bit for bit: workers keep this process's BLAS threads (same_blas_threads)
     files = sorted((tmp_path / "serial").glob("*.json"))
@@ -133,13 +133,13 @@ def test_fig3_without_googlenet_weights_leaves_its_bar_out_and_says_so(tmp_path,
 
 
 def test_grid_estimate_interpolates_the_measured_fits():
-    small = {"seconds_fit": 4.0, "seconds_score": 1.0, "seconds_prepare": 10.0}
-    large = {"seconds_fit": 90.0, "seconds_score": 10.0, "seconds_prepare": 50.0}
+    small = {"seconds_fit": 4.0, "seconds_score": 1.0, "seconds_prepare": 10.0, "seconds_compile": 0.0}
+    large = {"seconds_fit": 90.0, "seconds_score": 10.0, "seconds_prepare": 50.0, "seconds_compile": 7.0}
     sizes = {("a",): (100, 15), ("b",): (1100, 15), ("c",): (600, 2)}
     # per fold 5 s, 100 s and 52.5 s; preparation once per worker: 10, 50 and 30 s
     assert ex.estimate_seconds(sizes, {100: small, 1100: large}, workers=1) == pytest.approx(
-        15 * 5 + 10 + 15 * 100 + 50 + 2 * 52.5 + 30)
+        15 * 5 + 10 + 15 * 100 + 50 + 2 * 52.5 + 30 + 7)
     assert ex.estimate_seconds(sizes, {100: small, 1100: large}, workers=2) == pytest.approx(
-        (15 * 5 + 20 + 15 * 100 + 100 + 2 * 52.5 + 60) / 2)
+        (15 * 5 + 20 + 15 * 100 + 100 + 2 * 52.5 + 60) / 2 + 7)    # each worker compiles, in parallel
     with pytest.raises(ValueError, match="two sizes"):
         ex.estimate_seconds(sizes, {100: small})
