@@ -14,11 +14,13 @@ a fixed float32 matrix product (GFLOP/s, best of 5) before and after says how fa
 the load average is stated too. ``--write`` stores the table in ``benchmarks/results/fold.md``.
 """
 import argparse
+import importlib.util
 import os
 import resource
 import tempfile
 import time
 from argparse import Namespace
+from pathlib import Path
 
 import numpy as np
 
@@ -42,6 +44,21 @@ def timed(function):
     start = time.perf_counter()
     value = function()
     return value, time.perf_counter() - start
+
+
+def figure5_estimate(setup, calibration):
+    """What ``experiments/fig5_layers.py --dataset osie`` would take, estimated from this run's folds."""
+    if len(calibration) < 2:
+        return ""
+    spec = importlib.util.spec_from_file_location("fig5", Path(__file__).resolve().parents[1] / "experiments" / "fig5_layers.py")
+    fig5 = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fig5)
+    subsets = {tuple(layers) for entries in fig5.layer_subsets().values() for _, layers in entries} | {("conv5",)}
+    sizes = {s: (ex.feature_values(setup, s), len(setup.folds)) for s in subsets}
+    minutes = [ex.estimate_seconds(sizes, calibration, workers) / 60 for workers in (1, 2)]
+    return (f"Figure 5 on OSIE ({len(subsets)} layer subsets x {len(setup.folds)} folds), estimated from these "
+            f"folds as `fig5_layers.py` estimates it: {minutes[0]:.0f} min in one process, {minutes[1]:.0f} min "
+            f"with `--workers 2` (two processes that share the memory bandwidth run slower than one alone).")
 
 
 def compact_versus_float32(setup):
@@ -79,7 +96,7 @@ def main(argv=None):
 
     options = ex.options_of(Namespace(dataset="osie", data_dir=args.data, weights=None, quick=False, seed=0))
     setup, setup_seconds = timed(lambda: ex.load_setup(options))
-    rows = []
+    rows, calibration = [], {}
     for layers in subsets:
         with tempfile.TemporaryDirectory() as fresh:          # extraction without the cache, 10 images
             sample = FeatureStore(setup.store.extractor, fresh)
@@ -98,6 +115,8 @@ def main(argv=None):
             result, _ = ex.fit_and_score(ex.fit_config(setup, layers, subject))
             folds.append(result)
         fits = [r["seconds_fit"] + r["seconds_score"] for r in folds]
+        best = folds[int(np.argmin(fits))]
+        calibration[ex.feature_values(setup, layers)] = {**best, "seconds_prepare": preparing, "seconds_compile": compiling}
         held = "bfloat16" if data.train[0].maps[0].dtype == np.uint16 else "float32"
         rows.append([" ".join(layers) if len(layers) < 4 else f"all {len(layers)} layers", str(len(data.scales)),
                      f"{700 * per_image / 10:.0f} ({extraction:.0f})", f"{scales:.1f} ({cached_scales:.1f})",
@@ -107,6 +126,7 @@ def main(argv=None):
                      f"{min(fits):.1f}", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20:.1f}"])
         ex.release_prepared()
     compare = compact_versus_float32(setup)
+    figure5 = figure5_estimate(setup, calibration)
     after = gemm_gflops()
     intro = (f"OSIE (700 images of 800 x 600 px, 350 for training), AlexNet in full padding, lambda 0.001, "
              f"{ex.FULL['passes']} SFO passes over {ex.FULL['batches']} subfunctions, one process, "
@@ -118,7 +138,8 @@ def main(argv=None):
              f"product ran at {before:.0f} GFLOP/s before and {after:.0f} GFLOP/s after; load average "
              f"{os.getloadavg()[0]:.2f} at the end. Peak memory is the process's resident maximum so far. "
              f"Training sets beyond 6 GiB are held as bfloat16 (repro.training.compact); the same conv5 fold "
-             f"(subject {setup.folds[0]}) fitted from bfloat16 instead of float32 features: {compare}.")
+             f"(subject {setup.folds[0]}) fitted from bfloat16 instead of float32 features: {compare}. "
+             f"{figure5}")
     report("One fold fit of DeepGaze I on OSIE", intro,
            ["layers", "features", "feature extraction (this run)", "feature scales (cached)", "Theano compilation",
             "preparation (features held as)", "folds: fit + scoring", "best fold", "peak memory (GB)"],
