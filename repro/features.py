@@ -5,10 +5,12 @@ The paper: "After an initial downsampling, the RGB input image is fed into the K
 largest layer of the network [...] Each of these responses is then individually normalized to have
 unit standard deviation on the full dataset."
 
-Here the feature maps are stored at each layer's *native* resolution; :mod:`repro.model` rescales
-the per-layer weighted sums instead (exactly the same, since both are linear), and the unit-std
-normalisation becomes a per-feature scale (:func:`feature_scales`) that the model folds into its
-weights. That keeps the 15-layer, 3712-feature case at a few MB per image.
+Here the feature maps are stored at each layer's *native* resolution; :mod:`repro.model` interpolates
+the per-layer weighted sums to the grid of the largest layer instead (exactly the same, since both
+are linear), and the unit-std normalisation becomes a per-feature scale (:func:`feature_scales`,
+computed on that grid) that the model folds into its weights. That keeps the 15-layer,
+3712-feature case at 24 MB per OSIE image. Where the units of each layer sit on the image, and which
+layer is the grid, the extractor says (:meth:`FeatureExtractor.geometry`).
 
 Cache layout: one HDF5 file per image, ``<cache>/features/<extractor key>/<image hash>.h5``, holding
 one dataset per layer ``(C, h, w)`` float32. The extractor key hashes the network weights, padding

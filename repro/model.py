@@ -56,9 +56,11 @@ def _gaussian_rows(sigma, n):
 
 
 def _saliency_graph(n_layers):
-    """The symbolic blurred saliency ``(B, h, w)`` of a batch of same-sized images with ``n_layers`` feature inputs.
+    """The symbolic blurred saliency of a batch of same-sized images with ``n_layers`` feature inputs.
 
-    Returns the inputs (dict) and the saliency.
+    Cell arrays inside the graphs are laid out ``(h, B, w)``: every product then writes contiguous
+    memory, and the elementwise work on the cells runs at full speed. Returns the inputs (dict) and
+    the saliency ``(h, B, w)``.
     """
     w = T.vector("w")                   # (K,) weights of the normalised features
     log_sigma = T.scalar("log_sigma")   # blur width in grid cells, on a log scale
@@ -76,7 +78,7 @@ def _saliency_graph(n_layers):
         layer_sum = T.tensordot(effective[start:start + channels], feature, axes=1)          # (B, h_l, w_l)
         # blur after interpolation, composed into one matrix per axis: G (R F C^T) G^T = (G R) F (G C)^T
         along_cols = T.tensordot(layer_sum, T.dot(blur_cols, to_cols), axes=[[2], [1]])      # (B, h_l, w)
-        saliency = saliency + T.tensordot(along_cols, T.dot(blur_rows, to_rows), axes=[[1], [1]]).dimshuffle(0, 2, 1)
+        saliency = saliency + T.tensordot(T.dot(blur_rows, to_rows), along_cols, axes=[[1], [1]])   # (h, B, w)
         start = start + channels
     return dict(w=w, log_sigma=log_sigma, scales=scales, features=features, rows=rows, cols=cols), saliency
 
@@ -96,16 +98,21 @@ def _compiled_loglik_and_grad(n_layers):
     """Summed pixel log-likelihood of fixations counted per cell, and its gradient w.r.t. (w, log_sigma, alpha)."""
     inputs, saliency = _saliency_graph(n_layers)
     alpha = T.scalar("alpha")                 # weight of the log centre bias
-    log_prior = T.tensor3("log_prior")        # (B, h, w) log centre-bias mass in each cell
-    counts = T.tensor3("counts")              # (B, h, w) fixations in each cell
+    log_prior = T.tensor3("log_prior")        # (h, B, w) log centre-bias mass in each cell
+    counts = T.tensor3("counts")              # (h, B, w) fixations in each cell
     log_pixels = T.matrix("log_pixels")       # (h, w) log of the number of pixels in each cell
     output = saliency + alpha * log_prior
-    top = theano.gradient.zero_grad(output.max(axis=[1, 2], keepdims=True))
-    log_mass = output - (T.log(T.exp(output - top).sum(axis=[1, 2], keepdims=True)) + top)
-    total = (counts * (log_mass - log_pixels.dimshuffle("x", 0, 1))).sum()
+    top = theano.gradient.zero_grad(output.max(axis=[0, 2], keepdims=True))
+    log_mass = output - (T.log(T.exp(output - top).sum(axis=[0, 2], keepdims=True)) + top)
+    total = (counts * (log_mass - log_pixels.dimshuffle(0, "x", 1))).sum()
     grads = T.grad(total, [inputs["w"], inputs["log_sigma"], alpha])
     return theano.function(_ordered(inputs) + [alpha, log_prior, counts, log_pixels], [total] + grads,
                            allow_input_downcast=True)
+
+
+def _cells_inside(array):
+    """``(B, h, w)`` -> the graphs' ``(h, B, w)`` layout, contiguous float32."""
+    return np.ascontiguousarray(np.asarray(array, floatX).transpose(1, 0, 2))
 
 
 #: Graphs are compiled for these numbers of layer inputs; a model of fewer layers fills the remaining
@@ -241,7 +248,8 @@ class DeepGazeI:
         ndarray, shape (B, h, w), float32
         """
         self._check(stacks)
-        return _compiled_saliency(_slots(len(stacks)))(*self._parameter_arguments(theta), *_padded(stacks, grid))
+        inside = _compiled_saliency(_slots(len(stacks)))(*self._parameter_arguments(theta), *_padded(stacks, grid))
+        return inside.transpose(1, 0, 2)
 
     def log_mass_from_saliency(self, saliency, log_prior, theta=None):
         """``log softmax(s + alpha c)`` over the cells: ``(B, h, w)`` saliency and log prior -> log cell masses."""
@@ -285,8 +293,8 @@ class DeepGazeI:
         theta = self.parameters if theta is None else theta
         run = _compiled_loglik_and_grad(_slots(len(stacks)))
         value, g_w, g_sigma, g_alpha = run(*self._parameter_arguments(theta), *_padded(stacks, grid),
-                                           np.asarray(theta["alpha"], floatX), np.asarray(log_prior, floatX),
-                                           np.asarray(counts, floatX), np.log(grid.pixels).astype(floatX))
+                                           np.asarray(theta["alpha"], floatX), _cells_inside(log_prior),
+                                           _cells_inside(counts), np.log(grid.pixels).astype(floatX))
         return float(value), {"w": g_w.astype(np.float64), "log_sigma": np.array(float(g_sigma)),
                               "alpha": np.array(float(g_alpha))}
 
