@@ -102,10 +102,16 @@ def _compiled_loglik_and_grad(n_layers):
     counts = T.tensor3("counts")              # (h, B, w) fixations in each cell
     log_pixels = T.matrix("log_pixels")       # (h, w) log of the number of pixels in each cell
     output = saliency + alpha * log_prior
-    top = theano.gradient.zero_grad(output.max(axis=[0, 2], keepdims=True))
-    log_mass = output - (T.log(T.exp(output - top).sum(axis=[0, 2], keepdims=True)) + top)
-    total = (counts * (log_mass - log_pixels.dimshuffle(0, "x", 1))).sum()
-    grads = T.grad(total, [inputs["w"], inputs["log_sigma"], alpha])
+    # log P = output - log sum exp(output) per image; the gradient of the summed log-likelihood with respect
+    # to the output is counts - n * P, given explicitly so that one exp serves the value and the gradient
+    top = theano.gradient.disconnected_grad(output.max(axis=[0, 2], keepdims=True))
+    exp = T.exp(output - top)
+    total_exp = exp.sum(axis=[0, 2], keepdims=True)
+    n_fixations = counts.sum(axis=[0, 2], keepdims=True)
+    total = ((counts * (output - log_pixels.dimshuffle(0, "x", 1))).sum()
+             - (n_fixations * (T.log(total_exp) + top)).sum())
+    grads = theano.gradient.grad(None, [inputs["w"], inputs["log_sigma"], alpha],
+                                 known_grads={output: counts - n_fixations * exp / total_exp})
     return theano.function(_ordered(inputs) + [alpha, log_prior, counts, log_pixels], [total] + grads,
                            allow_input_downcast=True)
 
