@@ -27,7 +27,7 @@ from .features import FeatureExtractor, FeatureStore
 from .goldstandard import fit_gold_standard
 from .model import compile_readout
 from .network import Network
-from .training import log_masses, prepare_images, saliencies, train_model
+from .training import fixation_log_likelihoods, log_masses, prepare_images, saliencies, train_model
 
 DATASETS = ("demo", "osie", "mit1003")
 #: The paper's published numbers (MIT1003 explained information; MIT300 benchmark AUCs).
@@ -318,7 +318,7 @@ def _sums(ll, baseline, gold, mask):
 
 def _pixel_maps(indices, images, masses):
     """``{n: CellMap}``: the pixel log-density of each image (dataset index ``n``), held on its cells."""
-    return {int(n): metrics.CellMap(mass - np.log(image.grid.pixels), image.grid.row_cell, image.grid.col_cell)
+    return {int(n): metrics.CellMap(image.grid.pixel_log_density(mass), image.grid.row_cell, image.grid.col_cell)
             for n, image, mass in zip(indices, images, masses)}
 
 
@@ -359,9 +359,8 @@ def fit_and_score(config):
     saliency = saliencies(model, images)                 # one evaluation serves both priors
     masses = log_masses(model, images, saliency)
     ll = np.empty(len(fx))
-    for image, where, mass in zip(images, data.positions, masses):
-        ll[where] = (mass - np.log(image.grid.pixels)).ravel()[image.cells]
-    uniform = [image.with_prior(np.log(image.grid.pixels)) for image in images]
+    ll[np.concatenate(data.positions)] = fixation_log_likelihoods(images, masses)
+    uniform = [image.with_prior(image.grid.log_pixels) for image in images]
     index = np.concatenate([setup.train, setup.test])
     with_prior = _pixel_maps(index, images, masses)
     flat = _pixel_maps(index, uniform, log_masses(model, uniform, saliency))

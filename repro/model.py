@@ -300,7 +300,7 @@ class DeepGazeI:
         run = _compiled_loglik_and_grad(_slots(len(stacks)))
         value, g_w, g_sigma, g_alpha = run(*self._parameter_arguments(theta), *_padded(stacks, grid),
                                            np.asarray(theta["alpha"], floatX), _cells_inside(log_prior),
-                                           _cells_inside(counts), np.log(grid.pixels).astype(floatX))
+                                           _cells_inside(counts), grid.log_pixels.astype(floatX))
         return float(value), {"w": g_w.astype(np.float64), "log_sigma": np.array(float(g_sigma)),
                               "alpha": np.array(float(g_alpha))}
 
@@ -323,7 +323,7 @@ class DeepGazeI:
         grid = self.grid(np.shape(log_centerbias), features)
         log_prior = grid.log_cell_sums(log_centerbias)[None]
         log_mass = self.log_mass(stack([features]), grid, log_prior)[0]
-        return grid.to_pixels(log_mass - np.log(grid.pixels))
+        return grid.to_pixels(grid.pixel_log_density(log_mass))
 
     def log_density(self, image, features, log_centerbias=None):
         """Log-density of fixations on an image of any size.

@@ -176,6 +176,8 @@ class ReadoutGrid:
         beyond the outermost units).
     pixels : ndarray, shape (h, w)
         Number of pixels in each cell (fewer in the cells along the border).
+    log_pixels : ndarray, shape (h, w)
+        Its logarithm: the log cell masses of the uniform density (up to a constant).
     """
 
     def __init__(self, image_shape, row_cell, col_cell, rows, cols):
@@ -187,6 +189,7 @@ class ReadoutGrid:
         self.row_sum = _cell_sum_matrix(row_cell, self.shape[0])      # (h, H)
         self.col_sum = _cell_sum_matrix(col_cell, self.shape[1])      # (w, W)
         self.pixels = np.outer(self.row_sum.sum(axis=1), self.col_sum.sum(axis=1))
+        self.log_pixels = np.log(self.pixels)
 
     def __repr__(self):
         return f"ReadoutGrid({self.shape[0]} x {self.shape[1]} cells on {self.image_shape[0]} x {self.image_shape[1]} px)"
@@ -200,6 +203,11 @@ class ReadoutGrid:
         log_values = np.asarray(log_values, dtype=np.float64)
         top = log_values.max()
         return np.log(self.cell_sums(np.exp(log_values - top))) + top
+
+    def pixel_log_density(self, log_mass):
+        """``(..., h, w)`` log cell masses -> the log-density at each cell's pixels, ``log P - log pixels``
+        (each cell's mass spread evenly over its pixels)."""
+        return log_mass - self.log_pixels
 
     def to_pixels(self, cell_values):
         """``(h, w)`` -> ``(H, W)``: every pixel takes the value of its cell."""

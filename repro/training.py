@@ -166,7 +166,7 @@ def log_prior_in_cells(log_centerbias, n, grid):
     summed over cells directly) or a callable ``n -> (H, W)`` pixel log-density.
     """
     if log_centerbias is None:
-        return np.log(grid.pixels)
+        return grid.log_pixels
     if hasattr(log_centerbias, "log_cell_mass"):
         return log_centerbias.log_cell_mass(n, grid)
     return grid.log_cell_sums(log_centerbias(n))
@@ -253,13 +253,19 @@ def log_likelihoods(model, images):
     """Per-fixation log-likelihoods (nats) of ``model`` on ``images``, concatenated in image order:
     ``log P(cell) - log pixels(cell)``, equal to :func:`repro.metrics.log_likelihoods` on
     :func:`log_densities`."""
-    return np.concatenate([(mass - np.log(image.grid.pixels)).ravel()[image.cells]
-                           for mass, image in zip(log_masses(model, images), images)])
+    return fixation_log_likelihoods(images, log_masses(model, images))
+
+
+def fixation_log_likelihoods(images, masses):
+    """Per-fixation log-likelihoods of the fixations of ``images`` under their log cell ``masses``
+    (:func:`log_masses`), concatenated in image order."""
+    return np.concatenate([image.grid.pixel_log_density(mass).ravel()[image.cells]
+                           for mass, image in zip(masses, images)])
 
 
 def log_densities(model, images):
     """The model's pixel log-density ``(H, W)`` of each image, as a list in the order of ``images``."""
-    return [image.grid.to_pixels(mass - np.log(image.grid.pixels))
+    return [image.grid.to_pixels(image.grid.pixel_log_density(mass))
             for mass, image in zip(log_masses(model, images), images)]
 
 
@@ -274,8 +280,8 @@ def density_function(model, store, stimuli, log_centerbias=None):
         features = store.features(image, model.layers)
         grid = model.grid(image.shape, features)
         log_prior = log_prior_in_cells(log_centerbias, int(n), grid)
-        return grid.to_pixels(model.log_mass(Stacker(reuse=False)([features]), grid, log_prior[None])[0]
-                              - np.log(grid.pixels))
+        return grid.to_pixels(grid.pixel_log_density(
+            model.log_mass(Stacker(reuse=False)([features]), grid, log_prior[None])[0]))
     return log_density
 
 
