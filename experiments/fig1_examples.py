@@ -23,7 +23,7 @@ def main(argv=None):
     start = time.time()
     setup = ex.load_setup(ex.options_of(args))
     config = ex.fit_config(setup, ["conv5"], setup.folds[0])
-    ex.grid_runner(args)([config])
+    grid = ex.grid_runner(args)([config])
     model = ex.load_model(config, args.cache)
     examples = setup.test[:(2 if args.quick else args.examples)]
 
@@ -55,7 +55,7 @@ def main(argv=None):
     ex.label_figure(figure, setup, "Figure 1: fixations and DeepGaze I log-densities on test images")
     figure.tight_layout()
     gain = np.mean([r["mean_log2_likelihood_bits"] - r["uniform_log2_bits"] for r in rows if r["prior"] == "centre-bias prior"])
-    ex.write_results("fig1_examples", figure, rows, setup, args, start=start, held_out_subject=setup.folds[0],
+    ex.write_results("fig1_examples", figure, rows, setup, args, start=start, grids=[grid], held_out_subject=setup.folds[0],
                      line=f"{len(examples)} test images, {gain:.2f} bit/fix over uniform with the centre-bias prior")
     return rows
 

@@ -59,7 +59,7 @@ def main(argv=None):
     figure.tight_layout()
     line = "; ".join([f"{name} {s['ig_test_images']:.3f} bit/fix = {100 * s['explained_test_images']:.1f} %"
                       for name, s in scores.items()] + ([] if with_googlenet else [googlenet_note]))
-    ex.write_results("fig3_information_gain", figure, rows, setup, args, start=start,
+    ex.write_results("fig3_information_gain", figure, rows, setup, args, start=start, grids=[results],
                      line=f"explained information on the test images (paper, DeepGaze I on MIT1003: 56 %): {line}",
                      scores=scores, googlenet=googlenet_note)
     return rows

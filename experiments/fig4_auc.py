@@ -20,7 +20,8 @@ def main(argv=None):
     args = ex.parser(__doc__.splitlines()[0]).parse_args(argv)
     start = time.time()
     setup = ex.load_setup(ex.options_of(args))
-    scores = ex.aggregate(ex.grid_runner(args)([ex.fit_config(setup, ["conv5"], s) for s in setup.folds]))
+    grid = ex.grid_runner(args)([ex.fit_config(setup, ["conv5"], s) for s in setup.folds])
+    scores = ex.aggregate(grid)
     test = setup.fixations.filter(np.isin(setup.fixations.n, setup.test))
     cb = {n: setup.center_bias.log_density(n) for n in test.images}
     rows = [{"model": "centre bias", "source": "this run, test images", "auc": 100 * metrics.auc(cb.__getitem__, test),
@@ -41,7 +42,7 @@ def main(argv=None):
     ex.label_figure(figure, setup, "Figure 4: AUC and shuffled AUC on the test images "
                                    "(MIT300 has no public fixations: its values are the paper's)")
     figure.tight_layout()
-    ex.write_results("fig4_auc", figure, rows, setup, args, start=start,
+    ex.write_results("fig4_auc", figure, rows, setup, args, start=start, grids=[grid],
                      line=f"DeepGaze I AUC {rows[1]['auc']:.2f} %, sAUC {rows[1]['sauc']:.2f} %; centre bias AUC "
                           f"{rows[0]['auc']:.2f} %, sAUC {rows[0]['sauc']:.2f} % (paper, MIT300: 84.40 %, 71.69 %)")
     return rows

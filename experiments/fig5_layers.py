@@ -76,32 +76,36 @@ def main(argv=None):
 
     plt = ex.pyplot()
     final = scores[("conv5",)]
-    figure, axes = plt.subplots(2, 4, figsize=(16, 7.5), sharey="row")
-    for column, (panel, entries) in enumerate(panels.items()):
+    # as in the paper: each panel a pair, explained information (left) and shuffled AUC (right); panels a b / c d
+    figure, axes = plt.subplots(2, 4, figsize=(17, 8))
+    for index, (panel, entries) in enumerate(panels.items()):
+        left, right = axes[index // 2, 2 * (index % 2)], axes[index // 2, 2 * (index % 2) + 1]
         xs = range(len(entries))
-        labels = [x for x, _ in entries]
-        top, bottom = axes[0, column], axes[1, column]
         for key, name, marker in (("explained_train_subjects", "training subjects", "o"),
                                   ("explained_test_subjects", "test subjects", "s")):
-            top.plot(xs, [100 * scores[tuple(l)][key] for _, l in entries], marker=marker, label=name)
-        top.axhline(100 * final["explained_test_subjects"], ls=":", color="k", label="conv5 only, test subjects")
+            left.plot(xs, [100 * scores[tuple(l)][key] for _, l in entries], marker=marker, label=name)
+        left.axhline(100 * final["explained_test_subjects"], ls=":", color="k", label="conv5 only, test subjects")
         for key, name, marker in (("sauc_train", "training images", "o"), ("sauc_test", "test images", "s")):
-            bottom.plot(xs, [100 * scores[tuple(l)][key] for _, l in entries], marker=marker, label=name)
-        bottom.axhline(100 * final["sauc_test"], ls=":", color="k", label="conv5 only, test images")
-        top.set_title(TITLES[panel], fontsize=10)
-        for ax in (top, bottom):
-            ax.set_xticks(list(xs), labels)
+            right.plot(xs, [100 * scores[tuple(l)][key] for _, l in entries], marker=marker, label=name)
+        right.axhline(100 * final["sauc_test"], ls=":", color="k", label="conv5 only, test images")
+        left.set_title(TITLES[panel], fontsize=10, loc="left")
+        left.set_ylabel("explained information,\ntraining images (%)")
+        right.set_ylabel("shuffled AUC, uniform prior (%)")
+        for ax in (left, right):
+            ax.set_xticks(list(xs), [x for x, _ in entries])
+            ax.set_xlabel(XLABELS[panel])
             ax.grid(alpha=0.3)
-        bottom.set_xlabel(XLABELS[panel])
-    axes[0, 0].set_ylabel("explained information,\ntraining images (%)")
-    axes[1, 0].set_ylabel("shuffled AUC, uniform prior (%)")
+    for column in (0, 1):                                # one scale per measure, so the panels compare
+        low, high = zip(*(ax.get_ylim() for ax in axes[:, column::2].ravel()))
+        for ax in axes[:, column::2].ravel():
+            ax.set_ylim(min(low), max(high))
     axes[0, 0].legend(fontsize=8)
-    axes[1, 0].legend(fontsize=8)
+    axes[0, 1].legend(fontsize=8)
     ex.label_figure(figure, setup, f"Figure 5: DeepGaze I on subsets of AlexNet layers "
                                    f"({n} leave-one-subject-out folds)")
     figure.tight_layout()
     best = max(subsets, key=lambda s: scores[s]["sauc_test"])
-    ex.write_results("fig5_layers", figure, rows, setup, args, start=start, best_test_sauc=" ".join(best),
+    ex.write_results("fig5_layers", figure, rows, setup, args, start=start, grids=[results], best_test_sauc=" ".join(best),
                      line=f"{len(subsets)} layer subsets x {n} folds; conv5 alone: explained "
                           f"{100 * final['explained_test_subjects']:.1f} % (test subjects), sAUC test "
                           f"{100 * final['sauc_test']:.2f} %; best test sAUC: {' '.join(best)} "

@@ -18,7 +18,7 @@ def main(argv=None):
     start = time.time()
     setup = ex.load_setup(ex.options_of(args))
     n_features, n_patches = (4, 4) if args.quick else (10, 9)
-    found = ex.top_feature_patches(args, setup, n_features, n_patches)
+    found, grid = ex.top_feature_patches(args, setup, n_features, n_patches)
 
     plt = ex.pyplot()
     figure, axes = plt.subplots(n_features, n_patches, figsize=(1.3 * n_patches + 1, 1.4 * n_features + 1), squeeze=False)
@@ -34,7 +34,7 @@ def main(argv=None):
     ex.label_figure(figure, setup, f"Figure 6: most weighted conv5 features, patches of maximum (minimum for w < 0) "
                                    f"response ({size} x {size} px receptive fields)")
     figure.tight_layout()
-    ex.write_results("fig6_top_features", figure, rows, setup, args, start=start,
+    ex.write_results("fig6_top_features", figure, rows, setup, args, start=start, grids=[grid],
                      line=f"top conv5 features {[c for c, _, _ in found]} "
                           f"(weights {', '.join(f'{w:+.2f}' for _, w, _ in found)})")
     return rows

@@ -18,7 +18,7 @@ def main(argv=None):
     start = time.time()
     setup = ex.load_setup(ex.options_of(args))
     n_features, n_patches = (2, 2) if args.quick else (4, 4)
-    found = ex.top_feature_patches(args, setup, n_features, n_patches)
+    found, grid = ex.top_feature_patches(args, setup, n_features, n_patches)
 
     plt = ex.pyplot()
     from matplotlib.patches import Rectangle
@@ -48,7 +48,7 @@ def main(argv=None):
     ex.label_figure(figure, setup, "Figure 7: patches of the most weighted conv5 features in context (red box: "
                                    "receptive field of the extreme unit, +) and the feature's response map")
     figure.tight_layout()
-    ex.write_results("fig7_feature_details", figure, rows, setup, args, start=start,
+    ex.write_results("fig7_feature_details", figure, rows, setup, args, start=start, grids=[grid],
                      line=f"features {[c for c, _, _ in found]} x {n_patches} patches")
     return rows
 

@@ -38,6 +38,10 @@ FULL = {"passes": 20, "batches": 10}
 #: Part of every fit's cache key: raise it whenever a change to features, model, training or SFO
 #: changes fitted results, so that cached fits from older code are not reused.
 FIT_VERSION = 4
+#: The common frame of MIT1003's centre bias (images of mixed sizes; the paper's Section 2.2).
+MIT1003_FRAME = (100, 100)
+#: Where ``--publish`` writes a script's results (committed, one folder per dataset).
+PUBLISHED_RESULTS = paths.PROJECT_ROOT / "experiments" / "results"
 #: The networks a readout can read (``fit_config(..., network=...)``).
 NETWORKS = ("alexnet", "googlenet")
 #: The GoogLeNet layer of the readout beside AlexNet's conv5 (see :func:`googlenet`).
@@ -58,6 +62,9 @@ def parser(description):
     p.add_argument("--workers", type=int, default=0, help="local dask workers (0: run serially)")
     p.add_argument("--scheduler", help="address of an existing dask scheduler")
     p.add_argument("--out", default=str(paths.PROJECT_ROOT / "results"), help="results folder")
+    p.add_argument("--publish", action="store_true",
+                   help="write PNG, CSV and JSON to experiments/results/<dataset>/ (the committed results) "
+                        "instead of --out; full configurations only")
     p.add_argument("--cache", help="cache of grid results (default: <cache>/experiments)")
     return p
 
@@ -232,7 +239,9 @@ def _load_setup(options_json):
         label += " [quick]"
     subjects = list(fixations.subjects)
     folds = subjects[:QUICK["folds"]] if options["quick"] else subjects
-    center_bias = fit_center_bias(stimuli.sizes, fixations)
+    # MIT1003's images differ in size: the paper's centre bias for them is a KDE in a 100 x 100 frame
+    frame = MIT1003_FRAME if options["dataset"] == "mit1003" else None
+    center_bias = fit_center_bias(stimuli.sizes, fixations, frame=frame)
     cb_ll = center_bias.log_likelihoods()
     gold_ll = fit_gold_standard(stimuli.sizes, fixations, center_bias).log_likelihoods(cb_ll)
     return Setup(options, stimuli, fixations, np.asarray(train), np.asarray(test), [int(s) for s in folds], store,
@@ -322,6 +331,70 @@ def _pixel_maps(indices, images, masses):
             for n, image, mass in zip(indices, images, masses)}
 
 
+def score_images(model, setup, data):
+    """A readout's log-likelihoods and pixel log-densities on the prepared training and test images of ``setup``.
+
+    Parameters
+    ----------
+    model : repro.model.DeepGazeI
+    setup : Setup
+    data : Prepared
+        From :func:`prepared` (the images of ``setup`` with their centre bias in their cells).
+
+    Returns
+    -------
+    ll : ndarray, shape (n_fixations,)
+        Log-likelihood (nat) of every fixation of ``setup``, centre-bias prior.
+    with_prior, flat : dict
+        ``{image index: metrics.CellMap}``: pixel log-densities with the centre-bias prior and with a
+        uniform one (what shuffled AUC scores).
+    """
+    images = data.train + data.test
+    saliency = saliencies(model, images)                 # one evaluation serves both priors
+    masses = log_masses(model, images, saliency)
+    ll = np.empty(len(setup.fixations))
+    ll[np.concatenate(data.positions)] = fixation_log_likelihoods(images, masses)
+    uniform = [image.with_prior(image.grid.log_pixels) for image in images]
+    index = np.concatenate([setup.train, setup.test])
+    return ll, _pixel_maps(index, images, masses), _pixel_maps(index, uniform, log_masses(model, uniform, saliency))
+
+
+def transfer_scores(models, setup, images, network="alexnet"):
+    """Cross-validated scores of readouts trained elsewhere (e.g. on another dataset) on images of ``setup``.
+
+    Each model is scored on all fixations of ``images`` with ``setup``'s own centre bias and gold standard;
+    the scores are combined as :func:`aggregate` combines folds.
+
+    Parameters
+    ----------
+    models : list of repro.model.DeepGazeI
+        The fold models of one readout (all of the same layers).
+    setup : Setup
+        The dataset tested on.
+    images : array_like of int
+        Image indices of ``setup`` scored (its test half, or all images).
+    network : str
+
+    Returns
+    -------
+    dict
+        ``explained``, ``ig`` (bit/fix), ``auc`` (centre-bias prior), ``sauc`` (uniform prior), ``n_images``,
+        ``n_fixations``.
+    """
+    fx = setup.fixations
+    data = prepared(setup, network, models[0].layers)
+    mask = np.isin(fx.n, images)
+    sums, aucs, saucs = [], [], []
+    for model in models:
+        ll, with_prior, flat = score_images(model, setup, data)
+        sums.append(_sums(ll, setup.cb_ll, setup.gold_ll, mask))
+        aucs.append(metrics.auc(with_prior, fx.filter(mask)))
+        saucs.append(metrics.shuffled_auc(flat, fx.filter(mask), setup.stimuli.sizes))
+    model_gain, gold_gain, n = (sum(s[key] for s in sums) for key in ("model", "gold", "n"))
+    return {"explained": model_gain / gold_gain, "ig": model_gain / n / np.log(2), "auc": float(np.mean(aucs)),
+            "sauc": float(np.mean(saucs)), "n_images": len(np.unique(fx.n[mask])), "n_fixations": int(mask.sum())}
+
+
 def fit_and_score(config):
     """Fit one readout (of ``config['network']``, held-out subject ``config['subject']``) and score it.
 
@@ -355,15 +428,7 @@ def fit_and_score(config):
                            scales=data.scales, progress=False,
                            metadata={"held_out_subject": subject, "config_key": config_key(config)})
     scoring = time.perf_counter()
-    images = data.train + data.test
-    saliency = saliencies(model, images)                 # one evaluation serves both priors
-    masses = log_masses(model, images, saliency)
-    ll = np.empty(len(fx))
-    ll[np.concatenate(data.positions)] = fixation_log_likelihoods(images, masses)
-    uniform = [image.with_prior(image.grid.log_pixels) for image in images]
-    index = np.concatenate([setup.train, setup.test])
-    with_prior = _pixel_maps(index, images, masses)
-    flat = _pixel_maps(index, uniform, log_masses(model, uniform, saliency))
+    ll, with_prior, flat = score_images(model, setup, data)
     on_train, on_test = np.isin(fx.n, setup.train), np.isin(fx.n, setup.test)
     masks = {"test_subjects": on_train & (fx.subject == subject), "train_subjects": on_train & (fx.subject != subject),
              "test_images": on_test}
@@ -405,6 +470,22 @@ def same_blas_threads():
     return environ
 
 
+class GridResults(list):
+    """The results of a grid (a list, in the order of its configurations) and what running it took.
+
+    Attributes
+    ----------
+    computed : int
+        Fits run by this call (the others were read from the cache).
+    wall_seconds : float
+        Wall time of this call.
+    """
+
+    def __init__(self, results, computed, wall_seconds):
+        super().__init__(results)
+        self.computed, self.wall_seconds = computed, wall_seconds
+
+
 def run_grid(configs, folder=None, workers=0, scheduler=None, progress=True):
     """Results of :func:`fit_and_score` for every configuration, cached, serially or with dask.
 
@@ -422,8 +503,10 @@ def run_grid(configs, folder=None, workers=0, scheduler=None, progress=True):
 
     Returns
     -------
-    list of dict, in the order of ``configs``
+    GridResults
+        A list of dicts, in the order of ``configs``.
     """
+    start = time.perf_counter()
     folder = Path(folder) if folder else paths.cache_dir("experiments")
     folder.mkdir(parents=True, exist_ok=True)
     keys = [config_key(c) for c in configs]
@@ -455,7 +538,7 @@ def run_grid(configs, folder=None, workers=0, scheduler=None, progress=True):
             results[key] = _fit_and_cache(config, folder)
             bar.update()
     bar.close()
-    return [results[key] for key in keys]
+    return GridResults([results[key] for key in keys], len(todo), time.perf_counter() - start)
 
 
 def feature_values(setup, layers, network="alexnet"):
@@ -533,10 +616,29 @@ def tag(args):
     return f"[{args.dataset}{' quick' if args.quick else ''}]"
 
 
-def write_results(name, figure, rows, setup, args, line, start, **extra):
+def portable_options(options):
+    """``options`` with its paths relative to the project root, as committed results name them."""
+    return {key: (os.path.relpath(value, paths.PROJECT_ROOT) if key in ("data_dir", "weights") and value else value)
+            for key, value in options.items()}
+
+
+def run_record(args, start, grids=()):
+    """What a script's run took: its wall time, workers, and the fits of its grids (run now or read from the cache).
+
+    ``fit_seconds`` sums the fits' own times (:func:`fit_and_score`'s ``seconds``), whenever they ran.
+    """
+    fits = [result for grid in grids for result in grid]
+    return {"date": time.strftime("%Y-%m-%d"), "wall_seconds": round(time.time() - start, 1),
+            "workers": args.workers, "fits": len(fits), "fits_computed": sum(getattr(g, "computed", 0) for g in grids),
+            "fit_seconds": round(sum(result.get("seconds", 0.0) for result in fits), 1)}
+
+
+def write_results(name, figure, rows, setup, args, line, start, grids=(), **extra):
     """Write ``<args.out>/<name>.{png,pdf,csv,json}`` and print the script's one-line summary.
 
-    The JSON holds the table, the setup (dataset options, data label, network note, folds) and ``extra``.
+    With ``--publish``, write ``experiments/results/<dataset>/<name>.{png,csv,json}`` instead: the results
+    committed with the project (refused for ``--quick``). The JSON holds the table, the setup (dataset
+    options with relative paths, data label, network note, folds), the run (:func:`run_record`) and ``extra``.
 
     Parameters
     ----------
@@ -546,11 +648,13 @@ def write_results(name, figure, rows, setup, args, line, start, **extra):
         The table (same keys in every row).
     setup : Setup
     args : argparse.Namespace
-        The script's options (``out``, ``dataset``, ``quick``).
+        The script's options (``out``, ``publish``, ``dataset``, ``quick``, ``workers``).
     line : str
         What the printed summary says, after ``<name> [<dataset> quick]:``.
     start : float
         ``time.time()`` at the script's start (the line ends with the seconds taken and the PNG).
+    grids : sequence of GridResults
+        The grids the script ran, for the run record.
     **extra
         More JSON-able information for the JSON (scores, notes).
 
@@ -559,17 +663,22 @@ def write_results(name, figure, rows, setup, args, line, start, **extra):
     Path
         The PNG.
     """
-    out = Path(args.out)
+    if getattr(args, "publish", False):
+        if args.quick:
+            raise ValueError("--publish writes the committed results of full configurations: drop --quick")
+        out, formats = PUBLISHED_RESULTS / args.dataset, ("png",)
+    else:
+        out, formats = Path(args.out), ("png", "pdf")
     out.mkdir(parents=True, exist_ok=True)
-    for ext in ("png", "pdf"):
+    for ext in formats:
         with paths.atomic_path(out / f"{name}.{ext}") as tmp:
             figure.savefig(tmp, format=ext, dpi=100, bbox_inches="tight")
     with paths.atomic_path(out / f"{name}.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    summary = {"rows": rows, "options": setup.options, "label": setup.label, "network": setup.network_note,
-               "folds": setup.folds, **extra}
+    summary = {"rows": rows, "options": portable_options(setup.options), "label": setup.label,
+               "network": setup.network_note, "folds": setup.folds, "run": run_record(args, start, grids), **extra}
     with paths.atomic_path(out / f"{name}.json") as tmp:
         Path(tmp).write_text(json.dumps(summary, indent=1, default=float))
     png = out / f"{name}.png"
@@ -672,14 +781,16 @@ def top_feature_patches(args, setup, n_features, n_patches):
 
     Returns
     -------
-    list of (channel, weight, [(image index, row, column, response), ...]), most weighted feature first
+    found : list of (channel, weight, [(image index, row, column, response), ...]), most weighted feature first
+    grid : GridResults
+        The fits.
     """
     results = grid_runner(args)([fit_config(setup, ["conv5"], s) for s in setup.folds])
     weights = np.mean([r["w"] for r in results], axis=0)
     channels = [int(c) for c in top_features(weights, n_features)]
     signs = [np.sign(weights[c]) or 1.0 for c in channels]
     units = strongest_units(setup, "conv5", channels, signs, n_patches)
-    return [(c, float(weights[c]), u) for c, u in zip(channels, units)]
+    return [(c, float(weights[c]), u) for c, u in zip(channels, units)], results
 
 
 def unit_box(setup, layer, row, col):

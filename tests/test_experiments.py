@@ -143,3 +143,30 @@ def test_grid_estimate_interpolates_the_measured_fits():
         (15 * 5 + 20 + 15 * 100 + 100 + 2 * 52.5 + 60) / 2 + 7)    # each worker compiles, in parallel
     with pytest.raises(ValueError, match="two sizes"):
         ex.estimate_seconds(sizes, {100: small})
+
+
+def test_cross_dataset_diagonal_repeats_the_in_dataset_scores(data_dir, tmp_path, grid_cache):
+    if not (data_dir / "mit1003-subset" / "fixations.csv.gz").is_file():
+        pytest.skip(f"MIT1003 subset not found under {data_dir}")
+    rows = script("cross_dataset").main(["--quick", "--data-dir", str(data_dir), "--out", str(tmp_path),
+                                         "--cache", str(grid_cache)])
+    assert {(r["trained_on"], r["tested_on"]) for r in rows} == {(a, b) for a in ("osie", "mit1003")
+                                                                 for b in ("osie", "mit1003")}
+    for name in ("osie", "mit1003"):
+        setup = ex.load_setup({"dataset": name, "data_dir": str(data_dir.resolve()), "weights":
+                               str((data_dir / "weights" / "bvlc_alexnet").resolve()), "quick": True, "seed": 0})
+        fits = ex.run_grid([ex.fit_config(setup, ["conv5"], s) for s in setup.folds], grid_cache, progress=False)
+        scores = ex.aggregate(fits)
+        own = next(r for r in rows if r["trained_on"] == r["tested_on"] == name)
+        assert own["explained_percent"] == pytest.approx(100 * scores["explained_test_images"], abs=1e-6)
+        assert own["auc_percent"] == pytest.approx(100 * scores["auc_test"], abs=1e-6)
+        assert own["sauc_percent"] == pytest.approx(100 * scores["sauc_test"], abs=1e-6)
+    table = json.loads((tmp_path / "cross_dataset.json").read_text())
+    for options in table["datasets"].values():                    # committed results name no machine's paths
+        assert not Path(options["data_dir"]).is_absolute() and not Path(options["weights"]).is_absolute()
+
+
+def test_publish_refuses_quick_runs(tmp_path, grid_cache, monkeypatch):
+    monkeypatch.delenv("DEEPGAZE_DATA", raising=False)
+    with pytest.raises(ValueError, match="--publish .* drop --quick"):
+        script("fig4_auc").main(["--quick", "--dataset", "demo", "--publish", "--cache", str(grid_cache)])
