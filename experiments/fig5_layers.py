@@ -7,8 +7,11 @@ training images: (a) layers from a given depth upwards, (b) up to a given depth,
 (d) of a given type. For each: explained information (% of the gold standard's gain over the centre
 bias) on the training images for training and test subjects, and shuffled AUC (uniform prior, fold
 models averaged) on training and test images. Dotted lines: the paper's final model, conv5 alone.
-Writes results/fig5_layers.{png,pdf,csv,json}.
+Writes results/fig5_layers.{png,pdf,csv,json}. ``--panels a b`` runs some panels only: on OSIE the whole
+grid takes about 2 h with 2 workers, so it can be published one part at a time (``--publish`` keeps
+the panels published before).
 """
+import json
 import sys
 import time
 
@@ -16,6 +19,7 @@ from repro import experiments as ex
 from repro.network import ALEXNET_LAYERS
 
 TYPES = ("conv", "relu", "pool", "norm")
+PANELS = ("a", "b", "c", "d")
 
 
 def depth(layer):
@@ -54,47 +58,51 @@ def announce_estimate(args, setup, subsets):
     return seconds
 
 
-def main(argv=None):
-    args = ex.parser(__doc__.splitlines()[0]).parse_args(argv)
-    start = time.time()
-    setup = ex.load_setup(ex.options_of(args))
-    panels = layer_subsets(args.quick)
-    subsets = {tuple(layers) for entries in panels.values() for _, layers in entries} | {("conv5",)}
-    subsets = sorted(subsets, key=lambda s: (len(s), s))
-    setup.store.extract(setup.stimuli, ALEXNET_LAYERS)       # all layers at once: one network compile
-    configs = [ex.fit_config(setup, layers, subject) for layers in subsets for subject in setup.folds]
-    announce_estimate(args, setup, subsets)
-    results = ex.grid_runner(args)(configs)
-    n = len(setup.folds)
-    scores = {layers: ex.aggregate(results[i * n:(i + 1) * n]) for i, layers in enumerate(subsets)}
+def published_rows(args, setup, panels):
+    """With ``--publish``: the rows of the panels other than ``panels`` that an earlier run published (same
+    dataset options and SFO settings), so the figure can be built one panel at a time; else ``[]``."""
+    path = ex.PUBLISHED_RESULTS / args.dataset / "fig5_layers.json"
+    if not args.publish or not path.is_file():
+        return []
+    earlier = json.loads(path.read_text())
+    if earlier["options"] != ex.portable_options(setup.options) or earlier.get("fit") != fit_settings(setup):
+        return []
+    return [row for row in earlier["rows"] if row["panel"] in PANELS and row["panel"] not in panels]
 
-    rows = [{"panel": panel, "x": x, "layers": " ".join(layers), "n_features": None, **scores[tuple(layers)]}
-            for panel, entries in panels.items() for x, layers in entries]
-    rows.append({"panel": "final model", "x": "conv5", "layers": "conv5", "n_features": None, **scores[("conv5",)]})
-    for row in rows:
-        row["n_features"] = len(next(r for r, c in zip(results, configs) if " ".join(c["layers"]) == row["layers"])["w"])
 
+def fit_settings(setup):
+    """What, besides the layers and the fold, determines a fit (SFO settings, lambda, fit version)."""
+    config = ex.fit_config(setup, ["conv5"], setup.folds[0])
+    return {key: config[key] for key in ("regularization", "passes", "batches", "seed", "version")}
+
+
+def draw(rows, setup):
+    """Figure 5 from its table: each panel a pair, explained information (left) and shuffled AUC (right), as in
+    the paper; panels a b / c d. A panel without rows says which command runs it."""
     plt = ex.pyplot()
-    final = scores[("conv5",)]
-    # as in the paper: each panel a pair, explained information (left) and shuffled AUC (right); panels a b / c d
+    final = next(row for row in rows if row["panel"] == "final model")
     figure, axes = plt.subplots(2, 4, figsize=(17, 8))
-    for index, (panel, entries) in enumerate(panels.items()):
+    for index, panel in enumerate(PANELS):
         left, right = axes[index // 2, 2 * (index % 2)], axes[index // 2, 2 * (index % 2) + 1]
+        entries = [row for row in rows if row["panel"] == panel]
         xs = range(len(entries))
         for key, name, marker in (("explained_train_subjects", "training subjects", "o"),
                                   ("explained_test_subjects", "test subjects", "s")):
-            left.plot(xs, [100 * scores[tuple(l)][key] for _, l in entries], marker=marker, label=name)
+            left.plot(xs, [100 * row[key] for row in entries], marker=marker, label=name)
         left.axhline(100 * final["explained_test_subjects"], ls=":", color="k", label="conv5 only, test subjects")
         for key, name, marker in (("sauc_train", "training images", "o"), ("sauc_test", "test images", "s")):
-            right.plot(xs, [100 * scores[tuple(l)][key] for _, l in entries], marker=marker, label=name)
+            right.plot(xs, [100 * row[key] for row in entries], marker=marker, label=name)
         right.axhline(100 * final["sauc_test"], ls=":", color="k", label="conv5 only, test images")
         left.set_title(TITLES[panel], fontsize=10, loc="left")
         left.set_ylabel("explained information,\ntraining images (%)")
         right.set_ylabel("shuffled AUC, uniform prior (%)")
         for ax in (left, right):
-            ax.set_xticks(list(xs), [x for x, _ in entries])
+            ax.set_xticks(list(xs), [row["x"] for row in entries])
             ax.set_xlabel(XLABELS[panel])
             ax.grid(alpha=0.3)
+            if not entries:
+                ax.text(0.5, 0.5, f"panel ({panel}) not run yet:\nfig5_layers.py --panels {panel}",
+                        transform=ax.transAxes, ha="center", va="center", fontsize=9, color="grey")
     for column in (0, 1):                                # one scale per measure, so the panels compare
         low, high = zip(*(ax.get_ylim() for ax in axes[:, column::2].ravel()))
         for ax in axes[:, column::2].ravel():
@@ -102,14 +110,44 @@ def main(argv=None):
     axes[0, 0].legend(fontsize=8)
     axes[0, 1].legend(fontsize=8)
     ex.label_figure(figure, setup, f"Figure 5: DeepGaze I on subsets of AlexNet layers "
-                                   f"({n} leave-one-subject-out folds)")
+                                   f"({len(setup.folds)} leave-one-subject-out folds)")
     figure.tight_layout()
-    best = max(subsets, key=lambda s: scores[s]["sauc_test"])
-    ex.write_results("fig5_layers", figure, rows, setup, args, start=start, grids=[results], best_test_sauc=" ".join(best),
-                     line=f"{len(subsets)} layer subsets x {n} folds; conv5 alone: explained "
-                          f"{100 * final['explained_test_subjects']:.1f} % (test subjects), sAUC test "
-                          f"{100 * final['sauc_test']:.2f} %; best test sAUC: {' '.join(best)} "
-                          f"({100 * scores[best]['sauc_test']:.2f} %)")
+    return figure
+
+
+def main(argv=None):
+    p = ex.parser(__doc__.splitlines()[0])
+    p.add_argument("--panels", nargs="+", choices=PANELS, default=list(PANELS),
+                   help="panels to run (default all); with --publish, the other panels already published are kept")
+    args = p.parse_args(argv)
+    start = time.time()
+    setup = ex.load_setup(ex.options_of(args))
+    panels = {panel: entries for panel, entries in layer_subsets(args.quick).items() if panel in args.panels}
+    subsets = {tuple(layers) for entries in panels.values() for _, layers in entries} | {("conv5",)}
+    subsets = sorted(subsets, key=lambda s: (len(s), s))
+    setup.store.extract(setup.stimuli, sorted({l for s in subsets for l in s}, key=ALEXNET_LAYERS.index))
+    configs = [ex.fit_config(setup, layers, subject) for layers in subsets for subject in setup.folds]
+    announce_estimate(args, setup, subsets)
+    results = ex.grid_runner(args)(configs)
+    n = len(setup.folds)
+    scores = {layers: ex.aggregate(results[i * n:(i + 1) * n]) for i, layers in enumerate(subsets)}
+    features = {layers: len(results[i * n]["w"]) for i, layers in enumerate(subsets)}
+
+    rows = [{"panel": panel, "x": x, "layers": " ".join(layers), "n_features": features[tuple(layers)],
+             **scores[tuple(layers)]} for panel, entries in panels.items() for x, layers in entries]
+    rows = sorted(rows + published_rows(args, setup, panels), key=lambda row: PANELS.index(row["panel"]))
+    rows.append({"panel": "final model", "x": "conv5", "layers": "conv5", "n_features": features[("conv5",)],
+                 **scores[("conv5",)]})
+    figure = draw(rows, setup)
+    final = scores[("conv5",)]
+    best = max(rows, key=lambda row: row["sauc_test"])
+    shown = sorted({row["panel"] for row in rows} & set(PANELS))
+    ex.write_results("fig5_layers", figure, rows, setup, args, start=start, grids=[results],
+                     best_test_sauc=best["layers"], panels=shown, fit=fit_settings(setup),
+                     line=f"panels {' '.join(shown)} ({len(subsets)} layer subsets x {n} folds run now); conv5 alone: "
+                          f"explained {100 * final['explained_test_subjects']:.1f} % (test subjects), sAUC test "
+                          f"{100 * final['sauc_test']:.2f} %; best test sAUC: {best['layers']} "
+                          f"({100 * best['sauc_test']:.2f} %)")
     return rows
 
 

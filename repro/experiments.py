@@ -633,6 +633,16 @@ def run_record(args, start, grids=()):
             "fit_seconds": round(sum(result.get("seconds", 0.0) for result in fits), 1)}
 
 
+def _shrink_png(path, colours=256):
+    """Rewrite a PNG with an adaptive palette of ``colours`` (committed figures stay small: photographs in
+    Figures 1, 6 and 7 take megabytes in full colour)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        small = image.convert("RGB").quantize(colours)
+    small.save(path, format="PNG", optimize=True)
+
+
 def write_results(name, figure, rows, setup, args, line, start, grids=(), **extra):
     """Write ``<args.out>/<name>.{png,pdf,csv,json}`` and print the script's one-line summary.
 
@@ -673,6 +683,8 @@ def write_results(name, figure, rows, setup, args, line, start, grids=(), **extr
     for ext in formats:
         with paths.atomic_path(out / f"{name}.{ext}") as tmp:
             figure.savefig(tmp, format=ext, dpi=100, bbox_inches="tight")
+            if ext == "png" and args.publish:
+                _shrink_png(tmp)
     with paths.atomic_path(out / f"{name}.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()

@@ -83,7 +83,7 @@ def test_notebook_runs_on_osie(name, osie_dir, weights_source):
 
 
 def test_reproduction_notebook_without_results_shows_the_papers_numbers(tmp_path):
-    overrides = f"RESULTS = {str(tmp_path / 'results')!r}\nBENCHMARK = {str(tmp_path / 'none.json')!r}"
+    overrides = f"RESULTS = {str(tmp_path / 'results')!r}"
     text = _text(_execute("03_reproduction.ipynb", overrides, INLINE))
     for number in ("56", "84.40", "71.69", "34"):
         assert number in text, f"the paper's {number} is not shown"
@@ -91,5 +91,7 @@ def test_reproduction_notebook_without_results_shows_the_papers_numbers(tmp_path
 
 
 def test_reproduction_notebook_with_the_projects_results():
-    notebook = _execute("03_reproduction.ipynb", "", INLINE)
-    assert _images(notebook) >= 1
+    notebook = _execute("03_reproduction.ipynb", "", INLINE)     # the committed experiments/results/
+    published = list((ROOT / "experiments" / "results").glob("*/*.png"))
+    assert published and _images(notebook) == len(published), "every committed figure is shown once"
+    assert "## The paper's claims" in _text(notebook), "the reproduction report is shown"
