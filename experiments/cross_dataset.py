@@ -57,9 +57,9 @@ def main(argv=None):
         ax.set_ylabel(name)
         ax.set_ylim(0 if key == "explained_percent" else 50, 100)
         ax.grid(axis="y", alpha=0.3)
-    axes[0].bar([], [], color="C0", label="same dataset")
-    axes[0].bar([], [], color="C1", label="other dataset")
-    axes[0].legend(fontsize=8, loc="upper right")
+    from matplotlib.patches import Patch
+    axes[0].legend(handles=[Patch(facecolor="C0", edgecolor="k", label="same dataset"),
+                            Patch(facecolor="C1", edgecolor="k", label="other dataset")], fontsize=8, loc="upper right")
     first = next(iter(setups.values()))
     ex.label_figure(figure, first, "DeepGaze I (conv5) trained on one dataset, tested on another "
                                    f"({len(first.folds)} fold models each; tested dataset's centre bias and gold standard)")

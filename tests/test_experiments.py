@@ -102,7 +102,7 @@ def test_fig3_reads_googlenet_beside_alexnet_on_osie(osie_dir, tmp_path, grid_ca
     assert f"GoogLeNet readout ({ex.GOOGLENET_LAYER})" in (tmp_path / "fig3_information_gain.csv").read_text()
     assert "GoogLeNet readout (inception_4e/output)" in capsys.readouterr().out
 
-    setup = ex.load_setup(table["options"])
+    setup = ex.load_setup(ex.options_of(ex.parser("fig3").parse_args(args)))   # the JSON's paths are relative
     store = ex.setup_store(setup, "googlenet")
     assert store.folder != setup.store.folder                 # its own feature cache
     network = store.extractor.network
