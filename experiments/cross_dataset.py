@@ -25,9 +25,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     start = time.time()
     setups = {name: ex.load_setup(ex.options_of(_with(args, dataset=name))) for name in args.train}
-    grids = {name: ex.grid_runner(args)([ex.fit_config(s, ["conv5"], k) for k in s.folds]) for name, s in setups.items()}
-    models = {name: [ex.load_model(c, args.cache) for c in (ex.fit_config(s, ["conv5"], k) for k in s.folds)]
-              for name, s in setups.items()}
+    configs = {name: [ex.fit_config(s, ["conv5"], k) for k in s.folds] for name, s in setups.items()}
+    grids = {name: ex.grid_runner(args)(folds) for name, folds in configs.items()}
+    models = {name: [ex.load_model(c, args.cache) for c in folds] for name, folds in configs.items()}
     rows = []
     for tested, setup in setups.items():                 # by tested dataset: its images are prepared once
         parts = {"test half": setup.test, "all images": np.arange(len(setup.stimuli))}
@@ -77,10 +77,7 @@ def main(argv=None):
 
 def _with(args, **changes):
     """A copy of the parsed options with some changed."""
-    copy = type(args)(**vars(args))
-    for key, value in changes.items():
-        setattr(copy, key, value)
-    return copy
+    return type(args)(**{**vars(args), **changes})
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
     python experiments/fig8_regularization.py [--dataset demo|osie|mit1003] [--quick] [--workers N]
 
-For each lambda of ``||w||_1 / ||w||_2`` (0, no penalty, drawn at the left end of the axis): explained information on the training images (training and
-test subjects) and shuffled AUC (uniform prior) on training and test images, leave-one-subject-out
+For each lambda of ``||w||_1 / ||w||_2`` (0, no penalty, drawn at the left end of the axis): explained
+information on the training images (training and test subjects) and shuffled AUC (uniform prior) on training and test images, leave-one-subject-out
 cross-validated as in Figure 5. Writes results/fig8_regularization.{png,pdf,csv,json}.
 """
 import sys

@@ -384,12 +384,13 @@ def transfer_scores(models, setup, images, network="alexnet"):
     fx = setup.fixations
     data = prepared(setup, network, models[0].layers)
     mask = np.isin(fx.n, images)
+    scored = fx.filter(mask)
     sums, aucs, saucs = [], [], []
     for model in models:
         ll, with_prior, flat = score_images(model, setup, data)
         sums.append(_sums(ll, setup.cb_ll, setup.gold_ll, mask))
-        aucs.append(metrics.auc(with_prior, fx.filter(mask)))
-        saucs.append(metrics.shuffled_auc(flat, fx.filter(mask), setup.stimuli.sizes))
+        aucs.append(metrics.auc(with_prior, scored))
+        saucs.append(metrics.shuffled_auc(flat, scored, setup.stimuli.sizes))
     model_gain, gold_gain, n = (sum(s[key] for s in sums) for key in ("model", "gold", "n"))
     return {"explained": model_gain / gold_gain, "ig": model_gain / n / np.log(2), "auc": float(np.mean(aucs)),
             "sauc": float(np.mean(saucs)), "n_images": len(np.unique(fx.n[mask])), "n_fixations": int(mask.sum())}
@@ -477,13 +478,11 @@ class GridResults(list):
     ----------
     computed : int
         Fits run by this call (the others were read from the cache).
-    wall_seconds : float
-        Wall time of this call.
     """
 
-    def __init__(self, results, computed, wall_seconds):
+    def __init__(self, results, computed):
         super().__init__(results)
-        self.computed, self.wall_seconds = computed, wall_seconds
+        self.computed = computed
 
 
 def run_grid(configs, folder=None, workers=0, scheduler=None, progress=True):
@@ -506,7 +505,6 @@ def run_grid(configs, folder=None, workers=0, scheduler=None, progress=True):
     GridResults
         A list of dicts, in the order of ``configs``.
     """
-    start = time.perf_counter()
     folder = Path(folder) if folder else paths.cache_dir("experiments")
     folder.mkdir(parents=True, exist_ok=True)
     keys = [config_key(c) for c in configs]
@@ -538,7 +536,7 @@ def run_grid(configs, folder=None, workers=0, scheduler=None, progress=True):
             results[key] = _fit_and_cache(config, folder)
             bar.update()
     bar.close()
-    return GridResults([results[key] for key in keys], len(todo), time.perf_counter() - start)
+    return GridResults([results[key] for key in keys], len(todo))
 
 
 def feature_values(setup, layers, network="alexnet"):
@@ -629,7 +627,7 @@ def run_record(args, start, grids=()):
     """
     fits = [result for grid in grids for result in grid]
     return {"date": time.strftime("%Y-%m-%d"), "wall_seconds": round(time.time() - start, 1),
-            "workers": args.workers, "fits": len(fits), "fits_computed": sum(getattr(g, "computed", 0) for g in grids),
+            "workers": args.workers, "fits": len(fits), "fits_computed": sum(g.computed for g in grids),
             "fit_seconds": round(sum(result.get("seconds", 0.0) for result in fits), 1)}
 
 
@@ -673,7 +671,7 @@ def write_results(name, figure, rows, setup, args, line, start, grids=(), **extr
     Path
         The PNG.
     """
-    if getattr(args, "publish", False):
+    if args.publish:
         if args.quick:
             raise ValueError("--publish writes the committed results of full configurations: drop --quick")
         out, formats = PUBLISHED_RESULTS / args.dataset, ("png",)
