@@ -33,11 +33,7 @@ def _info(args):
 def _download(args):
     from . import caffe
 
-    try:
-        folder = caffe.download(args.name, args.to)
-    except (ConnectionError, caffe.CaffeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    folder = caffe.download(args.name, args.to)
     print(f"{args.name}: {folder}")
     return 0
 
@@ -53,11 +49,7 @@ def _predict(args):
         folder = paths.data_dir() / {"osie": "osie", "mit1003": "mit1003-subset"}[args.centerbias]
         stimuli, fixations = loader(folder, keep_first=False)
         centerbias = fit_center_bias(stimuli.sizes, fixations)
-    try:
-        written = predict_files(args.images, args.model, args.network, centerbias, args.out)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    written = predict_files(args.images, args.model, args.network, centerbias, args.out)
     for path in written:
         print(path)
     return 0
@@ -86,9 +78,17 @@ def build_parser():
 
 
 def main(argv=None):
-    """Run the command line; returns the exit code."""
+    """Run the command line; returns the exit code.
+
+    A user error (a missing or unreadable file, a bad value, a failed download) prints one line
+    ``error: ...`` and returns 1, never a traceback.
+    """
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except (OSError, ValueError, KeyError) as err:      # CaffeError and ConnectionError are among them
+        print(f"error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

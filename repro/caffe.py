@@ -21,6 +21,7 @@ Example
 (96, 3, 11, 11)
 """
 import hashlib
+import logging
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, te
 from google.protobuf.message import DecodeError
 
 from .paths import atomic_path, weights_dir
+
+log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------------------
 # The caffe.proto subset: message -> [(field name, number, type, label, default)].
@@ -476,20 +479,30 @@ def _write_cache(path, blobs, prototxt_text, source):
 
 
 def _read_cache(path):
-    with h5py.File(path, "r") as h5:
-        if h5.attrs.get("version") != _CACHE_VERSION:
-            return None
-        groups = h5["layers"]
-        return {groups[key].attrs["name"]: [groups[key][str(j)][()] for j in range(len(groups[key]))]
-                for key in sorted(groups)}
+    """The blobs of a cache file, or None if it is of another version or damaged (then it is rebuilt)."""
+    try:
+        with h5py.File(path, "r") as h5:
+            if h5.attrs.get("version") != _CACHE_VERSION:
+                return None
+            groups = h5["layers"]
+            return {groups[key].attrs["name"]: [groups[key][str(j)][()] for j in range(len(groups[key]))]
+                    for key in sorted(groups)}
+    except (OSError, KeyError) as err:
+        log.warning("%s: damaged converted-weights cache (%s); converting the caffemodel again", path, err)
+        return None
 
 
 def _check_blobs(layers, blobs, caffemodel):
-    """Every Convolution/InnerProduct layer must have weights of its declared output size."""
+    """Every Convolution/InnerProduct layer must have finite weights of its declared output size."""
     for layer in layers:
+        where = f"{caffemodel}, layer {layer.name!r}"
+        for j, array in enumerate(blobs.get(layer.name, [])):
+            finite = np.isfinite(array)
+            if not finite.all():
+                raise CaffeError(f"{where}, blob {j} {array.shape}: {array.size - finite.sum()} value(s) are nan "
+                                 f"or inf, e.g. at {np.unravel_index(np.argmin(finite), array.shape)}")
         if layer.type not in ("Convolution", "InnerProduct"):
             continue
-        where = f"{caffemodel}, layer {layer.name!r}"
         if layer.name not in blobs:
             raise CaffeError(f"{where}: no weights for this {layer.type} layer of the prototxt")
         arrays = blobs[layer.name]
@@ -508,7 +521,7 @@ def _check_blobs(layers, blobs, caffemodel):
                 raise CaffeError(f"{where}: weights of shape {weights.shape} do not fit kernel {kernel}")
 
 
-def load(prototxt, caffemodel, last_layer=None, progress=True):
+def load(prototxt, caffemodel, last_layer=None, progress=True, check=None):
     """Load a Caffe network: prototxt layers plus caffemodel weights (through the HDF5 cache).
 
     Parameters
@@ -522,6 +535,9 @@ def load(prototxt, caffemodel, last_layer=None, progress=True):
         convolutional trunk when the caffemodel holds no fc weights).
     progress : bool
         Progress bar while converting.
+    check : callable, optional
+        ``check(model)`` raises if the model does not fit its user (e.g. :class:`repro.network.Network`
+        checks input channels); run before the conversion is cached, so a rejected model leaves none.
 
     Returns
     -------
@@ -545,13 +561,16 @@ def load(prototxt, caffemodel, last_layer=None, progress=True):
     sha1 = sha1sum(caffemodel)
     cache = cache_path(sha1)
     blobs = _read_cache(cache) if cache.is_file() else None
-    if blobs is None:
+    cached = blobs is not None
+    if not cached:
         blobs = read_caffemodel(caffemodel, progress=progress)
-        _check_blobs(layers, blobs, caffemodel)  # before caching: bad input leaves no cache behind
+    _check_blobs(layers, blobs, caffemodel)
+    model = CaffeModel(name, layers, blobs, prototxt, caffemodel, sha1)
+    if check is not None:
+        check(model)
+    if not cached:                      # only now: bad input leaves no cache behind
         _write_cache(cache, blobs, prototxt.read_text(), caffemodel.name)
-    else:
-        _check_blobs(layers, blobs, caffemodel)
-    return CaffeModel(name, layers, blobs, prototxt, caffemodel, sha1)
+    return model
 
 
 # --------------------------------------------------------------------------------------

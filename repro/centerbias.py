@@ -24,7 +24,7 @@ from scipy.ndimage import gaussian_filter
 from scipy.optimize import minimize_scalar
 from tqdm import tqdm
 
-from .datasets import group_by_image
+from .datasets import check_fixations, group_by_image
 from .resampling import blur_operator, resize_operator
 
 __all__ = ["CenterBias", "fit_center_bias", "relative_coordinates", "fit_uniform_weight"]
@@ -139,6 +139,7 @@ class CenterBias:
     """
 
     def __init__(self, sizes, fixations, bandwidth, eps, frame=None):
+        check_fixations(fixations, sizes, "CenterBias", empty_ok=False)
         self.sizes = np.asarray(sizes)
         self.fixations = fixations
         self.bandwidth = float(bandwidth)
@@ -272,6 +273,7 @@ def fit_center_bias(sizes, fixations, frame=None, bandwidth_bounds=(1e-3, 0.3), 
     -------
     CenterBias
     """
+    check_fixations(fixations, sizes, "fit_center_bias", empty_ok=False)
     sizes = np.asarray(sizes)
     area = (np.prod(frame) if frame is not None else sizes[fixations.n].prod(axis=1)).astype(float)
     found = {}

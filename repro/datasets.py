@@ -24,13 +24,14 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from .paths import atomic_path
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Stimuli", "Fixations", "group_by_image", "load_image", "drop_invalid", "load_osie",
+__all__ = ["Stimuli", "Fixations", "group_by_image", "load_image", "outside", "check_points", "check_fixations",
+           "drop_invalid", "load_osie",
            "load_fixation_table", "load_mit1003", "MIT1003_COLUMNS", "read_hdf5", "write_hdf5",
            "mit1003_split", "osie_split", "subject_folds"]
 
@@ -40,6 +41,9 @@ __all__ = ["Stimuli", "Fixations", "group_by_image", "load_image", "drop_invalid
 def load_image(source):
     """Read an image file as RGB.
 
+    16-bit grayscale files (PIL modes ``I;16*``, ``I``) are scaled to 8 bit, ``round(v / 257)``, as
+    their full range 0..65535 maps onto 0..255; other modes are converted by PIL.
+
     Parameters
     ----------
     source : str or Path
@@ -47,11 +51,30 @@ def load_image(source):
     Returns
     -------
     ndarray, uint8, shape (height, width, 3)
+
+    Raises
+    ------
+    ValueError
+        The file is not an image PIL can read (empty, truncated, another format, a folder), or its
+        pixels are floating point, naming the file.
     """
-    with Image.open(source) as image:
-        if image.mode != "RGB":
-            image = image.convert("RGB")
-        return np.asarray(image, dtype=np.uint8).copy()
+    try:
+        with Image.open(source) as image:
+            image.load()
+            if image.mode.startswith("I;16") or image.mode == "I":
+                grey = np.asarray(image, dtype=np.float64)
+                if grey.min() < 0 or grey.max() > 65535:
+                    raise ValueError(f"{source}: {image.mode} image with values outside 0..65535")
+                return np.repeat(np.round(grey / 257).astype(np.uint8)[:, :, None], 3, axis=2)
+            if image.mode == "F":
+                raise ValueError(f"{source}: floating-point image (PIL mode F); save it as 8- or 16-bit")
+            if image.mode != "RGB":
+                image = image.convert("RGB")
+            return np.asarray(image, dtype=np.uint8).copy()
+    except (UnidentifiedImageError, IsADirectoryError, SyntaxError, OSError) as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise ValueError(f"{source}: not a readable image ({type(err).__name__}: {err})") from err
 
 
 def _as_rgb(array, name):
@@ -214,6 +237,9 @@ class Fixations:
 
         self.y = column(y, float, np.nan)
         self.n = column(n, int, 0)
+        if (self.n < 0).any():
+            i = np.flatnonzero(self.n < 0)[0]
+            raise ValueError(f"fixation #{i} has image index n={self.n[i]}; image indices are >= 0")
         self.subject = column(subject, int, 0)
         self.t = column(t, float, np.nan)
         self.duration = column(duration, float, np.nan)
@@ -271,21 +297,6 @@ class Fixations:
         kept.n = position[kept.n]
         return kept
 
-    def check_inside(self, sizes):
-        """Raise ValueError if a coordinate is missing or outside its image.
-
-        Parameters
-        ----------
-        sizes : array_like, shape (n_images, 2)
-            ``(height, width)`` per image index.
-        """
-        bad = ~_inside(self, sizes)
-        if bad.any():
-            i = np.flatnonzero(bad)[0]
-            raise ValueError(f"{bad.sum()} fixation(s) missing or outside their image, e.g. #{i}: "
-                             f"(x={self.x[i]}, y={self.y[i]}) on image {self.n[i]} of size "
-                             f"(height, width)={tuple(np.asarray(sizes)[self.n[i]])}")
-
     @classmethod
     def concatenate(cls, parts):
         return cls(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in cls.fields})
@@ -315,11 +326,68 @@ def group_by_image(n):
     return images, np.split(order, starts[1:])
 
 
-def _inside(fixations, sizes):
-    sizes = np.asarray(sizes)
-    height, width = sizes[fixations.n, 0], sizes[fixations.n, 1]
+def outside(x, y, height, width):
+    """Mask of the points ``(x, y)`` not inside their ``height x width`` image; nan and inf count as outside.
+
+    A point is inside when ``0 <= x < width`` and ``0 <= y < height``: it is scored at pixel
+    ``(int(y), int(x))``. All arguments broadcast (e.g. one size per point).
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     with np.errstate(invalid="ignore"):
-        return (fixations.x >= 0) & (fixations.x < width) & (fixations.y >= 0) & (fixations.y < height)
+        return ~((x >= 0) & (x < width) & (y >= 0) & (y < height))
+
+
+def check_points(x, y, shape, where):
+    """Raise ValueError naming the first point ``(x, y)`` outside an image of ``shape = (height, width)``."""
+    bad = outside(x, y, *shape[:2])
+    if bad.any():
+        i = np.flatnonzero(bad)[0]
+        raise ValueError(f"{where}: {bad.sum()} fixation(s) missing or outside the image of (height, width) = "
+                         f"{tuple(int(v) for v in shape[:2])}, e.g. #{i} at (x={x[i]}, y={y[i]}); valid: "
+                         f"0 <= x < {shape[1]}, 0 <= y < {shape[0]}")
+
+
+def _image_sizes(fixations, sizes, where):
+    """``(height, width)`` of each fixation's image, shape (n_fixations, 2); ValueError for an unknown image."""
+    sizes = np.asarray(sizes).reshape(-1, 2)
+    unknown = fixations.n >= len(sizes)
+    if unknown.any():
+        i = np.flatnonzero(unknown)[0]
+        raise ValueError(f"{where}: fixation #{i} is on image {fixations.n[i]}, but there are only "
+                         f"{len(sizes)} images (valid indices 0..{len(sizes) - 1})")
+    return sizes[fixations.n]
+
+
+def check_fixations(fixations, sizes, where="fixations", empty_ok=True):
+    """Raise ValueError unless every fixation is on an image of ``sizes``, with finite coordinates inside it.
+
+    The one check of fixations against their images: loaders, centre bias, gold standard, metrics and
+    training call it (or :func:`check_points` for the fixations of one image).
+
+    Parameters
+    ----------
+    fixations : Fixations
+    sizes : array_like, shape (n_images, 2)
+        ``(height, width)`` per image index.
+    where : str
+        What is checked, for the message (e.g. a file name or a function).
+    empty_ok : bool
+        If False, no fixations at all is an error too (nothing to estimate from).
+    """
+    if not empty_ok and not len(fixations):
+        raise ValueError(f"{where}: no fixations (an empty Fixations); at least one is needed")
+    shape = _image_sizes(fixations, sizes, where)
+    bad = outside(fixations.x, fixations.y, shape[:, 0], shape[:, 1])
+    if bad.any():
+        i = np.flatnonzero(bad)[0]
+        raise ValueError(f"{where}: {bad.sum()} fixation(s) missing or outside their image, e.g. #{i} at "
+                         f"(x={fixations.x[i]}, y={fixations.y[i]}) on image {fixations.n[i]} of "
+                         f"(height, width) = {tuple(int(v) for v in shape[i])}")
+
+
+def _inside(fixations, sizes, where):
+    shape = _image_sizes(fixations, sizes, where)
+    return ~outside(fixations.x, fixations.y, shape[:, 0], shape[:, 1])
 
 
 def drop_invalid(fixations, sizes, source="fixations"):
@@ -337,7 +405,7 @@ def drop_invalid(fixations, sizes, source="fixations"):
     -------
     Fixations
     """
-    inside = _inside(fixations, sizes)
+    inside = _inside(fixations, sizes, source)
     missing = np.isnan(fixations.x) | np.isnan(fixations.y)
     if (~inside).any():
         log.warning("%s: dropped %d fixation(s) with missing coordinates and %d outside their image",
@@ -382,11 +450,16 @@ def load_osie(folder, *, keep_first):
     mat_file = folder / "fixations.mat"
     if not mat_file.is_file():
         raise FileNotFoundError(f"OSIE fixations not found: {mat_file}")
-    records = scipy.io.loadmat(mat_file, squeeze_me=True, struct_as_record=False)["fixations"]
-    names = [str(record.img) for record in records]
+    try:
+        records = scipy.io.loadmat(mat_file, squeeze_me=True, struct_as_record=False)["fixations"]
+        records = [(str(record.img), np.atleast_1d(record.subjects)) for record in np.atleast_1d(records)]
+    except Exception as err:     # scipy raises ValueError, IndexError, TypeError, ... on files it cannot read
+        raise ValueError(f"{mat_file}: not OSIE's fixations.mat (a MATLAB file with a struct array 'fixations' "
+                         f"of img and subjects): {type(err).__name__}: {err}") from err
+    names = [name for name, _ in records]
     columns = {name: [] for name in ("x", "y", "n", "subject", "duration", "index_in_trial")}
-    for n, record in enumerate(records):
-        for s, subject in enumerate(np.atleast_1d(record.subjects)):
+    for n, (_, subjects) in enumerate(records):
+        for s, subject in enumerate(subjects):
             x = np.atleast_1d(np.asarray(subject.fix_x, dtype=float)) - 1
             columns["x"].append(x)
             columns["y"].append(np.atleast_1d(np.asarray(subject.fix_y, dtype=float)) - 1)
@@ -407,19 +480,43 @@ MIT1003_COLUMNS = {"subject": "Participant", "image": "Stimulus", "x": "Fixation
 
 
 def _read_table(filename):
+    """``(header, rows, lines)`` of a CSV file: ``lines[i]`` is the file line of ``rows[i]`` (for messages).
+
+    Raises ValueError, naming the file and line, for an empty file, a header without rows, or a row with
+    fewer fields than the header.
+    """
     opener = gzip.open if str(filename).endswith(".gz") else open
     with opener(filename, "rt", newline="") as handle:
         reader = csv.reader(handle)
-        header = next(reader)
-        rows = list(reader)
-    return header, rows
+        header = next(reader, None)
+        if not header:
+            raise ValueError(f"{filename}: empty file; expected a header row naming the columns")
+        rows, lines = [], []
+        for row in reader:
+            if len(row) < len(header):
+                raise ValueError(f"{filename}, line {reader.line_num}: {len(row)} field(s), the header has "
+                                 f"{len(header)}")
+            rows.append(row)
+            lines.append(reader.line_num)
+    if not rows:
+        raise ValueError(f"{filename}: a header and no rows (no fixations)")
+    return header, rows, lines
 
 
-def _float_column(values):
+def _float_column(values, where):
+    """Numbers of a table column; ``''``, ``NA``, ``NaN``, ``nan`` are missing (nan).
+
+    ``where = (file, column name, file line of every value)`` names a value that is not a number.
+    """
     out = np.full(len(values), np.nan)
     for i, value in enumerate(values):
         if value not in ("", "NA", "NaN", "nan"):
-            out[i] = float(value)
+            try:
+                out[i] = float(value)
+            except ValueError:
+                table, column, lines = where
+                raise ValueError(f"{table}, line {lines[i]}, column {column!r}: {value!r} is not a number "
+                                 f"(decimal point '.'; missing values as '', NA or NaN)") from None
     return out
 
 
@@ -452,7 +549,9 @@ def load_fixation_table(table, stimuli_folder, *, keep_first, columns, extension
     fixations : Fixations
         Sorted by image, subject, time. Subjects are numbered in sorted name order.
     """
-    header, rows = _read_table(table)
+    if missing_images not in ("drop", "error"):
+        raise ValueError(f"missing_images must be 'drop' or 'error', not {missing_images!r}")
+    header, rows, lines = _read_table(table)
     for field in ("subject", "image", "x", "y"):
         if field not in columns:
             raise ValueError(f"columns must map {field!r} to a column of {table}")
@@ -471,15 +570,18 @@ def load_fixation_table(table, stimuli_folder, *, keep_first, columns, extension
             raise FileNotFoundError(message + f", e.g. {names[~present][0]}")
         log.warning("%s; dropping their %d rows", message, (~present[image_index]).sum())
     subject_names, subject = np.unique(data["subject"], return_inverse=True)
-    t = _float_column(data["t"]) * time_scale if "t" in data else np.full(len(rows), np.nan)
-    duration = _float_column(data["duration"]) * time_scale if "duration" in data else None
+    def number(field):
+        return _float_column(data[field], (table, columns[field], lines))
+
+    t = number("t") * time_scale if "t" in data else np.full(len(rows), np.nan)
+    duration = number("duration") * time_scale if "duration" in data else None
     trial = image_index * len(subject_names) + subject
     index_in_trial = _positions_in_trials(trial, np.nan_to_num(t, nan=np.inf) if "t" in data
                                           else np.arange(len(rows)))
 
     keep = present[image_index]
-    new_index = np.cumsum(present) - 1
-    fixations = Fixations(x=_float_column(data["x"]), y=_float_column(data["y"]), n=new_index[image_index],
+    new_index = np.where(present, np.cumsum(present) - 1, 0)   # rows of missing images are filtered out below
+    fixations = Fixations(x=number("x"), y=number("y"), n=new_index[image_index],
                           subject=subject, t=t, duration=duration, index_in_trial=index_in_trial,
                           trial=trial).filter(keep)
     if not keep_first:
@@ -512,10 +614,20 @@ def _text(value):
 
 
 def _check_version(group, kind, versions):
+    if "version" not in group.attrs:
+        raise ValueError(f"{group.file.filename}: {kind} without a 'version' attribute (pysaliency writes one; "
+                         f"known versions: {', '.join(versions)})")
     version = _text(group.attrs["version"])
     if version not in versions:
         raise ValueError(f"{group.file.filename}: {kind} version {version!r} not supported "
                          f"(known: {', '.join(versions)})")
+
+
+def _require(group, kind, names):
+    missing = [name for name in names if name not in group]
+    if missing:
+        raise ValueError(f"{group.file.filename}: a pysaliency {kind} file without the dataset(s) {missing} "
+                         f"it must have")
 
 
 def _read_stimuli(group):
@@ -534,6 +646,7 @@ def _read_stimuli(group):
                 return _as_rgb(handle[path][str(i)][...], f"image {i} in {filename}")
         return Stimuli(sizes=sizes, _loader=loader)
     _check_version(group, kind, ("1.0", "2.0", "2.1"))
+    _require(group, kind, ("filenames", "shapes"))
     names = [_text(name) for name in group["filenames"][...]]
     if _text(group.attrs["version"]) >= "2.0":
         names = [filename.parent / name for name in names]
@@ -545,6 +658,7 @@ def _read_fixations(group):
     kind = _text(group.attrs["type"])
     if kind == "FixationTrains":
         _check_version(group, kind, ("1.0", "1.1", "1.2", "1.3"))
+        _require(group, kind, ("train_xs", "train_ys", "train_ts", "train_ns", "train_subjects"))
         train_x = group["train_xs"][...]
         valid = ~np.isnan(train_x)
         trial, index = np.nonzero(valid)
@@ -557,6 +671,7 @@ def _read_fixations(group):
                          subject=group["train_subjects"][...][trial], t=group["train_ts"][...][valid],
                          duration=durations, index_in_trial=index, trial=trial)
     _check_version(group, kind, ("1.0", "1.1", "1.2"))
+    _require(group, kind, ("x", "y", "t", "n"))
     subject = group["subjects"][...] if "subjects" in group else group.get("subject", [None])[...]
     duration = next((group[name][...] for name in ("duration", "durations") if name in group), None)
     trial = group["scanpath_index"][...] if "scanpath_index" in group else None
@@ -578,15 +693,25 @@ def read_hdf5(filename):
     """
     import h5py
 
-    with h5py.File(filename, "r") as handle:
+    try:
+        handle = h5py.File(filename, "r")
+    except FileNotFoundError:
+        raise
+    except OSError as err:
+        raise ValueError(f"{filename}: not a readable HDF5 file (truncated or another format?): {err}") from err
+    with handle:
         if "type" not in handle.attrs:
             raise ValueError(f"{filename}: no 'type' attribute, not a pysaliency HDF5 file")
         kind = _text(handle.attrs["type"])
-        if kind in ("Stimuli", "FileStimuli"):
-            return _read_stimuli(handle)
-        if kind in ("Fixations", "FixationTrains"):
-            return _read_fixations(handle)
-        raise ValueError(f"{filename}: unknown pysaliency type {kind!r}")
+        readers = {"Stimuli": _read_stimuli, "FileStimuli": _read_stimuli, "Fixations": _read_fixations,
+                   "FixationTrains": _read_fixations}
+        if kind not in readers:
+            raise ValueError(f"{filename}: unknown pysaliency type {kind!r}")
+        try:
+            return readers[kind](handle)
+        except KeyError as err:
+            raise ValueError(f"{filename}: a pysaliency {kind} file without a dataset or attribute of its "
+                             f"version ({err})") from None
 
 
 def _histories(fixations):

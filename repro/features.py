@@ -112,8 +112,23 @@ class FeatureExtractor:
         return Geometry(tuple(self.unit_positions(layer) for layer in layers), self.unit_positions(self.grid_layer))
 
     def __call__(self, image, layers):
-        """Feature maps of ``layers`` for one ``(H, W, 3)`` uint8 RGB image: list of ``(C, h, w)``."""
+        """Feature maps of ``layers`` for one ``(H, W, 3)`` uint8 RGB image: list of ``(C, h, w)``.
+
+        Raises ValueError for an image too small for the network (a layer with no rows or columns).
+        """
+        self.check_size(np.shape(image)[:2])
         return self.network.function(list(layers))(preprocess(image, self.mean, self.downsample))
+
+    def check_size(self, image_hw):
+        """Raise ValueError unless every layer has at least one unit per side for an image of ``image_hw``."""
+        network_hw = tuple(int(n) // self.downsample for n in image_hw)
+        shapes = self.network.output_shapes(network_hw) if min(network_hw) > 0 else {"input": (3,) + network_hw}
+        small = [(layer, shape) for layer, shape in shapes.items() if min(shape[1:]) < 1]
+        if small:
+            layer, shape = small[0]
+            raise ValueError(f"an image of (height, width) = {tuple(image_hw)} pixels is too small for "
+                             f"{self.network.model.name} (downsampled by {self.downsample}): its {layer} would "
+                             f"have shape {shape}")
 
 
 def _dataset_names(f):

@@ -20,8 +20,8 @@ from scipy.optimize import minimize_scalar
 from scipy.special import logsumexp
 
 from .centerbias import _blur, _histogram
+from .datasets import check_fixations, group_by_image
 from .resampling import blur_operator
-from .datasets import group_by_image
 
 __all__ = ["GoldStandard", "fit_gold_standard", "kde_log_density", "fit_mixture_weights", "loo_subject_kde_values"]
 
@@ -136,6 +136,7 @@ class GoldStandard:
     """
 
     def __init__(self, sizes, fixations, center_bias, bandwidth, weights):
+        _check(fixations, sizes, "GoldStandard")
         self.sizes = np.asarray(sizes)
         self.fixations = fixations
         self.center_bias = center_bias
@@ -170,6 +171,14 @@ class GoldStandard:
                 f"centre bias {w[1]:.4g}, uniform {w[2]:.3g})")
 
 
+def _check(fixations, sizes, where):
+    """Fixations on their images, of at least two subjects (each is predicted from the others)."""
+    check_fixations(fixations, sizes, where, empty_ok=False)
+    if len(fixations.subjects) < 2:
+        raise ValueError(f"{where}: fixations of {len(fixations.subjects)} subject(s); the leave-one-subject-out "
+                         f"gold standard needs at least two")
+
+
 def fit_gold_standard(sizes, fixations, center_bias, bandwidth_bounds=(1e-3, 0.3), verbose=False):
     """Fit bandwidth (log-scale bounded Brent) and mixture weights (EM at each bandwidth) by
     maximising the leave-one-subject-out log-likelihood.
@@ -178,6 +187,7 @@ def fit_gold_standard(sizes, fixations, center_bias, bandwidth_bounds=(1e-3, 0.3
     -------
     GoldStandard
     """
+    _check(fixations, sizes, "fit_gold_standard")
     center_bias_ll = center_bias.log_likelihoods()
     found = {}
 

@@ -16,7 +16,7 @@ order; :func:`average` turns them into a mean over fixations or over images.
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from .datasets import group_by_image
+from .datasets import check_fixations, check_points, group_by_image
 
 __all__ = ["CellMap", "log_likelihoods", "average", "information_gain", "explained_information",
            "auc_per_fixation", "auc", "auc_judd", "shuffled_auc_per_fixation", "shuffled_auc",
@@ -28,7 +28,12 @@ MIT_EPS = 2.2204e-16
 
 
 def image_groups(fixations):
-    """Yield ``(n, indices)`` for every image ``n`` with fixations, ``indices`` into ``fixations``."""
+    """Yield ``(n, indices)`` for every image ``n`` with fixations, ``indices`` into ``fixations``.
+
+    Raises ValueError for an empty set: no measure is defined on no fixations.
+    """
+    if not len(fixations):
+        raise ValueError("no fixations to score (an empty Fixations); every measure needs at least one")
     images, groups = group_by_image(fixations.n)
     for n, indices in zip(images, groups):
         yield int(n), indices
@@ -72,12 +77,7 @@ def _map(maps, n, cells=False):
 def _pixels(array, fixations, indices, n):
     """Values of ``array`` (height, width) at the fixations ``indices`` of image ``n``."""
     x, y = fixations.x[indices], fixations.y[indices]
-    height, width = array.shape
-    bad = ~((x >= 0) & (x < width) & (y >= 0) & (y < height))      # also catches nan
-    if bad.any():
-        i = indices[np.flatnonzero(bad)[0]]
-        raise ValueError(f"fixation #{i} (x={fixations.x[i]}, y={fixations.y[i]}) lies outside image {n} "
-                         f"of shape {array.shape}")
+    check_points(x, y, array.shape, f"image {n}")
     return array[y.astype(int), x.astype(int)]
 
 
@@ -107,6 +107,7 @@ def log_uniform(fixations, sizes):
 
     ``sizes`` : array_like, shape (n_images, 2), ``(height, width)`` per image index.
     """
+    check_fixations(fixations, sizes, "log_uniform")
     sizes = np.asarray(sizes, dtype=float)
     return -np.log(sizes[fixations.n, 0] * sizes[fixations.n, 1])
 
@@ -115,6 +116,8 @@ def average(values, fixations=None, per="fixation"):
     """Mean of per-fixation values over fixations (``per="fixation"``) or over images
     (``per="image"``: first within each image, then over the images with fixations)."""
     values = np.asarray(values, dtype=float)
+    if not values.size:
+        raise ValueError("no values to average (no fixations)")
     if per == "fixation":
         return float(values.mean())
     if per != "image":
@@ -272,13 +275,15 @@ def auc_judd(saliency_maps, fixations, jitter=False, noise_size=1e-7, seed=42, p
 
 def shuffled_auc_per_fixation(saliency_maps, fixations, sizes):
     """Shuffled AUC of every fixation: nonfixations are all fixations on all *other* images,
-    each rescaled to this image's size (``x * width / its_width``, truncated); duplicates kept.
+    each rescaled to this image's size (``x * width / its_width``, truncated, and kept inside the image
+    where rounding takes a point within one ulp of the far edge to ``width``); duplicates kept.
 
     Parameters
     ----------
     sizes : array_like, shape (n_images, 2)
         ``(height, width)`` per image index.
     """
+    check_fixations(fixations, sizes, "shuffled AUC")
     sizes = np.asarray(sizes, dtype=float)
     values = np.empty(len(fixations))
     positions = {}
@@ -287,8 +292,9 @@ def shuffled_auc_per_fixation(saliency_maps, fixations, sizes):
         height, width = saliency.shape
         if saliency.shape not in positions:
             # scaled by the size ratio (exactly 1.0 for images of the same size), then truncated
-            positions[saliency.shape] = ((fixations.y * (height / sizes[fixations.n, 0])).astype(int),
-                                         (fixations.x * (width / sizes[fixations.n, 1])).astype(int))
+            positions[saliency.shape] = (
+                np.minimum((fixations.y * (height / sizes[fixations.n, 0])).astype(int), height - 1),
+                np.minimum((fixations.x * (width / sizes[fixations.n, 1])).astype(int), width - 1))
         rows, cols = positions[saliency.shape]
         others = fixations.n != n
         values[indices] = _fraction_below(_pixels(saliency, fixations, indices, n), saliency[rows[others], cols[others]])
@@ -330,9 +336,10 @@ def _density(saliency_map, minimum_value=0.0):
 
 
 def cc(map_1, map_2):
-    """Pearson correlation of two maps ``(height, width)``; 0 if either is constant."""
+    """Pearson correlation of two maps ``(height, width)``; 0 if either is constant (all values equal: its
+    floating-point standard deviation need not be exactly 0)."""
     map_1, map_2 = np.asarray(map_1, dtype=float).ravel(), np.asarray(map_2, dtype=float).ravel()
-    if map_1.std() == 0 or map_2.std() == 0:
+    if np.ptp(map_1) == 0 or np.ptp(map_2) == 0:
         return 0.0
     return float(np.corrcoef(map_1, map_2)[0, 1])
 

@@ -365,15 +365,31 @@ class DeepGazeI:
 
     @classmethod
     def load(cls, path):
-        """Read a model written by :meth:`save`."""
-        with h5py.File(path, "r") as f:
-            found = f.attrs.get("format")
-            if found != FILE_FORMAT:
-                old = found == "deepgaze1-repro readout 1"
-                raise ValueError(f"{path} is not a DeepGaze I model file of this version ({FILE_FORMAT!r}); "
-                                 + ("it is a pixel-resolution readout of an earlier version: retrain it"
-                                    if old else f"found format {found!r}"))
-            return cls(json.loads(f.attrs["layers"]), json.loads(f.attrs["channels"]), f["feature_scales"][()],
-                       Geometry.from_json(json.loads(f.attrs["geometry"])), w=f["w"][()],
-                       sigma=float(f.attrs["sigma"]), alpha=float(f.attrs["alpha"]),
-                       metadata=json.loads(f.attrs["metadata"]))
+        """Read a model written by :meth:`save`.
+
+        Raises ValueError, naming the file, for a file that is not such a model (another format, truncated,
+        corrupt) or whose parameters are not finite.
+        """
+        try:
+            with h5py.File(path, "r") as f:
+                found = f.attrs.get("format")
+                if found != FILE_FORMAT:
+                    old = found == "deepgaze1-repro readout 1"
+                    raise ValueError(f"{path} is not a DeepGaze I model file of this version ({FILE_FORMAT!r}); "
+                                     + ("it is a pixel-resolution readout of an earlier version: retrain it"
+                                        if old else f"found format {found!r}"))
+                model = cls(json.loads(f.attrs["layers"]), json.loads(f.attrs["channels"]),
+                            f["feature_scales"][()], Geometry.from_json(json.loads(f.attrs["geometry"])),
+                            w=f["w"][()], sigma=float(f.attrs["sigma"]), alpha=float(f.attrs["alpha"]),
+                            metadata=json.loads(f.attrs["metadata"]))
+        except FileNotFoundError:
+            raise
+        except (OSError, KeyError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path}: not a readable DeepGaze I model file (truncated or damaged?): "
+                             f"{type(err).__name__}: {err}; save or train it again") from err
+        for name, value in (("w", model.w), ("feature_scales", model.feature_scales), ("sigma", model.sigma),
+                            ("alpha", model.alpha)):
+            if not np.isfinite(value).all():
+                raise ValueError(f"{path}: parameter {name} has non-finite values (nan or inf); the model is "
+                                 f"unusable: train it again")
+        return model

@@ -193,7 +193,7 @@ class Network:
     def __init__(self, prototxt, caffemodel, padding="caffe", last_layer=None):
         if padding not in PADDINGS:  # before reading any file
             raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
-        self._setup(caffe.load(prototxt, caffemodel, last_layer=last_layer), padding)
+        caffe.load(prototxt, caffemodel, last_layer=last_layer, check=lambda model: self._setup(model, padding))
 
     @classmethod
     def from_model(cls, model, padding="caffe"):

@@ -37,12 +37,24 @@ def find_network(folder=None):
 
 
 def extractor_for(model, prototxt, caffemodel):
-    """The feature extractor a model was trained with, checked against the model's record."""
-    recorded = model.metadata.get("network") or {}
+    """The feature extractor a model was trained with, checked against the model's record.
+
+    Raises ValueError if the model records no network (it could then run on any weights, silently wrong),
+    if ``caffemodel`` is not the recorded one, or if a layer of the model is not in the network.
+    """
+    recorded = model.metadata.get("network")
+    if not isinstance(recorded, dict) or "caffemodel_sha1" not in recorded:
+        raise ValueError("the model records no network (metadata['network']), so nothing says which weights its "
+                         "readout belongs to; train it again with the network recorded, e.g. "
+                         "train_model(..., metadata={'network': extractor.metadata})")
     network = Network(prototxt, caffemodel, padding=recorded.get("padding", "full"), last_layer="pool5")
-    if recorded.get("caffemodel_sha1") not in (None, network.model.sha1):
+    if recorded["caffemodel_sha1"] != network.model.sha1:
         raise ValueError(f"{caffemodel} (sha1 {network.model.sha1}) is not the network the model was trained "
                          f"with ({recorded.get('caffemodel')}, sha1 {recorded['caffemodel_sha1']})")
+    unknown = [layer for layer in model.layers if layer not in network.layer_names]
+    if unknown:
+        raise ValueError(f"the model reads layer(s) {unknown}, which {prototxt} (up to pool5) does not have; "
+                         f"its layers: {', '.join(network.layer_names)}")
     mean = recorded.get("mean")
     kwargs = {"mean": mean} if isinstance(mean, list) else {}
     return FeatureExtractor(network, downsample=recorded.get("downsample", 2), **kwargs)
@@ -91,11 +103,20 @@ def predict_files(images, model_path, network_folder=None, centerbias=None, out=
     from PIL import Image
     from tqdm.auto import tqdm
 
+    images = [Path(p) for p in images]
+    by_name = {}
+    for path in images:
+        by_name.setdefault(path.stem, []).append(str(path))
+    clashing = [paths for paths in by_name.values() if len(paths) > 1]
+    if clashing:
+        raise ValueError(f"{' and '.join(clashing[0])} would write the same output files "
+                         f"({Path(clashing[0][0]).stem}_logdensity.npy); rename one or predict them into "
+                         f"different --out folders")
     model = DeepGazeI.load(model_path)
     store = FeatureStore(extractor_for(model, *find_network(network_folder)))
     out = Path(out)
     written = []
-    for path in tqdm([Path(p) for p in images], desc="predict", disable=not progress):
+    for path in tqdm(images, desc="predict", disable=not progress):
         image = load_image(path)
         prior = None if centerbias is None else centerbias.log_density(shape=image.shape[:2])
         log_density = model.log_density(image, store, prior)

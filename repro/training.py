@@ -21,6 +21,7 @@ from itertools import groupby
 import numpy as np
 from tqdm.auto import tqdm
 
+from .datasets import check_points
 from .features import feature_scales
 from .model import DeepGazeI
 from .sfo import SFO
@@ -123,10 +124,7 @@ class ImageData:
     def __post_init__(self):
         height, width = self.grid.image_shape
         x, y = np.asarray(self.x, dtype=float), np.asarray(self.y, dtype=float)
-        outside = ~((x >= 0) & (x < width) & (y >= 0) & (y < height))       # before truncation; NaN too
-        if outside.any():
-            bad = np.flatnonzero(outside)[0]
-            raise ValueError(f"fixation ({self.x[bad]}, {self.y[bad]}) lies outside the {width} x {height} image")
+        check_points(x, y, (height, width), "ImageData")                   # before truncation; NaN too
         self.x, self.y = x, y
         self.log_prior = np.asarray(self.log_prior, np.float32)
         if self.log_prior.shape != self.grid.shape:

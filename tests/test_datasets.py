@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from repro.datasets import (MIT1003_COLUMNS, Fixations, Stimuli, load_fixation_table, load_mit1003, load_osie,
+from repro.datasets import (MIT1003_COLUMNS, Fixations, Stimuli, check_fixations, load_fixation_table, load_mit1003, load_osie,
                             mit1003_split, osie_split, read_hdf5, subject_folds, write_hdf5)
 
 PYSALIENCY_FILES = Path(__file__).resolve().parent / "data" / "pysaliency_0.2.22"
@@ -201,7 +201,7 @@ def test_bad_input_names_the_problem(tmp_path):
             pass
         read_hdf5(tmp_path / "empty.hdf5")
     with pytest.raises(ValueError, match="outside their image"):
-        Fixations(x=[5.0], y=[1.0], n=[0]).check_inside([(4, 5)])
+        check_fixations(Fixations(x=[5.0], y=[1.0], n=[0]), [(4, 5)])
     with pytest.raises(ValueError, match="differ in length"):
         Fixations(x=[1, 2], y=[1], n=[0, 0])
 

@@ -1,0 +1,345 @@
+"""Bad input and faults: each gets a clear error naming what is wrong, or a documented correct result,
+and leaves nothing half-written. Every input is a real file or array made here (no mocks)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+
+from repro import metrics
+from repro.centerbias import CenterBias, fit_center_bias
+from repro.datasets import Fixations, drop_invalid, load_image
+from repro.goldstandard import fit_gold_standard
+
+SIZES = [(30, 40), (30, 40)]
+
+
+def some_fixations(n=40, seed=0):
+    rng = np.random.RandomState(seed)
+    return Fixations(x=rng.uniform(0, 40, n), y=rng.uniform(0, 30, n), n=rng.randint(0, 2, n),
+                     subject=rng.randint(0, 3, n))
+
+
+# --------------------------------------------------------------------------- fixations
+
+def test_negative_image_index_is_refused_where_fixations_are_made():
+    with pytest.raises(ValueError, match="#1 has image index n=-1"):
+        Fixations(x=[1.0, 2.0], y=[1.0, 2.0], n=[0, -1])
+
+
+def test_image_index_beyond_the_stimuli_is_named():
+    from repro.datasets import check_fixations
+    fixations = Fixations(x=[1.0, 2.0], y=[1.0, 2.0], n=[0, 2])
+    for check in (lambda: check_fixations(fixations, SIZES), lambda: drop_invalid(fixations, SIZES),
+                  lambda: fit_center_bias(SIZES, fixations), lambda: metrics.log_uniform(fixations, SIZES)):
+        with pytest.raises(ValueError, match="fixation #1 is on image 2, but there are only 2 images"):
+            check()
+
+
+@pytest.mark.parametrize("x, y", [(-5.0, 3.0), (40.0, 3.0), (3.0, 1e6), (np.nan, 3.0), (np.inf, 3.0)])
+def test_centre_bias_refuses_fixations_outside_their_image(x, y):
+    fixations = Fixations.concatenate([some_fixations(), Fixations(x=[x], y=[y], n=[1])])
+    with pytest.raises(ValueError, match=r"fit_center_bias: 1 fixation\(s\) missing or outside their image, "
+                                         r"e.g. #40 .* on image 1 of \(height, width\) = \(30, 40\)"):
+        fit_center_bias(SIZES, fixations)
+    with pytest.raises(ValueError, match="CenterBias: 1 fixation"):
+        CenterBias(SIZES, fixations, 0.1, 0.01)
+
+
+def test_empty_fixations_are_refused_by_estimators_and_measures():
+    empty = some_fixations().filter(np.zeros(40, bool))
+    with pytest.raises(ValueError, match="fit_center_bias: no fixations"):
+        fit_center_bias(SIZES, empty)
+    center_bias = fit_center_bias(SIZES, some_fixations())
+    with pytest.raises(ValueError, match="fit_gold_standard: no fixations"):
+        fit_gold_standard(SIZES, empty, center_bias)
+    maps = [np.zeros(shape) for shape in SIZES]
+    for measure in (metrics.log_likelihoods, metrics.auc, metrics.nss):
+        with pytest.raises(ValueError, match="no fixations to score"):
+            measure(maps, empty)
+    with pytest.raises(ValueError, match="no fixations to score"):
+        metrics.shuffled_auc(maps, empty, SIZES)
+    with pytest.raises(ValueError, match="no values to average"):
+        metrics.information_gain([], [])
+
+
+def test_gold_standard_needs_two_subjects():
+    one = some_fixations().for_subjects(0)
+    with pytest.raises(ValueError, match="1 subject.*needs at least two"):
+        fit_gold_standard(SIZES, one, fit_center_bias(SIZES, one))
+
+
+# --------------------------------------------------------------------------- metrics at the edges
+
+def test_cc_of_constant_maps_is_zero_even_when_their_computed_std_is_not():
+    constant = next(np.full((7, 13), v) for v in (0.1, 0.3, 0.7, 1 / 3, 2 / 3, np.pi) if np.full((7, 13), v).std())
+    assert constant.std() != 0          # the floating-point case the docstring's rule must cover
+    other = np.random.RandomState(0).rand(7, 13)
+    assert metrics.cc(constant, other) == 0.0
+    assert metrics.cc(other, constant) == 0.0
+
+
+def test_shuffled_auc_keeps_a_rescaled_edge_fixation_inside_the_image():
+    """A fixation one ulp left of its image's right edge, rescaled to a narrower image, rounds up to its
+    width: it must count as that image's last column (as a point 1e-3 left of the edge does), not wrap."""
+    found = [(w1, w2) for w1 in range(10, 60) for w2 in range(w1 + 1, 80)
+             if int(np.nextafter(w2, 0) * (w1 / w2)) >= w1]
+    assert found, "no width pair whose rescaled edge rounds up"
+    w1, w2 = found[0]
+    sizes = [(4, w1), (4, w2)]
+    saliency = [np.arange(4 * w1, dtype=float).reshape(4, w1) % 7, np.zeros((4, w2))]
+
+    def sauc(x_edge):
+        fixations = Fixations(x=[1.0, x_edge, 2.0], y=[1.0, 1.0, 2.0], n=[0, 1, 1])
+        return metrics.shuffled_auc_per_fixation(saliency, fixations, sizes)[0]
+
+    assert sauc(np.nextafter(w2, 0)) == sauc(w2 - 1e-3)
+
+
+# --------------------------------------------------------------------------- images
+
+def test_16_bit_grayscale_png_keeps_its_range(tmp_path):
+    values = np.linspace(0, 65535, 12 * 20).reshape(12, 20).astype(np.uint16)
+    Image.fromarray(values).save(tmp_path / "grey16.png")
+    with Image.open(tmp_path / "grey16.png") as image:
+        assert image.mode.startswith("I;16")                # a real 16-bit file
+    loaded = load_image(tmp_path / "grey16.png")
+    assert loaded.shape == (12, 20, 3) and loaded.dtype == np.uint8
+    np.testing.assert_array_equal(loaded[..., 0], np.round(values / 257).astype(np.uint8))
+    assert (loaded[..., 0] == 255).mean() < 0.01
+
+
+@pytest.mark.parametrize("make", ["empty", "text", "folder"])
+def test_unreadable_image_files_are_named(tmp_path, make):
+    path = tmp_path / "photo.jpg"
+    {"empty": lambda: path.write_bytes(b""), "text": lambda: path.write_text("not an image\n"),
+     "folder": lambda: path.mkdir()}[make]()
+    with pytest.raises(ValueError, match=r"photo.jpg: not a readable image"):
+        load_image(path)
+
+
+def test_images_too_small_for_the_network_are_refused(alexnet_full):
+    from repro.features import FeatureExtractor
+    extractor = FeatureExtractor(alexnet_full)
+    for shape in [(1, 500), (500, 1)]:
+        with pytest.raises(ValueError, match=rf"\(height, width\) = \({shape[0]}, {shape[1]}\) pixels is too small"):
+            extractor(np.zeros(shape + (3,), np.uint8), ["conv5"])
+
+
+# --------------------------------------------------------------------------- networks and models
+
+ALEXNET = "bvlc_alexnet/bvlc_alexnet_conv_q8.v1.caffemodel"
+
+
+def nan_caffemodel(weights_source, target):
+    """The V1 AlexNet file with its first conv1 weight replaced by NaN, edited at the byte level."""
+    data = bytearray((weights_source / ALEXNET).read_bytes())
+    header = bytes([0x08, 96, 0x10, 3, 0x18, 11, 0x20, 11])  # conv1 weights: 96 x 3 x 11 x 11
+    at = data.index(header) + len(header)
+    assert data[at] == 0x2a                                 # packed float data follows, length 3 varint bytes
+    data[at + 4:at + 8] = np.float32(np.nan).tobytes()
+    target.write_bytes(bytes(data))
+    return target
+
+
+def test_nan_weights_in_a_caffemodel_are_named(weights_source, tmp_path, monkeypatch):
+    from repro import caffe
+    monkeypatch.setenv("DEEPGAZE_WEIGHTS", str(tmp_path / "weights"))
+    model = nan_caffemodel(weights_source, tmp_path / "nan.caffemodel")
+    with pytest.raises(caffe.CaffeError, match=r"nan.caffemodel, layer 'conv1', blob 0 \(96, 3, 11, 11\): "
+                                               r"1 value\(s\) are nan or inf"):
+        caffe.load(weights_source / "bvlc_alexnet/deploy.prototxt", model, last_layer="pool5")
+    assert not list((tmp_path / "weights").glob("*"))
+
+
+def test_a_caffemodel_rejected_for_its_input_channels_leaves_no_converted_copy(weights_source, tmp_path,
+                                                                               monkeypatch):
+    from repro import caffe
+    from repro.network import Network
+    monkeypatch.setenv("DEEPGAZE_WEIGHTS", str(tmp_path / "weights"))
+    text = (weights_source / "bvlc_alexnet/deploy.prototxt").read_text()
+    grey = tmp_path / "grey.prototxt"
+    grey.write_text(text.replace("dim: 3", "dim: 1", 1))
+    with pytest.raises(caffe.CaffeError, match=r"layer 'conv1': weights \(96, 3, 11, 11\) do not fit 1 input"):
+        Network(grey, weights_source / ALEXNET, last_layer="pool5")
+    assert not list((tmp_path / "weights").glob("*"))
+
+
+def test_a_damaged_weights_cache_is_rebuilt_with_a_warning(weights_source, tmp_path, monkeypatch, caplog):
+    from repro import caffe
+    monkeypatch.setenv("DEEPGAZE_WEIGHTS", str(tmp_path / "weights"))
+    prototxt, model = weights_source / "bvlc_alexnet/deploy.prototxt", weights_source / ALEXNET
+    first = caffe.load(prototxt, model, last_layer="pool5", progress=False)
+    cache = caffe.cache_path(first.sha1)
+    cache.write_bytes(cache.read_bytes()[:4096])                # truncated
+    again = caffe.load(prototxt, model, last_layer="pool5", progress=False)
+    assert f"{cache}: damaged converted-weights cache" in caplog.text
+    np.testing.assert_array_equal(again.blobs["conv5"][0], first.blobs["conv5"][0])
+    assert caffe._read_cache(cache) is not None                  # rewritten whole
+
+
+@pytest.fixture()
+def readout(alexnet_full, tmp_path, monkeypatch):
+    """A conv5 readout of the real AlexNet, saved with its network record."""
+    from repro.features import FeatureExtractor
+    from repro.model import DeepGazeI
+    monkeypatch.setenv("DEEPGAZE_WEIGHTS", str(tmp_path / "weights"))
+    extractor = FeatureExtractor(alexnet_full)
+    model = DeepGazeI(["conv5"], [256], np.full(256, 0.05), extractor.geometry(["conv5"]),
+                      w=np.random.RandomState(0).randn(256), sigma=2.0, alpha=1.0,
+                      metadata={"network": extractor.metadata})
+    model.save(tmp_path / "model.h5")
+    return model, tmp_path / "model.h5"
+
+
+def predict(args, tmp_path, weights_source, capsys):
+    """Run ``python -m repro predict`` in this process: (exit code, what stderr shows last, without progress bars).
+
+    The error must be one line: the last of stderr, whole."""
+    from repro.__main__ import main
+    code = main(["predict", *map(str, args), "--network", str(weights_source / "bvlc_alexnet"),
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert err.endswith("\n")
+    return code, err.replace("\r", "\n").splitlines()[-1]
+
+
+def test_a_readout_with_nan_weights_is_refused(readout, tmp_path):
+    from repro.model import DeepGazeI
+    model, _ = readout
+    model.w[3] = np.nan
+    model.save(tmp_path / "nan.h5")
+    with pytest.raises(ValueError, match=r"nan.h5: parameter w has non-finite values"):
+        DeepGazeI.load(tmp_path / "nan.h5")
+
+
+def test_a_truncated_model_file_is_named_with_advice(readout, tmp_path, osie_dir, weights_source, capsys):
+    _, path = readout
+    (tmp_path / "cut.h5").write_bytes(path.read_bytes()[:2000])
+    code, err = predict([osie_dir / "stimuli" / "1003.jpg", "--model", tmp_path / "cut.h5"], tmp_path,
+                        weights_source, capsys)
+    assert code == 1 and err.startswith("error: ")
+    assert "cut.h5: not a readable DeepGaze I model file" in err and "train it again" in err
+
+
+def test_a_model_without_a_network_record_is_refused(readout, tmp_path, osie_dir, weights_source, capsys):
+    model, _ = readout
+    model.metadata.pop("network")
+    model.save(tmp_path / "anonymous.h5")
+    code, err = predict([osie_dir / "stimuli" / "1003.jpg", "--model", tmp_path / "anonymous.h5"], tmp_path,
+                        weights_source, capsys)
+    assert code == 1 and "records no network" in err and "train it again" in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("layer", ["fc6", "conv9"])
+def test_a_model_of_unknown_layers_is_refused(readout, tmp_path, osie_dir, weights_source, capsys, layer):
+    model, _ = readout
+    model.layers = [layer]
+    model.save(tmp_path / "other.h5")
+    code, err = predict([osie_dir / "stimuli" / "1003.jpg", "--model", tmp_path / "other.h5"], tmp_path,
+                        weights_source, capsys)
+    assert code == 1 and f"reads layer(s) ['{layer}']" in err and "conv1, relu1" in err
+
+
+@pytest.mark.parametrize("make", ["empty", "text", "folder"])
+def test_predict_on_an_unreadable_image_prints_one_error_line(readout, tmp_path, weights_source, capsys, make):
+    _, path = readout
+    image = tmp_path / "photo.jpg"
+    {"empty": lambda: image.write_bytes(b""), "text": lambda: image.write_text("not an image\n"),
+     "folder": lambda: image.mkdir()}[make]()
+    code, err = predict([image, "--model", path], tmp_path, weights_source, capsys)
+    assert code == 1 and err.startswith(f"error: {image}: not a readable image")
+
+
+def test_predict_refuses_inputs_that_would_overwrite_each_other(readout, tmp_path, osie_dir, weights_source,
+                                                                 capsys):
+    _, path = readout
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.jpg").write_bytes((osie_dir / "stimuli" / "1003.jpg").read_bytes())
+    code, err = predict([tmp_path / "a/x.jpg", tmp_path / "b/x.jpg", "--model", path], tmp_path, weights_source,
+                        capsys)
+    assert code == 1 and "a/x.jpg and" in err and "b/x.jpg would write the same output files" in err
+    assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------- fixation files
+
+@pytest.fixture()
+def table_folder(tmp_path):
+    """A folder of two real images, and a writer of fixation tables beside them."""
+    stimuli = tmp_path / "stimuli"
+    stimuli.mkdir()
+    for name in ("a", "b"):
+        Image.fromarray(np.full((30, 40, 3), 128, np.uint8)).save(stimuli / f"{name}.jpg")
+
+    def write(text):
+        (tmp_path / "table.csv").write_text(text)
+        return tmp_path / "table.csv"
+    return stimuli, write
+
+
+COLUMNS = {"subject": "s", "image": "img", "x": "x", "y": "y"}
+
+
+def load_table(table, stimuli, **kwargs):
+    from repro.datasets import load_fixation_table
+    return load_fixation_table(table, stimuli, keep_first=True, columns=COLUMNS, **kwargs)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("s,img,x,y\n1,a,3,4\n1,a,abc,4\n", r"table.csv, line 3, column 'x': 'abc' is not a number"),
+    ('s,img,x,y\n1,a,3,4\n1,b,"12,5",4\n', r"table.csv, line 3, column 'x': '12,5' is not a number"),
+    ("s,img,x,y\n1,a,3,4\n1,a,3\n", r"table.csv, line 3: 3 field\(s\), the header has 4"),
+    ("s,img,x,y\n", r"table.csv: a header and no rows"),
+    ("", r"table.csv: empty file; expected a header row"),
+])
+def test_bad_fixation_tables_name_file_line_and_column(table_folder, text, message):
+    stimuli, write = table_folder
+    with pytest.raises(ValueError, match=message):
+        load_table(write(text), stimuli)
+
+
+def test_unknown_missing_images_policy_is_refused(table_folder):
+    stimuli, write = table_folder
+    with pytest.raises(ValueError, match="missing_images must be 'drop' or 'error', not 'bogus'"):
+        load_table(write("s,img,x,y\n1,a,3,4\n"), stimuli, missing_images="bogus")
+
+
+def test_a_table_whose_first_image_is_missing_still_loads(table_folder):
+    stimuli, write = table_folder
+    loaded, fixations = load_table(write("s,img,x,y\n1,gone,3,4\n1,b,5,6\n"), stimuli)
+    assert len(loaded) == 1 and fixations.n.tolist() == [0] and fixations.x.tolist() == [5.0]
+
+
+def test_pysaliency_files_without_version_or_coordinates_are_named(tmp_path):
+    from repro.datasets import read_hdf5, write_hdf5
+    write_hdf5(some_fixations(), tmp_path / "fixations.hdf5")
+    with h5py.File(tmp_path / "fixations.hdf5", "a") as f:
+        del f.attrs["version"]
+    with pytest.raises(ValueError, match=r"fixations.hdf5: Fixations without a 'version' attribute"):
+        read_hdf5(tmp_path / "fixations.hdf5")
+    write_hdf5(some_fixations(), tmp_path / "no_x.hdf5")
+    with h5py.File(tmp_path / "no_x.hdf5", "a") as f:
+        del f["x"]
+    with pytest.raises(ValueError, match=r"no_x.hdf5: a pysaliency Fixations file without the dataset\(s\) "
+                                         r"\['x'\]"):
+        read_hdf5(tmp_path / "no_x.hdf5")
+    (tmp_path / "text.hdf5").write_text("no HDF5 here")
+    with pytest.raises(ValueError, match=r"text.hdf5: not a readable HDF5 file"):
+        read_hdf5(tmp_path / "text.hdf5")
+
+
+@pytest.mark.parametrize("content", [b"", b"MATLAB 5.0 MAT-file but nothing after", b"\x00" * 300])
+def test_an_osie_folder_whose_fixations_file_is_not_matlab_is_named(tmp_path, content):
+    from repro.datasets import load_osie
+    (tmp_path / "fixations.mat").write_bytes(content)
+    with pytest.raises(ValueError, match=r"fixations.mat: not OSIE's fixations.mat"):
+        load_osie(tmp_path, keep_first=False)
