@@ -10,6 +10,7 @@ import argparse
 import csv
 import hashlib
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from .goldstandard import fit_gold_standard
 from .model import compile_readout
 from .network import Network
 from .training import fixation_log_likelihoods, log_masses, prepare_images, saliencies, train_model
+
+log = logging.getLogger(__name__)
 
 DATASETS = ("demo", "osie", "mit1003")
 #: The paper's published numbers (MIT1003 explained information; MIT300 benchmark AUCs).
@@ -454,6 +457,21 @@ def _fit_and_cache(config, folder):
     return result
 
 
+def cached_result(path, config):
+    """The result stored in ``path`` for ``config``, or None (with a warning naming the file) if the file is
+    damaged or holds the result of another configuration: the fit is then run again."""
+    try:
+        stored = json.loads(Path(path).read_text())
+        result, found = stored["result"], stored["config"]
+    except (ValueError, KeyError, TypeError) as err:
+        log.warning("%s: damaged cached result (%s: %s); fitting again", path, type(err).__name__, err)
+        return None
+    if found != json.loads(json.dumps(config)):
+        log.warning("%s: holds the result of another configuration than its name says; fitting again", path)
+        return None
+    return result
+
+
 BLAS_THREADS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
@@ -509,9 +527,11 @@ def run_grid(configs, folder=None, workers=0, scheduler=None, progress=True):
     folder.mkdir(parents=True, exist_ok=True)
     keys = [config_key(c) for c in configs]
     results = {}
-    for key in set(keys):
-        if (folder / f"{key}.json").is_file():
-            results[key] = json.loads((folder / f"{key}.json").read_text())["result"]
+    for key, config in zip(keys, configs):
+        if key not in results and (folder / f"{key}.json").is_file():
+            found = cached_result(folder / f"{key}.json", config)
+            if found is not None:
+                results[key] = found
     todo = {key: config for key, config in zip(keys, configs) if key not in results}
     bar = tqdm(total=len(set(keys)), initial=len(results), desc="grid fits", disable=not progress)
     if todo and (workers or scheduler):

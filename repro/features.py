@@ -19,8 +19,11 @@ name and renamed, so an interrupted extraction leaves only whole files and resum
 asking for more layers later adds them to the existing files. Feature scales of a layer over a
 set of images are cached beside them, in ``<extractor key>/scales/`` (:meth:`FeatureStore.feature_scales`).
 """
+import contextlib
+import fcntl
 import hashlib
 import json
+import logging
 from functools import cached_property
 from pathlib import Path
 
@@ -31,6 +34,8 @@ from tqdm.auto import tqdm
 from .network import preprocess
 from .paths import atomic_path, cache_dir
 from .resampling import Geometry
+
+log = logging.getLogger(__name__)
 
 #: The paper's initial downsampling factor.
 DEFAULT_DOWNSAMPLE = 2
@@ -161,28 +166,44 @@ class FeatureStore:
         return self.folder / f"{image_key}.h5"
 
     def _read(self, path, layers=None):
-        """``{layer: (C, h, w)}`` of the stored ``layers`` (default: all) in the file ``path``."""
+        """``{layer: (C, h, w)}`` of the stored ``layers`` (default: all) in the file ``path``; ``{}`` (with a
+        warning naming the file, which is then rebuilt) if it is damaged."""
         if not path.exists():
             return {}
         try:
             with h5py.File(path, "r") as f:
                 names = _dataset_names(f) if layers is None else [l for l in layers if l in f]
                 return {name: f[name][()] for name in names}
-        except OSError as error:
-            raise OSError(f"feature cache file {path} is unreadable ({error}); delete it to recompute") from None
+        except (OSError, KeyError) as error:
+            log.warning("%s: damaged feature cache file (%s); computing its features again", path, error)
+            return {}
+
+    @contextlib.contextmanager
+    def _locked(self):
+        """Hold the store's lock file (``<store>/.lock``): one process at a time adds layers to a file."""
+        with open(self.folder / ".lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _ensure(self, image, layers):
         """The cache file of ``image`` with ``layers`` in it (computing and adding what is missing),
-        and the stored maps read on the way (``{layer: array}``; only those it had to read)."""
+        and the stored maps read on the way (``{layer: array}``; only those it had to read).
+
+        Safe with concurrent writers: the maps are computed unlocked, then the file is read again and
+        rewritten with every layer under the store's lock, so layers another process added stay."""
         path = self._file(image_hash(image))
         stored = self._read(path, layers)
         missing = [layer for layer in layers if layer not in stored]
         if missing:
-            stored = self._read(path)                     # the file is rewritten with every layer
-            stored.update(zip(missing, self.extractor(image, missing)))
-            with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-                for name, array in stored.items():
-                    f[name] = np.asarray(array, dtype=np.float32)
+            computed = dict(zip(missing, self.extractor(image, missing)))
+            with self._locked():
+                stored = {**self._read(path), **computed}
+                with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+                    for name, array in stored.items():
+                        f[name] = np.asarray(array, dtype=np.float32)
         return path, stored
 
     def features(self, image, layers):

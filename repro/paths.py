@@ -66,11 +66,39 @@ def weights_dir():
     return folder
 
 
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:         # someone else's process
+        return True
+    return True
+
+
+def _remove_stale_parts(path):
+    """Delete the temporary files of earlier writes of ``path`` whose process died (e.g. SIGKILL)."""
+    for part in path.parent.glob(f".{path.name}.*.part"):
+        pid = part.name[len(path.name) + 2:].split(".")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            part.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary file name beside ``path``; rename it to ``path`` only if the block succeeds.
 
-    An interrupted or failing write therefore never leaves a half-written file under the real name.
+    An interrupted or failing write therefore never leaves a half-written file under the real name,
+    and the temporary file is removed on any exception. A process killed outright (SIGKILL, power loss)
+    cannot remove its own: the temporary name holds the writer's process id, ``.<name>.<pid>.<random>.part``,
+    and the next write of ``path`` deletes those of processes no longer alive. The file gets the
+    permissions of a file created normally (``0o666`` less the user's umask).
 
     Examples
     --------
@@ -79,8 +107,10 @@ def atomic_path(path):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    _remove_stale_parts(path)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".part", dir=path.parent)
     os.close(handle)
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         yield tmp
         os.replace(tmp, path)

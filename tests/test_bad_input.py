@@ -343,3 +343,103 @@ def test_an_osie_folder_whose_fixations_file_is_not_matlab_is_named(tmp_path, co
     (tmp_path / "fixations.mat").write_bytes(content)
     with pytest.raises(ValueError, match=r"fixations.mat: not OSIE's fixations.mat"):
         load_osie(tmp_path, keep_first=False)
+
+
+# --------------------------------------------------------------------------- caches and writes
+
+def test_damaged_or_swapped_grid_results_are_fitted_again(tmp_path, caplog):
+    from argparse import Namespace
+
+    from repro import experiments as ex
+    setup = ex.load_setup(ex.options_of(Namespace(dataset="demo", data_dir=None, weights=None, quick=True,
+                                                  seed=0)))
+    configs = [ex.fit_config(setup, ["conv5"], 0, regularization=r) for r in (0.01, 0.1)]
+    first = ex.run_grid(configs, tmp_path, progress=False)
+    files = [tmp_path / f"{ex.config_key(c)}.json" for c in configs]
+    a, b = (f.read_text() for f in files)
+    files[0].write_text(b)                                     # swapped on disk
+    files[1].write_text(a[:len(a) // 2])                       # truncated
+    again = ex.run_grid(configs, tmp_path, progress=False)
+    assert again.computed == 2
+    assert f"{files[0]}: holds the result of another configuration" in caplog.text
+    assert f"{files[1]}: damaged cached result (JSONDecodeError" in caplog.text
+    strip = [{k: v for k, v in r.items() if not k.startswith("seconds")} for r in (*first, *again)]
+    assert strip[:2] == strip[2:] and strip[0] != strip[1]
+    assert json.loads(files[0].read_text())["config"] == json.loads(json.dumps(configs[0]))
+
+
+EXTRACT = """
+import sys
+from repro.datasets import Stimuli
+from repro.features import FeatureExtractor, FeatureStore
+from repro.network import Network
+weights, folder, layer, *images = sys.argv[1:]
+network = Network(weights + "/deploy.prototxt", weights + "/bvlc_alexnet_conv_q8.v1.caffemodel", padding="full",
+                  last_layer="pool5")
+FeatureStore(FeatureExtractor(network), folder).extract(Stimuli(filenames=images), [layer], progress=False)
+"""
+
+
+def test_two_processes_extracting_different_layers_into_one_cache_keep_both(weights_source, osie_dir, tmp_path):
+    images = [str(osie_dir / "stimuli" / f"{n}.jpg") for n in (1001, 1002, 1003)]
+    env = {**os.environ, "DEEPGAZE_WEIGHTS": str(tmp_path / "weights")}
+    # both convert the caffemodel and compile their graph between reading and writing the cache files
+    workers = [subprocess.Popen([sys.executable, "-c", EXTRACT, str(weights_source / "bvlc_alexnet"),
+                                 str(tmp_path / "features"), layer, *images], env=env, stderr=subprocess.PIPE)
+               for layer in ("conv1", "conv5")]
+    for worker in workers:
+        assert worker.wait(timeout=600) == 0, worker.stderr.read().decode()[-2000:]
+    files = sorted((tmp_path / "features").glob("*.h5"))
+    assert len(files) == 3
+    for path in files:
+        with h5py.File(path, "r") as f:
+            assert sorted(f) == ["conv1", "conv5"], path
+
+
+def test_a_damaged_feature_cache_file_is_rebuilt_with_a_warning(alexnet_full, osie_dir, tmp_path, caplog):
+    from repro.features import FeatureExtractor, FeatureStore
+    store = FeatureStore(FeatureExtractor(alexnet_full), tmp_path)
+    image = load_image(osie_dir / "stimuli" / "1001.jpg")
+    expected = store.features(image, ["conv5"])[0]
+    path, = tmp_path.glob("*.h5")
+    path.write_bytes(path.read_bytes()[:1000])
+    np.testing.assert_array_equal(store.features(image, ["conv5"])[0], expected)
+    assert f"{path}: damaged feature cache file" in caplog.text
+    with h5py.File(path, "r") as f:
+        assert list(f) == ["conv5"]
+
+
+KILLED_WRITE = """
+import os, signal, sys
+from repro.paths import atomic_path
+with atomic_path(sys.argv[1]) as tmp:
+    open(tmp, "w").write("half")
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_the_temporary_file_of_a_killed_write_is_removed_by_the_next_write(tmp_path):
+    from repro.paths import atomic_path
+    target = tmp_path / "result.json"
+    killed = subprocess.run([sys.executable, "-c", KILLED_WRITE, str(target)])
+    assert killed.returncode == -signal.SIGKILL
+    assert not target.exists() and len(list(tmp_path.glob(".result.json.*.part"))) == 1
+    with atomic_path(target) as tmp:
+        Path(tmp).write_text("whole")
+    assert target.read_text() == "whole"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["result.json"]
+
+
+def test_files_written_follow_the_umask(tmp_path):
+    from repro.paths import atomic_path
+    previous = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "a.txt") as tmp:
+            Path(tmp).write_text("a")
+        os.umask(0o077)
+        with atomic_path(tmp_path / "b.txt") as tmp:
+            Path(tmp).write_text("b")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.txt").stat().st_mode & 0o777 == 0o600
