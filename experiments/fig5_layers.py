@@ -44,10 +44,11 @@ XLABELS = {"a": "lowest depth (block)", "b": "highest depth (block)", "c": "dept
 
 def announce_estimate(args, setup, subsets):
     """Fit the smallest and the largest subset on the first fold (cached: they are part of the grid) and print
-    the grid's estimated wall time from their measured times."""
+    the grid's estimated wall time from their measured times. The fits run where the grid's do (in workers,
+    with ``--workers``), so this process never holds the data of many layers."""
     sizes = {s: (ex.feature_values(setup, s), len(setup.folds)) for s in subsets}
     ends = [min(subsets, key=lambda s: sizes[s][0]), max(subsets, key=lambda s: sizes[s][0])]
-    measured = ex.run_grid([ex.fit_config(setup, s, setup.folds[0]) for s in ends], args.cache, progress=False)
+    measured = ex.grid_runner(args)([ex.fit_config(setup, s, setup.folds[0]) for s in ends])
     ex.release_prepared()
     workers = args.workers or 1
     seconds = ex.estimate_seconds(sizes, {sizes[s][0]: r for s, r in zip(ends, measured)}, workers)

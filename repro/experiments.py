@@ -297,8 +297,7 @@ class Prepared:
     seconds: float
 
 
-@lru_cache(maxsize=1)
-def _prepared(options_json, network, layers):
+def _prepare(options_json, network, layers):
     start = time.perf_counter()
     setup = _load_setup(options_json)
     store = setup_store(setup, network)
@@ -313,14 +312,35 @@ def _prepared(options_json, network, layers):
     return Prepared(train, test, positions, scales, store.extractor.geometry(layers), time.perf_counter() - start)
 
 
+#: The one :class:`Prepared` a process holds, ``{key: Prepared}`` (see :func:`prepared`).
+_PREPARED = {}
+
+
 def release_prepared():
     """Forget the :class:`Prepared` data this process holds (e.g. before its workers start)."""
-    _prepared.cache_clear()
+    _PREPARED.clear()
+
+
+def _prepared_key(setup, network, layers):
+    return json.dumps(setup.options, sort_keys=True), network, tuple(layers)
+
+
+def is_prepared(setup, network, layers):
+    """Whether this process holds the :class:`Prepared` data of these layers."""
+    return _prepared_key(setup, network, layers) in _PREPARED
 
 
 def prepared(setup, network, layers):
-    """The :class:`Prepared` data of a readout of ``layers`` of ``network`` on ``setup`` (one kept per process)."""
-    return _prepared(json.dumps(setup.options, sort_keys=True), network, tuple(layers))
+    """The :class:`Prepared` data of a readout of ``layers`` of ``network`` on ``setup``.
+
+    One is kept per process, and the previous one is released *before* the next is built, so that a worker
+    moving on to another layer subset never holds both (with all 15 layers, each is several GB).
+    """
+    key = _prepared_key(setup, network, layers)
+    if key not in _PREPARED:
+        release_prepared()
+        _PREPARED[key] = _prepare(*key)
+    return _PREPARED[key]
 
 
 def _sums(ll, baseline, gold, mask):
@@ -419,9 +439,8 @@ def fit_and_score(config):
     start = time.perf_counter()
     setup = load_setup(config["options"])
     fx, layers, subject = setup.fixations, config["layers"], config["subject"]
-    misses = _prepared.cache_info().misses
+    built = not is_prepared(setup, config["network"], layers)     # the first fold of these layers in this process
     data = prepared(setup, config["network"], layers)
-    built = _prepared.cache_info().misses > misses           # the first fold of these layers in this process
     training = [image.with_fixations(fx.subject[where] != subject) for image, where in zip(data.train, data.positions)]
     compiling = time.perf_counter()
     preparation = compiling - start if built else 0.0
