@@ -263,12 +263,14 @@ class FeatureStore:
         scales = []
         for layer, units in zip(layers, geometry.units):
             path = self.folder / "scales" / f"{hashlib.sha1(json.dumps([layer, hashes]).encode()).hexdigest()}.npy"
-            if not path.is_file():
+            found = _load_scales(path) if path.is_file() else None
+            if found is None:
                 maps = ((image.shape[:2], self.features(image, [layer]))
                         for image in tqdm(images, desc=f"feature scales {layer}", disable=not progress, unit="img"))
+                found = feature_scales(maps, Geometry((units,), geometry.grid))
                 with atomic_path(path) as tmp, open(tmp, "wb") as f:
-                    np.save(f, feature_scales(maps, Geometry((units,), geometry.grid)))
-            scales.append(np.load(path))
+                    np.save(f, found)
+            scales.append(found)
         return np.concatenate(scales)
 
     def extract(self, stimuli, layers, progress=True):
@@ -284,6 +286,19 @@ class FeatureStore:
         for index in tqdm(range(len(stimuli)), desc=f"features {','.join(layers)}", disable=not progress,
                           unit="img"):
             self.features(stimuli[index], layers)
+
+
+def _load_scales(path):
+    """The feature scales cached in ``path``, or None (with a warning naming it) if the file is damaged."""
+    try:
+        scales = np.load(path)
+        if scales.ndim == 1 and np.isfinite(scales).all():
+            return scales
+        problem = f"shape {scales.shape}, finite: {bool(np.isfinite(scales).all())}"
+    except (OSError, ValueError, EOFError) as err:
+        problem = f"{type(err).__name__}: {err}"
+    log.warning("%s: damaged feature-scales cache (%s); computing the scales again", path, problem)
+    return None
 
 
 def feature_statistics(image_shape, features, geometry):

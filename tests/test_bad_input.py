@@ -409,6 +409,18 @@ def test_a_damaged_feature_cache_file_is_rebuilt_with_a_warning(alexnet_full, os
         assert list(f) == ["conv5"]
 
 
+def test_a_damaged_feature_scales_file_is_rebuilt_with_a_warning(alexnet_full, osie_dir, tmp_path, caplog):
+    from repro.features import FeatureExtractor, FeatureStore
+    store = FeatureStore(FeatureExtractor(alexnet_full), tmp_path)
+    images = [load_image(osie_dir / "stimuli" / f"{n}.jpg") for n in (1001, 1002)]
+    expected = store.feature_scales(images, ["conv5"], progress=False)
+    path, = (tmp_path / "scales").glob("*.npy")
+    path.write_bytes(path.read_bytes()[:100])
+    np.testing.assert_array_equal(store.feature_scales(images, ["conv5"], progress=False), expected)
+    assert f"{path}: damaged feature-scales cache" in caplog.text
+    np.testing.assert_array_equal(np.load(path), expected)
+
+
 KILLED_WRITE = """
 import os, signal, sys
 from repro.paths import atomic_path
