@@ -38,6 +38,7 @@ setup(
     license="MIT",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["repro", "repro.*"]),
+    package_data={"repro": ["manifests/*.sha256"]},          # SHA-256 of the official dataset files
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     entry_points={"console_scripts": ["deepgaze1-repro=repro.__main__:main"]},

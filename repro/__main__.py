@@ -4,9 +4,10 @@ Commands
 --------
 info
     Versions, Theano configuration and the folders the package uses.
-download NAME [--to FOLDER]
-    Fetch an official BVLC network (``bvlc_alexnet``, ``bvlc_reference_caffenet``):
-    caffemodel (SHA-1 checked) and deploy.prototxt, into ``weights/NAME`` by default.
+download NAME [--to FOLDER] [--fixations TABLE]
+    Fetch an official BVLC network (``bvlc_alexnet``, ``bvlc_reference_caffenet``): caffemodel
+    (SHA-1 checked) and deploy.prototxt, into ``weights/NAME`` by default; or a dataset (``osie``,
+    ``mit1003``, every file checked, see :mod:`repro.download`) into the data directory.
 """
 import argparse
 import sys
@@ -31,9 +32,20 @@ def _info(args):
 
 
 def _download(args):
-    from . import caffe
+    from . import caffe, download, paths
 
-    folder = caffe.download(args.name, args.to)
+    if args.name in download.DATASETS:
+        data_dir = args.to or paths.data_dir(required=False)
+        if data_dir is None:
+            raise FileNotFoundError("where to? set DEEPGAZE_DATA to your data directory or pass --to FOLDER")
+        folder = download.download_dataset(args.name, data_dir, fixations=args.fixations)
+        note = download.DATASETS[args.name].note
+        if note and not (folder / "fixations.csv.gz").is_file():
+            print(f"note: {note}", file=sys.stderr)
+    else:
+        if args.fixations:
+            raise ValueError("--fixations is for the dataset mit1003")
+        folder = caffe.download(args.name, args.to)
     print(f"{args.name}: {folder}")
     return 0
 
@@ -45,9 +57,7 @@ def _predict(args):
     if args.centerbias != "uniform":
         from . import datasets, paths
         from .centerbias import fit_center_bias
-        loader = {"osie": datasets.load_osie, "mit1003": datasets.load_mit1003}[args.centerbias]
-        folder = paths.data_dir() / {"osie": "osie", "mit1003": "mit1003-subset"}[args.centerbias]
-        stimuli, fixations = loader(folder, keep_first=False)
+        stimuli, fixations = datasets.load_dataset(args.centerbias, paths.data_dir(), keep_first=False)
         centerbias = fit_center_bias(stimuli.sizes, fixations)
     written = predict_files(args.images, args.model, args.network, centerbias, args.out)
     for path in written:
@@ -60,9 +70,12 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="python -m repro", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("info", help="versions, Theano configuration and folders").set_defaults(run=_info)
-    download = commands.add_parser("download", help="fetch official BVLC Caffe networks (checksummed)")
-    download.add_argument("name", choices=["bvlc_alexnet", "bvlc_reference_caffenet"])
-    download.add_argument("--to", metavar="FOLDER", help="destination (default: weights/NAME)")
+    download = commands.add_parser("download", help="fetch official BVLC Caffe networks or datasets (checksummed)")
+    download.add_argument("name", choices=["bvlc_alexnet", "bvlc_reference_caffenet", "osie", "mit1003"])
+    download.add_argument("--to", metavar="FOLDER", help="destination (default: weights/NAME for networks, the "
+                          "data directory DEEPGAZE_DATA for datasets, which go to FOLDER/NAME)")
+    download.add_argument("--fixations", metavar="TABLE", help="mit1003: a fixation table (CSV, columns of "
+                          "repro.datasets.MIT1003_COLUMNS) to copy beside the images")
     download.set_defaults(run=_download)
     predict = commands.add_parser("predict", help="fixation densities of images under a trained model")
     predict.add_argument("images", nargs="+", metavar="IMAGE")

@@ -20,10 +20,7 @@ Example
 >>> model.blobs["conv1"][0].shape  # (out, in / group, kh, kw)                   # doctest: +SKIP
 (96, 3, 11, 11)
 """
-import hashlib
 import logging
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +29,7 @@ import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
 from google.protobuf.message import DecodeError
 
+from .download import DownloadError, fetch, file_digest
 from .paths import atomic_path, weights_dir
 
 log = logging.getLogger(__name__)
@@ -449,13 +447,9 @@ def read_mean(binaryproto):
     return mean
 
 
-def sha1sum(path, chunk=1 << 22):
-    """Hex SHA-1 of a file."""
-    digest = hashlib.sha1()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def sha1sum(path):
+    """Hex SHA-1 of a file (what names a caffemodel's converted cache)."""
+    return file_digest(path, "sha1")
 
 
 _CACHE_VERSION = 1
@@ -592,23 +586,6 @@ DOWNLOADS = {
 }
 
 
-def _fetch(url, target, sha1, timeout=30):
-    """Download ``url`` to ``target`` with a progress bar; nothing is left there unless the SHA-1 fits."""
-    from tqdm import tqdm
-
-    digest = hashlib.sha1()
-    with atomic_path(target) as tmp:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=target.name) as bar:
-                for block in iter(lambda: response.read(1 << 20), b""):
-                    out.write(block)
-                    digest.update(block)
-                    bar.update(len(block))
-        if sha1 is not None and digest.hexdigest() != sha1:
-            raise CaffeError(f"{url}: SHA-1 {digest.hexdigest()} differs from the expected {sha1}")
-
-
 def download(name, folder=None, timeout=30):
     """Download an official BVLC network (caffemodel with checksum, deploy.prototxt).
 
@@ -633,9 +610,8 @@ def download(name, folder=None, timeout=30):
         if target.is_file() and (sha1 is None or sha1sum(target) == sha1):
             continue
         try:
-            _fetch(url, target, sha1, timeout=timeout)
-        except (urllib.error.URLError, OSError) as err:
-            raise ConnectionError(
-                f"could not download {url} ({err}). Offline? Fetch it elsewhere and place it at "
-                f"{target}" + (f" (SHA-1 {sha1})" if sha1 else "")) from err
+            fetch(url, target, f"sha1:{sha1}" if sha1 else None, timeout=timeout)
+        except DownloadError as err:
+            raise DownloadError(f"{err}. Offline? Fetch it elsewhere and place it at {target}"
+                                + (f" (SHA-1 {sha1})" if sha1 else "")) from err
     return folder

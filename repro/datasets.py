@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Stimuli", "Fixations", "group_by_image", "load_image", "outside", "check_points", "check_fixations",
            "drop_invalid", "load_osie",
-           "load_fixation_table", "load_mit1003", "MIT1003_COLUMNS", "read_hdf5", "write_hdf5",
+           "load_fixation_table", "load_mit1003", "MIT1003_COLUMNS", "DATASET_FOLDERS", "dataset_folder",
+           "load_dataset", "read_hdf5", "write_hdf5",
            "mit1003_split", "osie_split", "subject_folds"]
 
 
@@ -604,7 +605,33 @@ def load_mit1003(folder, *, keep_first):
     table = folder / "fixations.csv.gz"
     if not table.is_file():
         raise FileNotFoundError(f"MIT1003 fixation table not found: {table}")
-    return load_fixation_table(table, folder / "stimuli", keep_first=keep_first, columns=MIT1003_COLUMNS)
+    # Judd's ALLSTIMULI.zip names its images *.jpeg; the table names them without extension
+    extension = ".jpeg" if any((folder / "stimuli").glob("*.jpeg")) else ".jpg"
+    return load_fixation_table(table, folder / "stimuli", keep_first=keep_first, columns=MIT1003_COLUMNS,
+                               extension=extension)
+
+
+#: Folder of each dataset in the data directory, the first that exists: MIT1003 whole (as
+#: ``python -m repro download mit1003`` writes it) or the 100-image subset of the project's shared data.
+DATASET_FOLDERS = {"osie": ("osie",), "mit1003": ("mit1003", "mit1003-subset")}
+
+
+def dataset_folder(name, data_dir):
+    """The folder of dataset ``name`` (``"osie"`` or ``"mit1003"``) in ``data_dir`` (see :data:`DATASET_FOLDERS`)."""
+    if name not in DATASET_FOLDERS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASET_FOLDERS)}")
+    candidates = [Path(data_dir) / folder for folder in DATASET_FOLDERS[name]]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"dataset {name} not found: none of {', '.join(map(str, candidates))} exists; "
+                            f"run 'python -m repro download {name}'")
+
+
+def load_dataset(name, data_dir, *, keep_first):
+    """``(stimuli, fixations)`` of dataset ``name`` from its folder in ``data_dir``."""
+    folder = dataset_folder(name, data_dir)
+    return (load_osie if name == "osie" else load_mit1003)(folder, keep_first=keep_first)
 
 
 # --------------------------------------------------------------------------- pysaliency HDF5

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from . import metrics, paths
 from .centerbias import fit_center_bias
-from .datasets import load_mit1003, load_osie, mit1003_split, osie_split
+from .datasets import dataset_folder, load_dataset, mit1003_split, osie_split
 from .demo import DEMO_LABEL, demo_dataset, random_alexnet
 from .features import FeatureExtractor, FeatureStore
 from .goldstandard import fit_gold_standard
@@ -229,14 +229,14 @@ def _load_setup(options_json):
         label = DEMO_LABEL
     else:
         data = paths.data_dir(options["data_dir"])
+        stimuli, fixations = load_dataset(options["dataset"], data, keep_first=False)
         if options["dataset"] == "osie":
-            stimuli, fixations = load_osie(data / "osie", keep_first=False)
             train, test = osie_split(stimuli)
             label = "OSIE (Xu et al. 2014), first fixation dropped"
         else:
-            stimuli, fixations = load_mit1003(data / "mit1003-subset", keep_first=False)
             train, test = mit1003_split(stimuli)
-            label = "MIT1003 subset (Judd et al. 2009), first fixation dropped"
+            whole = dataset_folder("mit1003", data).name == "mit1003"
+            label = f"MIT1003{'' if whole else ' subset'} (Judd et al. 2009), first fixation dropped"
     if options["quick"]:
         stimuli, fixations, train, test = _subset(stimuli, fixations, train, test, QUICK["images"])
         label += " [quick]"

@@ -13,6 +13,7 @@ converted weights      ``DEEPGAZE_WEIGHTS``                        ``<checkout>/
 """
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -82,12 +83,17 @@ def _alive(pid):
     return True
 
 
-def _remove_stale_parts(path):
-    """Delete the temporary files of earlier writes of ``path`` whose process died (e.g. SIGKILL)."""
-    for part in path.parent.glob(f".{path.name}.*.part"):
+def remove_stale_parts(path):
+    """Delete the temporary files (or folders) ``.<name>.<pid>.*part`` of earlier writes of ``path`` whose
+    process died (e.g. SIGKILL)."""
+    path = Path(path)
+    for part in path.parent.glob(f".{path.name}.*part"):
         pid = part.name[len(path.name) + 2:].split(".")[0]
         if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-            part.unlink(missing_ok=True)
+            if part.is_dir():
+                shutil.rmtree(part, ignore_errors=True)
+            else:
+                part.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -107,7 +113,7 @@ def atomic_path(path):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_parts(path)
+    remove_stale_parts(path)
     handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".part", dir=path.parent)
     os.close(handle)
     os.chmod(tmp, 0o666 & ~_umask())

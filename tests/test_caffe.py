@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from repro import caffe
+from repro.download import DownloadError
 
 ALEXNET_V1 = "bvlc_alexnet/bvlc_alexnet_conv_q8.v1.caffemodel"
 ALEXNET_V2 = "bvlc_alexnet/bvlc_alexnet_conv_q8.v2.caffemodel"
@@ -193,7 +194,7 @@ def test_not_a_prototxt(weights_source):
 def test_download_offline_says_where_to_put_the_file(tmp_path, monkeypatch):
     closed = "http://127.0.0.1:9/bvlc_alexnet.caffemodel"  # the discard port: connection refused
     monkeypatch.setitem(caffe.DOWNLOADS, "bvlc_alexnet", [("bvlc_alexnet.caffemodel", closed, "0" * 40)])
-    with pytest.raises(ConnectionError, match=r"place it at .*bvlc_alexnet.caffemodel \(SHA-1 0{40}\)"):
+    with pytest.raises(DownloadError, match=r"place it at .*bvlc_alexnet.caffemodel \(SHA-1 0{40}\)"):
         caffe.download("bvlc_alexnet", tmp_path, timeout=5)
     assert _leftovers(tmp_path) == []
 
@@ -226,7 +227,7 @@ def test_download_verifies_the_checksum(weights_source, http_folder, tmp_path, m
     good = hashlib.sha1(source.read_bytes()).hexdigest()
     target = tmp_path / "out"
     monkeypatch.setitem(caffe.DOWNLOADS, "bvlc_alexnet", [("net.caffemodel", f"{url}/net.caffemodel", "f" * 40)])
-    with pytest.raises(caffe.CaffeError, match=f"SHA-1 {good} differs from the expected f{{40}}"):
+    with pytest.raises(DownloadError, match=f"SHA-1 {good} differs from the expected f{{40}}"):
         caffe.download("bvlc_alexnet", target)
     assert _leftovers(target) == []
     monkeypatch.setitem(caffe.DOWNLOADS, "bvlc_alexnet", [("net.caffemodel", f"{url}/net.caffemodel", good)])

@@ -1,0 +1,147 @@
+"""Dataset downloads against a local HTTP server on 127.0.0.1 serving archives the tests build from real files:
+success, a checksum mismatch, a truncated transfer; nothing is left behind by a failure."""
+import hashlib
+import http.server
+import threading
+import zipfile
+
+import pytest
+
+from repro import download
+from repro.datasets import load_mit1003, load_osie
+
+
+class Server:
+    """A local HTTP server of ``files`` (``{path: bytes}``); ``truncate`` sends half a file but announces it whole."""
+
+    def __init__(self):
+        self.files, self.truncate = {}, set()
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = server.files.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[:len(body) // 2] if self.path in server.truncate else body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+
+@pytest.fixture()
+def server():
+    running = Server()
+    yield running
+    running.httpd.shutdown()
+    running.httpd.server_close()
+
+
+def leftovers(folder):
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+@pytest.fixture(scope="module")
+def osie_archive(osie_dir, tmp_path_factory):
+    """OSIE as GitHub serves it: one top folder, ``data/stimuli``, ``data/eye/fixations.mat``, other files."""
+    path = tmp_path_factory.mktemp("archive") / "master.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        root = "predicting-human-gaze-beyond-pixels-master"
+        archive.write(osie_dir / "fixations.mat", f"{root}/data/eye/fixations.mat")
+        for image in sorted((osie_dir / "stimuli").glob("*.jpg")):
+            archive.write(image, f"{root}/data/stimuli/{image.name}")
+        archive.write(osie_dir / "LICENSE", f"{root}/LICENSE")
+        archive.writestr(f"{root}/lib/gbvs/LICENSE", "another licence")
+        archive.writestr(f"{root}/README.md", "OSIE")
+    return path.read_bytes()
+
+
+def test_osie_download_unpacks_the_verified_layout_the_loader_reads(server, osie_archive, osie_dir, tmp_path):
+    server.files["/master.zip"] = osie_archive
+    folder = download.download_dataset("osie", tmp_path, url=f"{server.url}/master.zip", progress=False)
+    assert folder == tmp_path / "osie" and leftovers(tmp_path) == ["osie"]
+    assert leftovers(folder) == ["LICENSE", "fixations.mat", "stimuli"]
+    assert (folder / "LICENSE").read_bytes() == (osie_dir / "LICENSE").read_bytes()
+    stimuli, fixations = load_osie(folder, keep_first=False)
+    assert len(stimuli) == 700 and len(fixations) == len(load_osie(osie_dir, keep_first=False)[1])
+    # again: the folder is there and whole, nothing is fetched
+    server.files.clear()
+    assert download.download_dataset("osie", tmp_path, url=f"{server.url}/master.zip", progress=False) == folder
+
+
+def test_an_osie_file_that_is_not_the_official_one_is_refused_and_nothing_is_left(server, osie_dir, tmp_path):
+    with zipfile.ZipFile(tmp_path / "master.zip", "w") as archive:          # a valid archive, one wrong image
+        archive.write(osie_dir / "fixations.mat", "root/data/eye/fixations.mat")
+        for image in sorted((osie_dir / "stimuli").glob("*.jpg")):
+            archive.write(osie_dir / "stimuli" / ("1002.jpg" if image.name == "1001.jpg" else image.name),
+                          f"root/data/stimuli/{image.name}")
+    server.files["/master.zip"] = (tmp_path / "master.zip").read_bytes()
+    target = tmp_path / "data"
+    with pytest.raises(download.DownloadError, match=r"stimuli/1001.jpg: SHA-256 .* differs from the official"):
+        download.download_dataset("osie", target, url=f"{server.url}/master.zip", progress=False)
+    assert leftovers(target) == []
+
+
+def test_a_corrupt_archive_is_refused_and_nothing_is_left(server, osie_archive, tmp_path):
+    damaged = bytearray(osie_archive)
+    damaged[damaged.index(b"JFIF") + 2000] ^= 0xFF             # inside the first image (stored, not compressed)
+    server.files["/master.zip"] = bytes(damaged)
+    with pytest.raises(download.DownloadError, match=r"master.zip: corrupt zip archive \(Bad CRC-32 for file "
+                                                     r"'.*/data/stimuli/1001.jpg'\)"):
+        download.download_dataset("osie", tmp_path, url=f"{server.url}/master.zip", progress=False)
+    assert leftovers(tmp_path) == []
+
+
+def test_a_truncated_transfer_is_refused_and_nothing_is_left(server, osie_archive, tmp_path):
+    server.files["/master.zip"] = osie_archive
+    server.truncate.add("/master.zip")
+    with pytest.raises(download.DownloadError, match="transfer cut short"):
+        download.download_dataset("osie", tmp_path, url=f"{server.url}/master.zip", progress=False)
+    assert leftovers(tmp_path) == []
+
+
+def test_mit1003_archive_checksum_and_fixation_table(server, data_dir, tmp_path, monkeypatch):
+    subset = data_dir / "mit1003-subset"
+    images = sorted((subset / "stimuli").glob("*.jpg"))
+    archive = tmp_path / "ALLSTIMULI.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for image in images:                                 # Judd's archive names them *.jpeg
+            zipped.write(image, f"ALLSTIMULI/{image.stem}.jpeg")
+        zipped.writestr("__MACOSX/ALLSTIMULI/._x.jpeg", "resource fork")
+    body = archive.read_bytes()
+    server.files["/ALLSTIMULI.zip"] = body
+    target = tmp_path / "data"
+    with pytest.raises(download.DownloadError, match=r"MD5 [0-9a-f]{32} differs from the expected 0d7df8b9"):
+        download.download_dataset("mit1003", target, url=f"{server.url}/ALLSTIMULI.zip", progress=False)
+    assert leftovers(target) == []
+    spec = download.DATASETS["mit1003"]
+    monkeypatch.setitem(download.DATASETS, "mit1003", download.Dataset(
+        spec.url, f"md5:{hashlib.md5(body).hexdigest()}", spec.members, count=len(images)))
+    folder = download.download_dataset("mit1003", target, url=f"{server.url}/ALLSTIMULI.zip",
+                                       fixations=subset / "fixations.csv.gz", progress=False)
+    assert leftovers(folder) == ["fixations.csv.gz", "stimuli"] and len(leftovers(folder / "stimuli")) == 100
+    stimuli, fixations = load_mit1003(folder, keep_first=False)
+    expected = load_mit1003(subset, keep_first=False)[1]
+    assert len(stimuli) == 100 and len(fixations) == len(expected)
+
+
+def test_download_command_for_a_dataset(server, osie_archive, tmp_path, monkeypatch, capsys):
+    from repro.__main__ import main
+    server.files["/master.zip"] = osie_archive
+    spec = download.DATASETS["osie"]
+    monkeypatch.setitem(download.DATASETS, "osie", download.Dataset(
+        f"{server.url}/master.zip", None, spec.members, manifest=spec.manifest, strip_root=True))
+    monkeypatch.setenv("DEEPGAZE_DATA", str(tmp_path))
+    assert main(["download", "osie"]) == 0
+    assert capsys.readouterr().out.strip() == f"osie: {tmp_path / 'osie'}"
+    server.truncate.add("/master.zip")
+    assert main(["download", "osie", "--to", str(tmp_path / "other")]) == 1
+    assert capsys.readouterr().err.replace("\r", "\n").splitlines()[-1].startswith("error: ")
