@@ -8,6 +8,11 @@ download NAME [--to FOLDER] [--fixations TABLE]
     Fetch an official BVLC network (``bvlc_alexnet``, ``bvlc_reference_caffenet``): caffemodel
     (SHA-1 checked) and deploy.prototxt, into ``weights/NAME`` by default; or a dataset (``osie``,
     ``mit1003``, every file checked, see :mod:`repro.download`) into the data directory.
+train [--dataset osie|mit1003] [--layers conv5] [--images N] [--out FILE]
+    The paper's readout on the training images with all subjects; prints its scores on the test
+    images; writes ``weights/deepgaze1.h5`` by default.
+predict IMAGE... [--model FILE] [--centerbias osie|mit1003|uniform] [--out DIR]
+    Fixation densities of images (``<name>_logdensity.npy``) and a picture of each (``<name>_density.png``).
 """
 import argparse
 import sys
@@ -50,16 +55,40 @@ def _download(args):
     return 0
 
 
-def _predict(args):
-    from .predict import predict_files
+def _train(args):
+    import time
 
-    centerbias = None
-    if args.centerbias != "uniform":
-        from . import datasets, paths
-        from .centerbias import fit_center_bias
-        stimuli, fixations = datasets.load_dataset(args.centerbias, paths.data_dir(), keep_first=False)
-        centerbias = fit_center_bias(stimuli.sizes, fixations)
-    written = predict_files(args.images, args.model, args.network, centerbias, args.out)
+    from . import experiments as ex
+    from .predict import default_model
+
+    start = time.time()
+    options = ex.options_of(args)
+    if args.images:
+        options["images"] = args.images
+    setup = ex.load_setup(options)
+    if setup.options["weights"] is None:
+        raise FileNotFoundError("no pretrained AlexNet: pass --weights FOLDER (deploy.prototxt + *.caffemodel) or "
+                                "run 'python -m repro download bvlc_alexnet' and pass --weights weights/bvlc_alexnet")
+    print(f"training the readout of {' '.join(args.layers)} on {len(setup.train)} images of {setup.label}, "
+          f"all {len(setup.fixations.subjects)} subjects; testing on {len(setup.test)} images", file=sys.stderr)
+    model, scores = ex.train_readout(setup, args.layers)
+    out = args.out or default_model()
+    model.save(out)
+    print(f"{out}: {' + '.join(args.layers)} readout, {len(model.w)} features, sigma {model.sigma:.2f} cells, "
+          f"alpha {model.alpha:.3f}")
+    print(f"test images ({scores['n_fixations']} fixations): explained information "
+          f"{100 * scores['explained']:.1f} % ({scores['ig_bits']:.3f} bit/fix over the centre bias), "
+          f"AUC {100 * scores['auc']:.2f} %, shuffled AUC {100 * scores['sauc']:.2f} %; "
+          f"wall time {time.time() - start:.0f} s")
+    return 0
+
+
+def _predict(args):
+    from .predict import center_bias_template, default_model, predict_files
+
+    centerbias = center_bias_template(args.centerbias)
+    written = predict_files(args.images, args.model or default_model(), args.network, centerbias, args.out,
+                            fixations=args.fixations)
     for path in written:
         print(path)
     return 0
@@ -77,15 +106,26 @@ def build_parser():
     download.add_argument("--fixations", metavar="TABLE", help="mit1003: a fixation table (CSV, columns of "
                           "repro.datasets.MIT1003_COLUMNS) to copy beside the images")
     download.set_defaults(run=_download)
+    train = commands.add_parser("train", help="the paper's readout trained on a dataset's training images")
+    train.add_argument("--dataset", choices=["osie", "mit1003"], default="osie")
+    train.add_argument("--layers", nargs="+", default=["conv5"], help="AlexNet layers read (default: conv5)")
+    train.add_argument("--images", type=int, help="only the first N images of each half (a faster, smaller model)")
+    train.add_argument("--out", help="model file (default: weights/deepgaze1.h5, where predict looks)")
+    train.add_argument("--data-dir", help="data directory (default: DEEPGAZE_DATA)")
+    train.add_argument("--weights", help="AlexNet folder (default: <data-dir>/weights/bvlc_alexnet)")
+    train.set_defaults(run=_train, quick=False, seed=0)
     predict = commands.add_parser("predict", help="fixation densities of images under a trained model")
     predict.add_argument("images", nargs="+", metavar="IMAGE")
-    predict.add_argument("--model", required=True, help="model file saved by DeepGazeI.save")
+    predict.add_argument("--model", help="model file saved by train or DeepGazeI.save "
+                         "(default: weights/deepgaze1.h5)")
     predict.add_argument("--network", metavar="FOLDER", help="deploy.prototxt + caffemodel folder "
                          "(default: weights/bvlc_alexnet, then $DEEPGAZE_DATA/weights/bvlc_alexnet)")
-    predict.add_argument("--centerbias", choices=["uniform", "osie", "mit1003"], default="uniform",
-                         help="prior: uniform (default; for shuffled AUC) or the centre bias of a dataset "
-                              "in DEEPGAZE_DATA")
+    predict.add_argument("--centerbias", default="uniform", metavar="uniform|osie|mit1003|FILE",
+                         help="prior: uniform (default; for shuffled AUC), the centre bias of a dataset in "
+                              "DEEPGAZE_DATA (fitted once, then kept), or a template file (.npz)")
     predict.add_argument("--out", default=".", help="output folder (default: current folder)")
+    predict.add_argument("--fixations", metavar="CSV", help="fixations to draw: columns x, y (pixels) and "
+                         "optionally image (file name)")
     predict.set_defaults(run=_predict)
     return parser
 

@@ -25,9 +25,10 @@ from scipy.optimize import minimize_scalar
 from tqdm import tqdm
 
 from .datasets import check_fixations, group_by_image
+from .paths import atomic_path
 from .resampling import blur_operator, resize_operator
 
-__all__ = ["CenterBias", "fit_center_bias", "relative_coordinates", "fit_uniform_weight"]
+__all__ = ["CenterBias", "CenterBiasTemplate", "fit_center_bias", "relative_coordinates", "fit_uniform_weight"]
 
 
 def relative_coordinates(fixations, sizes):
@@ -253,7 +254,77 @@ class CenterBias:
         return f"CenterBias(bandwidth={self.bandwidth:.5g}, eps={self.eps:.3g}{frame})"
 
 
-def fit_center_bias(sizes, fixations, frame=None, bandwidth_bounds=(1e-3, 0.3), verbose=False):
+class CenterBiasTemplate:
+    """A centre bias for images of any size: a density on a common frame (the paper's 100 x 100 KDE for
+    mixed sizes), rescaled to each image and mixed with a uniform density of weight ``eps``.
+
+    ``CenterBiasTemplate.from_center_bias(cb).log_density(shape)`` equals ``cb.log_density(shape=shape)``
+    for a centre bias ``cb`` fitted in a frame; the template keeps only the frame's density, so it is a small
+    file (:meth:`save`) that needs no fixations to use.
+
+    Parameters
+    ----------
+    frame_density : ndarray, shape (fh, fw)
+        Sums to one.
+    eps : float
+    bandwidth : float, optional
+        What it was fitted with (relative to the frame), for the record.
+    source : str
+        What it was fitted on.
+    """
+
+    def __init__(self, frame_density, eps, bandwidth=None, source=""):
+        self.frame_density = np.asarray(frame_density, dtype=np.float64)
+        if self.frame_density.ndim != 2 or not np.isfinite(self.frame_density).all() or \
+                abs(self.frame_density.sum() - 1) > 1e-6 or self.frame_density.min() < 0:
+            raise ValueError("frame_density must be a 2-D array of non-negative values summing to one")
+        self.eps = float(eps)
+        self.bandwidth = None if bandwidth is None else float(bandwidth)
+        self.source = str(source)
+
+    @classmethod
+    def from_center_bias(cls, center_bias, source=""):
+        """The template of a centre bias fitted in a frame (all its fixations)."""
+        if center_bias.frame is None:
+            raise ValueError("only a centre bias fitted in a frame (frame=(100, 100)) makes a template")
+        return cls(center_bias._density(center_bias.frame), center_bias.eps, center_bias.bandwidth, source)
+
+    def log_density(self, shape):
+        """Log-density ``(height, width)`` for an image of ``shape``, summing to one over its pixels."""
+        height, width = (int(v) for v in shape[:2])
+        frame = self.frame_density.shape
+        kde = resize_operator(height, frame[0]) @ self.frame_density @ resize_operator(width, frame[1]).T
+        return np.log((1 - self.eps) * kde / kde.sum() + self.eps / (height * width))
+
+    def save(self, path):
+        """Write the template to ``path`` (``.npz``), atomically."""
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, frame_density=self.frame_density, eps=self.eps,
+                     bandwidth=np.nan if self.bandwidth is None else self.bandwidth, source=self.source,
+                     format="deepgaze1-repro centre-bias template 1")
+
+    @classmethod
+    def load(cls, path):
+        """Read a template written by :meth:`save`; ValueError naming the file if it is not one."""
+        try:
+            with np.load(path) as f:
+                if str(f["format"]) != "deepgaze1-repro centre-bias template 1":
+                    raise KeyError("format")
+                bandwidth = float(f["bandwidth"])
+                return cls(f["frame_density"], float(f["eps"]), None if np.isnan(bandwidth) else bandwidth,
+                           str(f["source"]))
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError, KeyError, EOFError) as err:
+            raise ValueError(f"{path}: not a centre-bias template of this package ({type(err).__name__}: {err}); "
+                             f"fit one with fit_center_bias(..., frame=(100, 100))") from err
+
+    def __repr__(self):
+        return (f"CenterBiasTemplate(frame={self.frame_density.shape}, eps={self.eps:.3g}, "
+                f"bandwidth={self.bandwidth}, source={self.source!r})")
+
+
+def fit_center_bias(sizes, fixations, frame=None, bandwidth_bounds=(1e-3, 0.3), verbose=False, progress=False):
     """Fit bandwidth and ``eps`` by maximising the leave-one-image-out log-likelihood.
 
     The bandwidth is searched on a log scale (bounded Brent); for each bandwidth the best
@@ -268,6 +339,8 @@ def fit_center_bias(sizes, fixations, frame=None, bandwidth_bounds=(1e-3, 0.3), 
     bandwidth_bounds : tuple of float
     verbose : bool
         Print every evaluated bandwidth.
+    progress : bool
+        A progress bar over the evaluated bandwidths (about 15).
 
     Returns
     -------
@@ -278,14 +351,18 @@ def fit_center_bias(sizes, fixations, frame=None, bandwidth_bounds=(1e-3, 0.3), 
     area = (np.prod(frame) if frame is not None else sizes[fixations.n].prod(axis=1)).astype(float)
     found = {}
 
+    bar = tqdm(desc="centre bias: bandwidths tried", unit="", disable=not progress)
+
     def negative_ll(log_bandwidth):
         bandwidth = np.exp(log_bandwidth)
         eps, ll = fit_uniform_weight(loo_kde_values(fixations, sizes, bandwidth, frame), area)
         found[log_bandwidth] = eps
+        bar.update()
         if verbose:
             print(f"centre bias: bandwidth {bandwidth:.5f} eps {eps:.3g} LL {ll / len(fixations):.6f} nat/fix")
         return -ll
 
     result = minimize_scalar(negative_ll, bounds=np.log(bandwidth_bounds), method="bounded",
                              options={"xatol": 1e-3})
+    bar.close()
     return CenterBias(sizes, fixations, np.exp(result.x), found[result.x], frame=frame)

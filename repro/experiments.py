@@ -240,6 +240,9 @@ def _load_setup(options_json):
     if options["quick"]:
         stimuli, fixations, train, test = _subset(stimuli, fixations, train, test, QUICK["images"])
         label += " [quick]"
+    if options.get("images"):                            # python -m repro train --images N
+        stimuli, fixations, train, test = _subset(stimuli, fixations, train, test, options["images"])
+        label += f" [first {options['images']} images of each half]"
     subjects = list(fixations.subjects)
     folds = subjects[:QUICK["folds"]] if options["quick"] else subjects
     # MIT1003's images differ in size: the paper's centre bias for them is a KDE in a 100 x 100 frame
@@ -464,6 +467,39 @@ def fit_and_score(config):
     result.update(seconds=end - start, seconds_fit=scoring - fitting, seconds_score=end - scoring,
                   seconds_prepare=preparation, seconds_compile=fitting - compiling)
     return result, model
+
+
+def train_readout(setup, layers, network="alexnet", regularization=1e-3, progress=True):
+    """The paper's readout of ``layers`` trained on all training images of ``setup`` with all subjects, and its
+    scores on the test images (what ``python -m repro train`` runs).
+
+    Returns
+    -------
+    model : repro.model.DeepGazeI
+        Its metadata records the network (caffemodel SHA-1, prototxt, padding), the dataset and the split.
+    scores : dict
+        On the test images: ``ig_bits`` (over the centre bias, bit/fix), ``explained`` (fraction of the gold
+        standard's gain), ``auc`` (centre-bias prior), ``sauc`` (uniform prior), ``n_fixations``.
+    """
+    sfo = QUICK if setup.options["quick"] else FULL
+    fx, store = setup.fixations, setup_store(setup, network)
+    data = prepared(setup, network, layers)
+    names = setup.stimuli.ids
+    metadata = {"network": {**store.extractor.metadata, "prototxt": Path(store.extractor.network.model.prototxt).name,
+                            "network": store.extractor.network.model.name},
+                "dataset": setup.label, "split": {"train": [names[int(n)] for n in setup.train],
+                                                  "test": [names[int(n)] for n in setup.test]},
+                "subjects": "all", "sfo": {"passes": sfo["passes"], "batches": sfo["batches"]}}
+    model, _ = train_model(data.train, list(layers), data.geometry, regularization=regularization,
+                           n_batches=sfo["batches"], num_passes=sfo["passes"], seed=setup.options["seed"],
+                           scales=data.scales, progress=progress, metadata=metadata)
+    ll, with_prior, flat = score_images(model, setup, data)
+    on_test = np.isin(fx.n, setup.test)
+    sums = _sums(ll, setup.cb_ll, setup.gold_ll, on_test)
+    return model, {"ig_bits": sums["model"] / sums["n"] / np.log(2), "explained": sums["model"] / sums["gold"],
+                   "auc": metrics.auc(with_prior, fx.filter(on_test)),
+                   "sauc": metrics.shuffled_auc(flat, fx.filter(on_test), setup.stimuli.sizes),
+                   "n_fixations": sums["n"]}
 
 
 def _fit_and_cache(config, folder):

@@ -1,10 +1,12 @@
 """Predicting fixation densities for new images with a trained DeepGaze I model.
 
-``python -m repro predict IMAGE... --model MODEL.h5`` writes, for every image, the log-density
-(``<name>_logdensity.npy``, shape ``(H, W)``, natural log, ``exp`` sums to one) and a heat-map
-overlay (``<name>_overlay.png``). The network must be the one the model was trained with: the
+``python -m repro predict IMAGE... [--model MODEL.h5]`` writes, for every image, the log-density
+(``<name>_logdensity.npy``, shape ``(H, W)``, natural log, ``exp`` sums to one) and a picture of it
+(``<name>_density.png``: the image with its 25/50/75 % highest-density contours | the log-density with
+a colour bar). The network must be the one the model was trained with: the
 model file records its caffemodel's SHA-1 and padding, and prediction refuses another one.
 """
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,53 @@ from .features import FeatureExtractor, FeatureStore
 from .model import DeepGazeI
 from .network import Network
 from .paths import atomic_path, data_dir, weights_dir
+
+
+def default_model():
+    """Where ``python -m repro train`` writes its model and ``predict`` reads it: ``weights/deepgaze1.h5``
+    (``DEEPGAZE_WEIGHTS/deepgaze1.h5``)."""
+    return weights_dir() / "deepgaze1.h5"
+
+
+#: The common frame of the centre-bias templates (the paper's KDE for images of mixed sizes).
+TEMPLATE_FRAME = (100, 100)
+
+
+def center_bias_template(name, data=None, progress=True):
+    """The centre bias ``--centerbias`` names: ``"uniform"`` (None), a template file, or a dataset's template
+    (the dataset in ``data``, default ``DEEPGAZE_DATA``).
+
+    A dataset's (``"osie"``, ``"mit1003"``) is the paper's 100 x 100-frame KDE of all its fixations, fitted
+    once and kept in ``<cache>/centerbias/<dataset>-<sha1 of its fixation file>.npz`` (a small file,
+    :class:`repro.centerbias.CenterBiasTemplate`), which later calls read.
+
+    Returns
+    -------
+    repro.centerbias.CenterBiasTemplate or None
+    """
+    from .centerbias import CenterBiasTemplate, fit_center_bias
+    from .datasets import dataset_folder, load_dataset
+    from .download import file_digest
+    from .paths import cache_dir
+
+    if name == "uniform":
+        return None
+    if name not in ("osie", "mit1003"):
+        if not Path(name).is_file():
+            raise FileNotFoundError(f"--centerbias {name}: no such template file (or use uniform, osie, mit1003)")
+        return CenterBiasTemplate.load(name)
+    data = data or data_dir()
+    folder = dataset_folder(name, data)
+    table = folder / ("fixations.mat" if name == "osie" else "fixations.csv.gz")
+    path = cache_dir("centerbias") / f"{name}-{file_digest(table, 'sha1')}.npz"
+    if not path.is_file():
+        stimuli, fixations = load_dataset(name, data, keep_first=False)
+        if progress:
+            print(f"fitting the centre bias of {name} once ({len(fixations)} fixations, 100 x 100 frame); "
+                  f"it is kept in {path}", file=sys.stderr)
+        fitted = fit_center_bias(stimuli.sizes, fixations, frame=TEMPLATE_FRAME, progress=progress)
+        CenterBiasTemplate.from_center_bias(fitted, source=f"{name}: {folder.name}, first fixations dropped").save(path)
+    return CenterBiasTemplate.load(path)
 
 
 def find_network(folder=None):
@@ -60,28 +109,85 @@ def extractor_for(model, prototxt, caffemodel):
     return FeatureExtractor(network, downsample=recorded.get("downsample", 2), **kwargs)
 
 
-def overlay(image, log_density, strength=0.6):
-    """The image with its fixation density as a heat map on top.
+def highest_density_levels(log_density, masses=(0.25, 0.5, 0.75)):
+    """Log-density thresholds of the highest-density regions holding ``masses`` of the fixation probability.
+
+    The region of mass ``q`` is the smallest set of pixels whose probabilities sum to ``q``: the pixels
+    with ``log_density >= level``. Returns one level per mass, in the order given.
+    """
+    values = np.sort(np.asarray(log_density, dtype=np.float64).ravel())[::-1]
+    cumulative = np.cumsum(np.exp(values))
+    return [float(values[min(np.searchsorted(cumulative, q), len(values) - 1)]) for q in masses]
+
+
+def density_figure(image, log_density, fixations=None, title=None, masses=(0.25, 0.5, 0.75)):
+    """A picture of a prediction a researcher can read: the image with the contours of the highest-density
+    regions holding 25, 50 and 75 % of the fixation probability (and fixations, if given) | the log-density
+    as a heat map with a colour bar.
 
     Parameters
     ----------
     image : ndarray, shape (H, W, 3), uint8
     log_density : ndarray, shape (H, W)
+        Natural log of the probability of each pixel (``exp`` sums to one).
+    fixations : ndarray, shape (n, 2), optional
+        ``(x, y)`` in pixels.
+    title : str, optional
 
     Returns
     -------
-    ndarray, shape (H, W, 3), uint8
+    matplotlib.figure.Figure
     """
-    from matplotlib import colormaps
+    import matplotlib
+    from matplotlib import pyplot as plt
 
-    density = np.exp(log_density - log_density.max())
-    heat = colormaps["inferno"](density)[..., :3]
-    weight = strength * density[..., None]
-    return (255 * np.clip((1 - weight) * image / 255 + weight * heat, 0, 1)).astype(np.uint8)
+    height, width = log_density.shape
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 12 * height / width / 2 + 1.2))
+    left.imshow(image)
+    levels = highest_density_levels(log_density, masses)
+    colours = plt.get_cmap("autumn")(np.linspace(0, 0.8, len(masses)))
+    order = [i for i in np.argsort(levels) if levels[i] < log_density.max()]   # increasing: 75 %, 50 %, 25 %
+    if len(set(levels[i] for i in order)) == len(order) and order:            # a flat map has no regions
+        left.contour(log_density, levels=[levels[i] for i in order], colors=[colours[i] for i in order],
+                     linewidths=1.5)
+    handles = [matplotlib.lines.Line2D([], [], color=colours[i], lw=1.5) for i in range(len(masses))]
+    labels = [f"{100 * q:.0f} % of the probability" for q in masses]
+    if fixations is not None and len(fixations):
+        left.scatter(*np.asarray(fixations, dtype=float).T, s=12, c="cyan", edgecolors="k", linewidths=0.4)
+        handles.append(matplotlib.lines.Line2D([], [], ls="", marker="o", color="cyan", mec="k"))
+        labels.append(f"fixations ({len(fixations)})")
+    left.legend(handles, labels, fontsize=8, loc="lower left", framealpha=0.8)
+    left.set_title("highest-density regions", fontsize=10)
+    low = max(float(log_density.min()), float(log_density.max()) - np.log(1000))   # 1000-fold range shown
+    heat = right.imshow(log_density, cmap="inferno", vmin=low, vmax=float(log_density.max()))
+    from mpl_toolkits.axes_grid1 import make_axes_locatable
+    bar = figure.colorbar(heat, cax=make_axes_locatable(right).append_axes("right", size="4%", pad=0.08))
+    bar.set_label("log density, ln p per pixel (p sums to 1)", fontsize=9)
+    right.set_title(f"log-density (uniform would be {-np.log(height * width):.1f})", fontsize=10)
+    for ax in (left, right):
+        ax.set_xticks([]), ax.set_yticks([])
+    if title:
+        figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    return figure
 
 
-def predict_files(images, model_path, network_folder=None, centerbias=None, out=".", progress=True):
-    """Predict and write the log-density and an overlay of every image file.
+def read_fixation_points(table):
+    """``{image name or None: (n, 2) array of (x, y)}`` from a CSV with columns ``x, y`` and optionally ``image``
+    (the file name, with or without extension); rows without ``image`` belong to every image."""
+    from .datasets import _float_column, _read_table
+
+    header, rows, lines = _read_table(table)
+    missing = [name for name in ("x", "y") if name not in header]
+    if missing:
+        raise ValueError(f"{table}: no column(s) {missing}; expected x, y (pixels) and optionally image")
+    x, y = (_float_column([row[header.index(c)] for row in rows], (table, c, lines)) for c in ("x", "y"))
+    images = [Path(row[header.index("image")]).stem if "image" in header else None for row in rows]
+    return {name: np.stack([x, y], axis=1)[[i for i, n in enumerate(images) if n == name]] for name in set(images)}
+
+
+def predict_files(images, model_path, network_folder=None, centerbias=None, out=".", fixations=None, progress=True):
+    """Predict and write the log-density and a picture of it (:func:`density_figure`) for every image file.
 
     Parameters
     ----------
@@ -90,17 +196,19 @@ def predict_files(images, model_path, network_folder=None, centerbias=None, out=
         A model saved by :meth:`repro.model.DeepGazeI.save`.
     network_folder : str or Path, optional
         See :func:`find_network`.
-    centerbias : repro.centerbias.CenterBias, optional
-        Its all-fixation estimate at each image's size is the prior; default uniform.
+    centerbias : repro.centerbias.CenterBiasTemplate or CenterBias, optional
+        Its estimate at each image's size is the prior (see :func:`center_bias_template`); default uniform.
     out : str or Path
         Output folder.
+    fixations : str or Path, optional
+        A CSV of fixations to draw (see :func:`read_fixation_points`).
 
     Returns
     -------
     list of Path
         The ``.npy`` files written.
     """
-    from PIL import Image
+    from matplotlib import pyplot as plt
     from tqdm.auto import tqdm
 
     images = [Path(p) for p in images]
@@ -112,7 +220,10 @@ def predict_files(images, model_path, network_folder=None, centerbias=None, out=
         raise ValueError(f"{' and '.join(clashing[0])} would write the same output files "
                          f"({Path(clashing[0][0]).stem}_logdensity.npy); rename one or predict them into "
                          f"different --out folders")
+    if not Path(model_path).is_file():
+        raise FileNotFoundError(f"no model at {model_path}: train one with 'python -m repro train' or pass --model")
     model = DeepGazeI.load(model_path)
+    points = read_fixation_points(fixations) if fixations else {}
     store = FeatureStore(extractor_for(model, *find_network(network_folder)))
     out = Path(out)
     written = []
@@ -123,7 +234,11 @@ def predict_files(images, model_path, network_folder=None, centerbias=None, out=
         target = out / f"{path.stem}_logdensity.npy"
         with atomic_path(target) as tmp, open(tmp, "wb") as handle:
             np.save(handle, log_density)
-        with atomic_path(out / f"{path.stem}_overlay.png") as tmp:
-            Image.fromarray(overlay(image, log_density)).save(tmp, format="PNG")
+        drawn = points.get(path.stem, points.get(None))
+        figure = density_figure(image, log_density, drawn, title=f"{path.name}: DeepGaze I "
+                                f"({' + '.join(model.layers)}), {'centre-bias' if centerbias else 'uniform'} prior")
+        with atomic_path(out / f"{path.stem}_density.png") as tmp:
+            figure.savefig(tmp, format="png", dpi=100)
+        plt.close(figure)
         written.append(target)
     return written

@@ -121,3 +121,26 @@ def test_osie_center_bias(osie):
     assert 0.015 < center_bias.bandwidth < 0.04
     ig = metrics.information_gain(center_bias.log_likelihoods(), metrics.log_uniform(fixations, stimuli.sizes))
     assert 0.4 < ig < 0.8
+
+
+def test_template_is_the_framed_centre_bias_at_any_size_and_survives_a_file(tmp_path):
+    from repro.centerbias import CenterBiasTemplate
+    rng = np.random.RandomState(3)
+    sizes = [(60, 80), (90, 50), (70, 70)]
+    n = rng.randint(0, 3, 300)
+    h, w = np.asarray(sizes)[n].T
+    fixations = Fixations(x=np.clip(rng.normal(w / 2, w / 6), 0, w - 1), y=np.clip(rng.normal(h / 2, h / 6), 0, h - 1),
+                          n=n, subject=rng.randint(0, 4, 300))
+    fitted = fit_center_bias(sizes, fixations, frame=(100, 100))
+    template = CenterBiasTemplate.from_center_bias(fitted, source="synthetic")
+    template.save(tmp_path / "cb.npz")
+    loaded = CenterBiasTemplate.load(tmp_path / "cb.npz")
+    for shape in [(37, 123), (600, 800), (100, 100)]:
+        np.testing.assert_allclose(loaded.log_density(shape), fitted.log_density(shape=shape), rtol=1e-12)
+        assert np.exp(loaded.log_density(shape)).sum() == pytest.approx(1, abs=1e-12)
+    assert (tmp_path / "cb.npz").stat().st_size < 100_000 and loaded.source == "synthetic"
+    (tmp_path / "bad.npz").write_bytes(b"no template")
+    with pytest.raises(ValueError, match="bad.npz: not a centre-bias template"):
+        CenterBiasTemplate.load(tmp_path / "bad.npz")
+    with pytest.raises(ValueError, match="only a centre bias fitted in a frame"):
+        CenterBiasTemplate.from_center_bias(fit_center_bias(sizes, fixations))
