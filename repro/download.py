@@ -26,7 +26,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .paths import atomic_path, remove_stale_parts
+from .paths import atomic_path, mirrored, remove_stale_parts
 
 __all__ = ["DownloadError", "fetch", "file_digest", "DATASETS", "download_dataset", "verify_dataset"]
 
@@ -55,6 +55,7 @@ def fetch(url, target, checksum=None, timeout=30, progress=True):
     Parameters
     ----------
     url : str
+        Fetched from ``DEEPGAZE_MIRROR`` instead when that is set (:func:`repro.paths.mirrored`).
     target : str or Path
     checksum : str, optional
         ``"<algorithm>:<hex digest>"``, e.g. ``"sha1:9116a6..."`` or ``"md5:0d7df8..."``.
@@ -69,7 +70,7 @@ def fetch(url, target, checksum=None, timeout=30, progress=True):
     """
     from tqdm.auto import tqdm
 
-    target = Path(target)
+    target, url = Path(target), mirrored(url)
     algorithm, expected = checksum.split(":") if checksum else ("sha256", None)
     digest = hashlib.new(algorithm)
     try:

@@ -77,11 +77,13 @@ def options_of(args):
     data = paths.data_dir(args.data_dir, required=args.dataset != "demo" or args.weights is not None)
     if data is None and args.data_dir is None:
         data = paths.data_dir(None, required=False)
-    weights = Path(args.weights) if args.weights else (data / "weights" / "bvlc_alexnet" if data else None)
-    if weights is not None and not (weights / "deploy.prototxt").is_file():
-        if args.weights:
+    if args.weights:
+        weights = Path(args.weights)
+        if not (weights / "deploy.prototxt").is_file():
             raise FileNotFoundError(f"--weights {weights}: no deploy.prototxt there")
-        weights = None
+    else:       # the data directory's AlexNet, else the one 'python -m repro download bvlc_alexnet' fetched
+        candidates = ([data / "weights" / "bvlc_alexnet"] if data else []) + [paths.weights_dir() / "bvlc_alexnet"]
+        weights = next((c for c in candidates if (c / "deploy.prototxt").is_file()), None)
     return {"dataset": args.dataset, "data_dir": str(data) if data else None,
             "weights": str(weights.resolve()) if weights else None, "quick": bool(args.quick), "seed": args.seed}
 

@@ -9,6 +9,7 @@ what                   environment variable                        default
 data directory         ``DEEPGAZE_DATA``                           (none: must be given)
 cache directory        ``DEEPGAZE_CACHE``                          ``<checkout>/.cache``
 converted weights      ``DEEPGAZE_WEIGHTS``                        ``<checkout>/weights``
+download mirror        ``DEEPGAZE_MIRROR``                         (none: official sources)
 =====================  ==========================================  =========================
 """
 import contextlib
@@ -50,6 +51,16 @@ def data_dir(path=None, required=True):
                                     f"(from {'argument' if path is not None else 'DEEPGAZE_DATA'})")
         return None
     return found
+
+
+def mirrored(url):
+    """``url``, or the file of the same name under ``DEEPGAZE_MIRROR`` (a base URL) when that is set.
+
+    For machines without access to the official sources (and for the tests, a local server); every
+    download is checked against the official checksums all the same.
+    """
+    mirror = os.environ.get("DEEPGAZE_MIRROR")
+    return f"{mirror.rstrip('/')}/{url.rsplit('/', 1)[-1]}" if mirror else url
 
 
 def cache_dir(*parts):
