@@ -45,7 +45,7 @@ def main(argv=None):
             shown = ax.imshow(density / np.log(2), cmap="magma")
             figure.colorbar(shown, ax=ax, fraction=0.046, label="log2 p (bit per pixel)")
             ll = metrics.log_likelihoods(lambda _: density, on_image)
-            ax.set_title(f"DeepGaze I, {name}: {np.mean(ll) / np.log(2):.2f} bit/fix", fontsize=9)
+            ax.set_title(f"DeepGaze I, {name}\n{np.mean(ll) / np.log(2):.2f} bit/fix", fontsize=9)
             rows.append({"image": setup.stimuli.ids[n], "prior": name, "fixations": len(on_image),
                          "mean_log2_likelihood_bits": float(np.mean(ll) / np.log(2)),
                          "uniform_log2_bits": float(-np.log2(image.shape[0] * image.shape[1]))})

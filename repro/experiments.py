@@ -816,9 +816,12 @@ def pyplot():
 
 
 def label_figure(figure, setup, title):
-    """Title the figure with what it shows and which data and network it comes from."""
-    figure.suptitle(f"{title}\n{setup.label}; {setup.network_note}", fontsize=9,
-                    color="darkred" if setup.options["dataset"] == "demo" else "black")
+    """Title the figure with what it shows and which data and network it comes from (and, for ``--quick``
+    runs, that their numbers are not meaningful)."""
+    quick = ("\nQUICK CONFIGURATION (a few images, one fold, short fits): a smoke test, its numbers are not "
+             "meaningful" if setup.options["quick"] else "")
+    figure.suptitle(f"{title}\n{setup.label}; {setup.network_note}{quick}", fontsize=9,
+                    color="darkred" if setup.options["dataset"] == "demo" or quick else "black")
 
 
 # ------------------------------------------------------------------------------------ fitted models

@@ -170,3 +170,14 @@ def test_publish_refuses_quick_runs(tmp_path, grid_cache, monkeypatch):
     monkeypatch.delenv("DEEPGAZE_DATA", raising=False)
     with pytest.raises(ValueError, match="--publish .* drop --quick"):
         script("fig4_auc").main(["--quick", "--dataset", "demo", "--publish", "--cache", str(grid_cache)])
+
+
+def test_quick_figures_say_their_numbers_are_not_meaningful():
+    from argparse import Namespace
+    options = ex.options_of(Namespace(dataset="demo", data_dir=None, weights=None, quick=True, seed=0))
+    figure = ex.pyplot().figure()
+    ex.label_figure(figure, ex.load_setup(options), "Figure 0")
+    assert "its numbers are not meaningful" in figure._suptitle.get_text()
+    full = ex.pyplot().figure()
+    ex.label_figure(full, ex.load_setup({**options, "quick": False}), "Figure 0")
+    assert "not meaningful" not in full._suptitle.get_text()
