@@ -71,20 +71,29 @@ def claim_overfit_to_images(results):
 
 
 def claim_small_lambda_effect(results):
-    """(c) Figure 8: lambda has a visible but very small effect on the test performance."""
+    """(c) Figure 8: lambda has a visible but very small effect on the test performance, especially compared
+    with the choice of layers (Figure 5). Judged on lambda up to SMALL_LAMBDA (ten times the paper's value);
+    the whole grid's range is stated too."""
     fig8 = load("osie", "fig8_regularization", results)
     if fig8 is None:
         return _missing("python experiments/fig8_regularization.py --dataset osie --workers 2")
-    saucs = [r["sauc_test"] for r in fig8["rows"]]
-    spread = 100 * (max(saucs) - min(saucs))
+    saucs = {r["lambda"]: 100 * r["sauc_test"] for r in fig8["rows"]}
+    small = [v for lam, v in saucs.items() if lam <= SMALL_LAMBDA]
+    spread, spread_all = max(small) - min(small), max(saucs.values()) - min(saucs.values())
     fig5 = load("osie", "fig5_layers", results)
     layers = (100 * (max(r["sauc_test"] for r in fig5["rows"]) - min(r["sauc_test"] for r in fig5["rows"]))
               if fig5 else None)
-    holds = spread < 1.0 and (layers is None or spread < layers)
-    return {"ours": f"OSIE, test sAUC over lambda {fig8['rows'][0]['lambda']:g} ... {fig8['rows'][-1]['lambda']:g}: "
-                    f"{min(saucs) * 100:.2f} ... {max(saucs) * 100:.2f} % (range {spread:.2f} points"
-                    + (f"; layer subsets of Figure 5: {layers:.2f} points)" if layers is not None else ")"),
-            "verdict": "holds" if holds else "does not hold", "why": ""}
+    holds = spread < 0.5 and (layers is None or spread < layers / 5)
+    return {"ours": f"OSIE, test sAUC for lambda 0 ... {SMALL_LAMBDA:g}: {min(small):.2f} ... {max(small):.2f} % "
+                    f"(range {spread:.2f} points); up to {max(saucs.keys()):g}: range {spread_all:.2f} points"
+                    + (f"; over the layer subsets of Figure 5: {layers:.2f} points" if layers is not None else ""),
+            "verdict": "holds" if holds else "does not hold",
+            "why": f"lambda above {SMALL_LAMBDA:g} (more than ten times the paper's 0.001) removes features and costs "
+                   f"up to {spread_all:.1f} points"}
+
+
+#: The largest lambda claim (c) is judged on: ten times the paper's 0.001.
+SMALL_LAMBDA = 0.01
 
 
 def claim_features(results):

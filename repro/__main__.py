@@ -67,8 +67,8 @@ def _train(args):
         options["images"] = args.images
     setup = ex.load_setup(options)
     if setup.options["weights"] is None:
-        raise FileNotFoundError("no pretrained AlexNet: pass --weights FOLDER (deploy.prototxt + *.caffemodel) or "
-                                "run 'python -m repro download bvlc_alexnet' and pass --weights weights/bvlc_alexnet")
+        raise FileNotFoundError("no pretrained AlexNet: run 'python -m repro download bvlc_alexnet' or pass "
+                                "--weights FOLDER (deploy.prototxt + *.caffemodel)")
     print(f"training the readout of {' '.join(args.layers)} on {len(setup.train)} images of {setup.label}, "
           f"all {len(setup.fixations.subjects)} subjects; testing on {len(setup.test)} images", file=sys.stderr)
     model, scores = ex.train_readout(setup, args.layers)
@@ -112,7 +112,8 @@ def build_parser():
     train.add_argument("--images", type=int, help="only the first N images of each half (a faster, smaller model)")
     train.add_argument("--out", help="model file (default: weights/deepgaze1.h5, where predict looks)")
     train.add_argument("--data-dir", help="data directory (default: DEEPGAZE_DATA)")
-    train.add_argument("--weights", help="AlexNet folder (default: <data-dir>/weights/bvlc_alexnet)")
+    train.add_argument("--weights", help="AlexNet folder (default: <data-dir>/weights/bvlc_alexnet, else "
+                       "weights/bvlc_alexnet)")
     train.set_defaults(run=_train, quick=False, seed=0)
     predict = commands.add_parser("predict", help="fixation densities of images under a trained model")
     predict.add_argument("images", nargs="+", metavar="IMAGE")

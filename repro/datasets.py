@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 __all__ = ["Stimuli", "Fixations", "group_by_image", "load_image", "outside", "check_points", "check_fixations",
            "drop_invalid", "load_osie",
            "load_fixation_table", "load_mit1003", "MIT1003_COLUMNS", "DATASET_FOLDERS", "dataset_folder",
-           "load_dataset", "read_hdf5", "write_hdf5",
+           "load_dataset", "read_table", "float_column", "read_hdf5", "write_hdf5",
            "mit1003_split", "osie_split", "subject_folds"]
 
 
@@ -480,7 +480,7 @@ MIT1003_COLUMNS = {"subject": "Participant", "image": "Stimulus", "x": "Fixation
                    "y": "Fixation_Position_Y_px", "t": "Event_Start_Trial_Time_ms", "duration": "Duration"}
 
 
-def _read_table(filename):
+def read_table(filename):
     """``(header, rows, lines)`` of a CSV file: ``lines[i]`` is the file line of ``rows[i]`` (for messages).
 
     Raises ValueError, naming the file and line, for an empty file, a header without rows, or a row with
@@ -504,7 +504,7 @@ def _read_table(filename):
     return header, rows, lines
 
 
-def _float_column(values, where):
+def float_column(values, where):
     """Numbers of a table column; ``''``, ``NA``, ``NaN``, ``nan`` are missing (nan).
 
     ``where = (file, column name, file line of every value)`` names a value that is not a number.
@@ -552,7 +552,7 @@ def load_fixation_table(table, stimuli_folder, *, keep_first, columns, extension
     """
     if missing_images not in ("drop", "error"):
         raise ValueError(f"missing_images must be 'drop' or 'error', not {missing_images!r}")
-    header, rows, lines = _read_table(table)
+    header, rows, lines = read_table(table)
     for field in ("subject", "image", "x", "y"):
         if field not in columns:
             raise ValueError(f"columns must map {field!r} to a column of {table}")
@@ -572,7 +572,7 @@ def load_fixation_table(table, stimuli_folder, *, keep_first, columns, extension
         log.warning("%s; dropping their %d rows", message, (~present[image_index]).sum())
     subject_names, subject = np.unique(data["subject"], return_inverse=True)
     def number(field):
-        return _float_column(data[field], (table, columns[field], lines))
+        return float_column(data[field], (table, columns[field], lines))
 
     t = number("t") * time_scale if "t" in data else np.full(len(rows), np.nan)
     duration = number("duration") * time_scale if "duration" in data else None

@@ -237,9 +237,9 @@ def _copy_table(table, target):
     """Copy a fixation table to ``target`` gzipped (read back first: it must load as a table)."""
     import gzip
 
-    from .datasets import _read_table
+    from .datasets import read_table
 
-    _read_table(table)                                   # a clear error now, not at the first experiment
+    read_table(table)                                   # a clear error now, not at the first experiment
     opener = gzip.open if str(table).endswith(".gz") else open
     with opener(table, "rb") as source, atomic_path(target) as tmp, gzip.open(tmp, "wb") as sink:
         shutil.copyfileobj(source, sink)

@@ -140,6 +140,7 @@ def density_figure(image, log_density, fixations=None, title=None, masses=(0.25,
     """
     import matplotlib
     from matplotlib import pyplot as plt
+    from mpl_toolkits.axes_grid1 import make_axes_locatable
 
     height, width = log_density.shape
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 12 * height / width / 2 + 1.2))
@@ -160,7 +161,6 @@ def density_figure(image, log_density, fixations=None, title=None, masses=(0.25,
     left.set_title("highest-density regions", fontsize=10)
     low = max(float(log_density.min()), float(log_density.max()) - np.log(1000))   # 1000-fold range shown
     heat = right.imshow(log_density, cmap="inferno", vmin=low, vmax=float(log_density.max()))
-    from mpl_toolkits.axes_grid1 import make_axes_locatable
     bar = figure.colorbar(heat, cax=make_axes_locatable(right).append_axes("right", size="4%", pad=0.08))
     bar.set_label("log density, ln p per pixel (p sums to 1)", fontsize=9)
     right.set_title(f"log-density (uniform would be {-np.log(height * width):.1f})", fontsize=10)
@@ -175,13 +175,13 @@ def density_figure(image, log_density, fixations=None, title=None, masses=(0.25,
 def read_fixation_points(table):
     """``{image name or None: (n, 2) array of (x, y)}`` from a CSV with columns ``x, y`` and optionally ``image``
     (the file name, with or without extension); rows without ``image`` belong to every image."""
-    from .datasets import _float_column, _read_table
+    from .datasets import float_column, read_table
 
-    header, rows, lines = _read_table(table)
+    header, rows, lines = read_table(table)
     missing = [name for name in ("x", "y") if name not in header]
     if missing:
         raise ValueError(f"{table}: no column(s) {missing}; expected x, y (pixels) and optionally image")
-    x, y = (_float_column([row[header.index(c)] for row in rows], (table, c, lines)) for c in ("x", "y"))
+    x, y = (float_column([row[header.index(c)] for row in rows], (table, c, lines)) for c in ("x", "y"))
     images = [Path(row[header.index("image")]).stem if "image" in header else None for row in rows]
     return {name: np.stack([x, y], axis=1)[[i for i, n in enumerate(images) if n == name]] for name in set(images)}
 
