@@ -27,6 +27,9 @@ EXTRAS_REQUIRE = {
              "nbformat==5.11.1", "nbclient==0.11.0", "ipykernel==7.4.0"],
     # experiments run their grids of model fits through dask.distributed.
     "dask": ["dask[distributed]==2026.8.0"],
+    # repro.interop: DeepGaze I as a pysaliency model. pysaliency imports torch (the CPU build) and
+    # pkg_resources, which setuptools 81 removed.
+    "interop": ["pysaliency==0.2.22", "torch==2.13.0", "setuptools==80.10.2"],
 }
 
 setup(
