@@ -338,14 +338,20 @@ def outside(x, y, height, width):
         return ~((x >= 0) & (x < width) & (y >= 0) & (y < height))
 
 
-def check_points(x, y, shape, where):
-    """Raise ValueError naming the first point ``(x, y)`` outside an image of ``shape = (height, width)``."""
-    bad = outside(x, y, *shape[:2])
+def _refuse_outside(where, x, y, heights, widths, images=None):
+    """Raise ValueError naming the first point outside its image (``heights``, ``widths`` broadcast to it)."""
+    bad = outside(x, y, heights, widths)
     if bad.any():
         i = np.flatnonzero(bad)[0]
-        raise ValueError(f"{where}: {bad.sum()} fixation(s) missing or outside the image of (height, width) = "
-                         f"{tuple(int(v) for v in shape[:2])}, e.g. #{i} at (x={x[i]}, y={y[i]}); valid: "
-                         f"0 <= x < {shape[1]}, 0 <= y < {shape[0]}")
+        height, width = (int(np.broadcast_to(v, bad.shape)[i]) for v in (heights, widths))
+        on = f" on image {images[i]}" if images is not None else ""
+        raise ValueError(f"{where}: {bad.sum()} fixation(s) missing or outside their image, e.g. #{i} at "
+                         f"(x={x[i]}, y={y[i]}){on} of (height, width) = ({height}, {width})")
+
+
+def check_points(x, y, shape, where):
+    """Raise ValueError naming the first point ``(x, y)`` outside an image of ``shape = (height, width)``."""
+    _refuse_outside(where, np.asarray(x, dtype=float), np.asarray(y, dtype=float), shape[0], shape[1])
 
 
 def _image_sizes(fixations, sizes, where):
@@ -378,12 +384,7 @@ def check_fixations(fixations, sizes, where="fixations", empty_ok=True):
     if not empty_ok and not len(fixations):
         raise ValueError(f"{where}: no fixations (an empty Fixations); at least one is needed")
     shape = _image_sizes(fixations, sizes, where)
-    bad = outside(fixations.x, fixations.y, shape[:, 0], shape[:, 1])
-    if bad.any():
-        i = np.flatnonzero(bad)[0]
-        raise ValueError(f"{where}: {bad.sum()} fixation(s) missing or outside their image, e.g. #{i} at "
-                         f"(x={fixations.x[i]}, y={fixations.y[i]}) on image {fixations.n[i]} of "
-                         f"(height, width) = {tuple(int(v) for v in shape[i])}")
+    _refuse_outside(where, fixations.x, fixations.y, shape[:, 0], shape[:, 1], fixations.n)
 
 
 def _inside(fixations, sizes, where):
