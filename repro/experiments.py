@@ -488,7 +488,7 @@ def train_readout(setup, layers, network="alexnet", regularization=1e-3, progres
     data = prepared(setup, network, layers)
     names = setup.stimuli.ids
     metadata = {"network": {**store.extractor.metadata, "prototxt": Path(store.extractor.network.model.prototxt).name,
-                            "network": store.extractor.network.model.name},
+                            "name": store.extractor.network.model.name},
                 "dataset": setup.label, "split": {"train": [names[int(n)] for n in setup.train],
                                                   "test": [names[int(n)] for n in setup.test]},
                 "subjects": "all", "sfo": {"passes": sfo["passes"], "batches": sfo["batches"]}}
@@ -597,7 +597,12 @@ def run_grid(configs, folder=None, workers=0, scheduler=None, progress=True):
 
         cluster = None
         if not scheduler:
-            with dask.config.set({"distributed.nanny.pre-spawn-environ": same_blas_threads()}):
+            # a worker holds one layer subset's data for all its folds (several GB with many layers), which dask
+            # counts as unmanaged memory: its default pause at 80 % of the limit would stop every worker for good
+            with dask.config.set({"distributed.nanny.pre-spawn-environ": same_blas_threads(),
+                                  "distributed.worker.memory.pause": False,
+                                  "distributed.worker.memory.target": False,
+                                  "distributed.worker.memory.spill": False}):
                 cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                        dashboard_address=None)
         with Client(scheduler or cluster) as client:
