@@ -302,18 +302,18 @@ class Prepared:
     seconds: float
 
 
-def _prepare(options_json, network, layers):
+def _prepare(options_json, network, layers, progress=False):
     start = time.perf_counter()
     setup = _load_setup(options_json)
     store = setup_store(setup, network)
     fx, layers = setup.fixations, list(layers)
-    train = prepare_images(store, setup.stimuli, fx, layers, setup.center_bias, images=setup.train, progress=False)
+    train = prepare_images(store, setup.stimuli, fx, layers, setup.center_bias, images=setup.train, progress=progress)
     in_memory = all(not callable(image.source) and image.source[0].dtype == np.float32 for image in train)
     # the test images only when the training images fit as float32: else read from the cache when scored
     test = prepare_images(store, setup.stimuli, fx, layers, setup.center_bias, images=setup.test,
-                          in_memory="auto" if in_memory else False, progress=False)
+                          in_memory="auto" if in_memory else False, progress=progress)
     positions = [np.flatnonzero(fx.n == n) for n in np.concatenate([setup.train, setup.test])]
-    scales = store.feature_scales([setup.stimuli[int(n)] for n in setup.train], layers, progress=False)
+    scales = store.feature_scales([setup.stimuli[int(n)] for n in setup.train], layers, progress=progress)
     return Prepared(train, test, positions, scales, store.extractor.geometry(layers), time.perf_counter() - start)
 
 
@@ -335,8 +335,9 @@ def is_prepared(setup, network, layers):
     return _prepared_key(setup, network, layers) in _PREPARED
 
 
-def prepared(setup, network, layers):
-    """The :class:`Prepared` data of a readout of ``layers`` of ``network`` on ``setup``.
+def prepared(setup, network, layers, progress=False):
+    """The :class:`Prepared` data of a readout of ``layers`` of ``network`` on ``setup`` (with ``progress``,
+    progress bars while features are extracted or read).
 
     One is kept per process, and the previous one is released *before* the next is built, so that a worker
     moving on to another layer subset never holds both (with all 15 layers, each is several GB).
@@ -344,7 +345,7 @@ def prepared(setup, network, layers):
     key = _prepared_key(setup, network, layers)
     if key not in _PREPARED:
         release_prepared()
-        _PREPARED[key] = _prepare(*key)
+        _PREPARED[key] = _prepare(*key, progress=progress)
     return _PREPARED[key]
 
 
@@ -485,7 +486,7 @@ def train_readout(setup, layers, network="alexnet", regularization=1e-3, progres
     """
     sfo = QUICK if setup.options["quick"] else FULL
     fx, store = setup.fixations, setup_store(setup, network)
-    data = prepared(setup, network, layers)
+    data = prepared(setup, network, layers, progress=progress)
     names = setup.stimuli.ids
     metadata = {"network": {**store.extractor.metadata, "prototxt": Path(store.extractor.network.model.prototxt).name,
                             "name": store.extractor.network.model.name},
