@@ -133,9 +133,11 @@ def test_save_load_round_trip_and_bad_files(tmp_path):
     np.testing.assert_array_equal(back.feature_scales, model.feature_scales)
     assert [p.name for p in tmp_path.iterdir()] == ["m.h5"]        # no temporary file left
 
-    (tmp_path / "other.h5").write_bytes(b"")
-    with pytest.raises(OSError):
+    (tmp_path / "other.h5").write_bytes(b"not hdf5")
+    with pytest.raises(ValueError, match=r"other\.h5: not a readable DeepGaze I model file"):
         DeepGazeI.load(tmp_path / "other.h5")
+    with pytest.raises(FileNotFoundError):
+        DeepGazeI.load(tmp_path / "absent.h5")
     with h5py.File(tmp_path / "old.h5", "w") as f:
         f.attrs["format"] = "deepgaze1-repro readout 1"
     with pytest.raises(ValueError, match="retrain"):
