@@ -8,8 +8,8 @@ training images: (a) layers from a given depth upwards, (b) up to a given depth,
 bias) on the training images for training and test subjects, and shuffled AUC (uniform prior, fold
 models averaged) on training and test images. Dotted lines: the paper's final model, conv5 alone.
 Writes results/fig5_layers.{png,pdf,csv,json}. ``--panels a b`` runs some panels only: on OSIE the whole
-grid takes about 2 h with 2 workers, so it can be published one part at a time (``--publish`` keeps
-the panels published before).
+grid takes about 4 h with 2 workers, so it can be published one part at a time (``--publish`` keeps
+the panels published before, and takes the scores of layer subsets they already contain instead of refitting).
 """
 import json
 import sys
@@ -59,16 +59,17 @@ def announce_estimate(args, setup, subsets):
     return seconds
 
 
-def published_rows(args, setup, panels):
-    """With ``--publish``: the rows of the panels other than ``panels`` that an earlier run published (same
-    dataset options and SFO settings), so the figure can be built one panel at a time; else ``[]``."""
+def published(args, setup):
+    """With ``--publish``: the JSON an earlier run published with the same dataset options and fit settings
+    (SFO settings, lambda, fit version), else ``{}``. Its panels are kept, and its layer subsets are not
+    refitted: a fit is determined by its config (seeded), so a refit would reproduce the published scores."""
     path = ex.PUBLISHED_RESULTS / args.dataset / "fig5_layers.json"
     if not args.publish or not path.is_file():
-        return []
+        return {}
     earlier = json.loads(path.read_text())
     if earlier["options"] != ex.portable_options(setup.options) or earlier.get("fit") != fit_settings(setup):
-        return []
-    return [row for row in earlier["rows"] if row["panel"] in PANELS and row["panel"] not in panels]
+        return {}
+    return earlier
 
 
 def fit_settings(setup):
@@ -124,28 +125,35 @@ def main(argv=None):
     start = time.time()
     setup = ex.load_setup(ex.options_of(args))
     panels = {panel: entries for panel, entries in layer_subsets(args.quick).items() if panel in args.panels}
-    subsets = {tuple(layers) for entries in panels.values() for _, layers in entries} | {("conv5",)}
-    subsets = sorted(subsets, key=lambda s: (len(s), s))
-    setup.store.extract(setup.stimuli, sorted({l for s in subsets for l in s}, key=ALEXNET_LAYERS.index))
-    configs = [ex.fit_config(setup, layers, subject) for layers in subsets for subject in setup.folds]
-    announce_estimate(args, setup, subsets)
-    results = ex.grid_runner(args)(configs)
+    earlier = published(args, setup)
+    known = {tuple(row["layers"].split()): row for row in earlier.get("rows", [])}
+    wanted = {tuple(layers) for entries in panels.values() for _, layers in entries} | {("conv5",)}
+    subsets = sorted(wanted - set(known), key=lambda s: (len(s), s))
+    results = []
+    if subsets:
+        setup.store.extract(setup.stimuli, sorted({l for s in subsets for l in s}, key=ALEXNET_LAYERS.index))
+        announce_estimate(args, setup, subsets)
+        results = ex.grid_runner(args)([ex.fit_config(setup, s, subject) for s in subsets for subject in setup.folds])
     n = len(setup.folds)
-    scores = {layers: ex.aggregate(results[i * n:(i + 1) * n]) for i, layers in enumerate(subsets)}
-    features = {layers: len(results[i * n]["w"]) for i, layers in enumerate(subsets)}
+    measured = {layers: {"n_features": len(results[i * n]["w"]), **ex.aggregate(results[i * n:(i + 1) * n])}
+                for i, layers in enumerate(subsets)}
+    columns = lambda row: {k: v for k, v in row.items() if k not in ("panel", "x", "layers")}
+    scores = {**{layers: columns(row) for layers, row in known.items()}, **measured}
 
-    rows = [{"panel": panel, "x": x, "layers": " ".join(layers), "n_features": features[tuple(layers)],
-             **scores[tuple(layers)]} for panel, entries in panels.items() for x, layers in entries]
-    rows = sorted(rows + published_rows(args, setup, panels), key=lambda row: PANELS.index(row["panel"]))
-    rows.append({"panel": "final model", "x": "conv5", "layers": "conv5", "n_features": features[("conv5",)],
-                 **scores[("conv5",)]})
+    rows = [{"panel": panel, "x": x, "layers": " ".join(layers), **scores[tuple(layers)]}
+            for panel, entries in panels.items() for x, layers in entries]
+    rows += [row for row in earlier.get("rows", []) if row["panel"] in PANELS and row["panel"] not in panels]
+    rows = sorted(rows, key=lambda row: PANELS.index(row["panel"]))
+    rows.append({"panel": "final model", "x": "conv5", "layers": "conv5", **scores[("conv5",)]})
     figure = draw(rows, setup)
     final = scores[("conv5",)]
     best = max(rows, key=lambda row: row["sauc_test"])
     shown = sorted({row["panel"] for row in rows} & set(PANELS))
-    ex.write_results("fig5_layers", figure, rows, setup, args, start=start, grids=[results],
+    ex.write_results("fig5_layers", figure, rows, setup, args, start=start, grids=[results] if subsets else [],
+                     earlier_runs=earlier.get("earlier_runs", []) + ([earlier["run"]] if earlier else []),
                      best_test_sauc=best["layers"], panels=shown, fit=fit_settings(setup),
-                     line=f"panels {' '.join(shown)} ({len(subsets)} layer subsets x {n} folds run now); conv5 alone: "
+                     line=f"panels {' '.join(shown)} ({len(subsets)} layer subsets x {n} folds run now, "
+                          f"{len(wanted) - len(subsets)} taken from the published run); conv5 alone: "
                           f"explained {100 * final['explained_test_subjects']:.1f} % (test subjects), sAUC test "
                           f"{100 * final['sauc_test']:.2f} %; best test sAUC: {best['layers']} "
                           f"({100 * best['sauc_test']:.2f} %)")
