@@ -28,7 +28,7 @@ from .features import FeatureExtractor, FeatureStore
 from .goldstandard import fit_gold_standard
 from .model import compile_readout
 from .network import Network
-from .training import fixation_log_likelihoods, log_masses, prepare_images, saliencies, train_model
+from .training import MEMORY_BUDGET, fixation_log_likelihoods, log_masses, prepare_images, saliencies, train_model
 
 log = logging.getLogger(__name__)
 
@@ -308,10 +308,13 @@ def _prepare(options_json, network, layers, progress=False):
     store = setup_store(setup, network)
     fx, layers = setup.fixations, list(layers)
     train = prepare_images(store, setup.stimuli, fx, layers, setup.center_bias, images=setup.train, progress=progress)
+    # the test images in memory (float32) only when they fit beside the training images held as float32,
+    # within MEMORY_BUDGET for both; else read from the cache when scored (scores never use compact maps)
     in_memory = all(not callable(image.source) and image.source[0].dtype == np.float32 for image in train)
-    # the test images only when the training images fit as float32: else read from the cache when scored
+    held = sum(m.nbytes for image in train for m in image.source) if in_memory else 0
+    test_bytes = held / max(len(train), 1) * len(setup.test)
     test = prepare_images(store, setup.stimuli, fx, layers, setup.center_bias, images=setup.test,
-                          in_memory="auto" if in_memory else False, progress=progress)
+                          in_memory=in_memory and held + test_bytes <= MEMORY_BUDGET, progress=progress)
     positions = [np.flatnonzero(fx.n == n) for n in np.concatenate([setup.train, setup.test])]
     scales = store.feature_scales([setup.stimuli[int(n)] for n in setup.train], layers, progress=progress)
     return Prepared(train, test, positions, scales, store.extractor.geometry(layers), time.perf_counter() - start)
