@@ -700,12 +700,15 @@ def _read_fixations(group):
                          duration=durations, index_in_trial=index, trial=trial)
     _check_version(group, kind, ("1.0", "1.1", "1.2"))
     _require(group, kind, ("x", "y", "t", "n"))
-    subject = group["subjects"][...] if "subjects" in group else group.get("subject", [None])[...]
-    duration = next((group[name][...] for name in ("duration", "durations") if name in group), None)
-    trial = group["scanpath_index"][...] if "scanpath_index" in group else None
+    def optional(*names):
+        return next((group[name][...] for name in names if name in group), None)
+
+    # without subjects, every fixation is subject 0's (as for a Fixations made without them)
+    subject, duration, trial = optional("subjects", "subject"), optional("duration", "durations"), optional("scanpath_index")
     # pysaliency counts the history; ours also stores the index in the recorded trial
-    index_in_trial = (group["index_in_trial"][...] if "index_in_trial" in group
-                      else (~np.isnan(group["x_hist"][...])).sum(axis=-1))
+    index_in_trial = optional("index_in_trial")
+    if index_in_trial is None and "x_hist" in group:
+        index_in_trial = (~np.isnan(group["x_hist"][...])).sum(axis=-1)
     return Fixations(x=group["x"][...], y=group["y"][...], n=group["n"][...], subject=subject,
                      t=group["t"][...], duration=duration,
                      index_in_trial=index_in_trial, trial=trial)

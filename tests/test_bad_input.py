@@ -332,6 +332,13 @@ def test_pysaliency_files_without_version_or_coordinates_are_named(tmp_path):
     with pytest.raises(ValueError, match=r"no_x.hdf5: a pysaliency Fixations file without the dataset\(s\) "
                                          r"\['x'\]"):
         read_hdf5(tmp_path / "no_x.hdf5")
+    write_hdf5(some_fixations(), tmp_path / "lean.hdf5")          # the optional columns: defaults, no KeyError
+    with h5py.File(tmp_path / "lean.hdf5", "a") as f:
+        for name in ("subjects", "duration", "scanpath_index", "index_in_trial", "x_hist"):
+            del f[name]
+    lean = read_hdf5(tmp_path / "lean.hdf5")
+    assert (lean.subject == 0).all() and (lean.index_in_trial == 0).all()
+    np.testing.assert_array_equal(lean.x, some_fixations().x)
     (tmp_path / "text.hdf5").write_text("no HDF5 here")
     with pytest.raises(ValueError, match=r"text.hdf5: not a readable HDF5 file"):
         read_hdf5(tmp_path / "text.hdf5")
