@@ -704,7 +704,8 @@ def _read_fixations(group):
         return next((group[name][...] for name in names if name in group), None)
 
     # without subjects, every fixation is subject 0's (as for a Fixations made without them)
-    subject, duration, trial = optional("subjects", "subject"), optional("duration", "durations"), optional("scanpath_index")
+    subject, duration = optional("subjects", "subject"), optional("duration", "durations")
+    trial = optional("scanpath_index")
     # pysaliency counts the history; ours also stores the index in the recorded trial
     index_in_trial = optional("index_in_trial")
     if index_in_trial is None and "x_hist" in group:
