@@ -152,7 +152,7 @@ class FeatureStore:
     extractor : callable
         ``extractor(image, layers) -> list of (C, h, w) float32 arrays``, with an attribute
         ``cache_key`` (str) naming everything that determines its output (see
-        :class:`repro.network.FeatureExtractor`).
+        :class:`repro.features.FeatureExtractor`).
     folder : str or Path, optional
         Where the files go (default: ``cache_dir('features', extractor.cache_key)``).
     """

@@ -45,3 +45,11 @@ def test_command_line_info_runs():
                          capture_output=True, text=True, check=True)
     assert "theano 1.0.5" in out.stdout
     assert "floatX=float32" in out.stdout
+
+
+def test_cited_documents_exist():
+    """Every ``docs/*.md`` that a docstring, test or README names is in the repository."""
+    sources = [*ROOT.glob("repro/**/*.py"), *ROOT.glob("tests/*.py"), *ROOT.glob("experiments/*.py"), ROOT / "README.md"]
+    cited = {name for path in sources for name in re.findall(r"docs/[\w-]+\.md", path.read_text())}
+    assert {"docs/metrics.md", "docs/sfo.md"} <= cited
+    assert not [name for name in sorted(cited) if not (ROOT / name).is_file()]
