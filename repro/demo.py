@@ -21,6 +21,9 @@ from .model import DeepGazeI
 from .network import Network
 from .paths import cache_dir
 
+__all__ = ["DEMO_LABEL", "DEMO_SIDE", "DEMO_IMAGES", "alexnet_prototxt", "random_alexnet", "demo_stimuli",
+           "gaussian_centerbias", "planted_model", "sample_fixations", "demo_dataset"]
+
 #: What every figure of the demonstration data says about itself.
 DEMO_LABEL = "DEMONSTRATION DATA (scikit-image photographs, fixations sampled from a planted model)"
 #: Longer side of the demonstration images in pixels.

@@ -35,6 +35,9 @@ from .network import preprocess
 from .paths import atomic_path, cache_dir
 from .resampling import Geometry
 
+__all__ = ["DEFAULT_DOWNSAMPLE", "IMAGENET_MEAN_BGR", "image_hash", "FeatureExtractor", "FeatureStore",
+           "feature_statistics", "feature_scales"]
+
 log = logging.getLogger(__name__)
 
 #: The paper's initial downsampling factor.

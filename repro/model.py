@@ -43,6 +43,8 @@ from .backend import T, floatX, theano
 from .paths import atomic_path
 from .resampling import Geometry
 
+__all__ = ["DeepGazeI", "compile_readout", "log_softmax_cells", "stack", "FILE_FORMAT"]
+
 #: What :meth:`DeepGazeI.save` writes; files of the pixel-resolution readout (format 1) are refused.
 FILE_FORMAT = "deepgaze1-repro readout 2"
 

@@ -18,6 +18,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+__all__ = ["PROJECT_ROOT", "data_dir", "mirrored", "cache_dir", "weights_dir", "remove_stale_parts", "atomic_path"]
+
 #: The source checkout (the folder holding ``repro/``, ``weights/``, ``experiments/``).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,6 +17,9 @@ from .model import DeepGazeI
 from .network import Network
 from .paths import atomic_path, data_dir, weights_dir
 
+__all__ = ["default_model", "TEMPLATE_FRAME", "center_bias_template", "find_network", "extractor_for",
+           "highest_density_levels", "density_figure", "read_fixation_points", "predict_files"]
+
 
 def default_model():
     """Where ``python -m repro train`` writes its model and ``predict`` reads it: ``weights/deepgaze1.h5``

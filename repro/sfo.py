@@ -35,6 +35,9 @@ import time
 import numpy as np
 import scipy.linalg
 
+__all__ = ["SFO", "GradCheck", "ParameterLayout", "history_scale", "bfgs_curvature", "orthogonal_residual",
+           "orthonormal_columns"]
+
 #: Relative size below which a vector, a history pair or an eigenvalue is
 #: treated as zero.
 EPS = 1e-12

@@ -26,6 +26,11 @@ from .features import feature_scales
 from .model import DeepGazeI
 from .sfo import SFO
 
+__all__ = ["DEFAULT_LAMBDA", "MEMORY_BUDGET", "compact", "expand", "Stacker", "ImageData", "log_prior_in_cells",
+           "prepare_images", "saliencies", "log_masses", "log_likelihoods", "fixation_log_likelihoods",
+           "log_densities", "density_function", "minibatches", "sparsity_penalty", "objective", "fit", "train_model",
+           "subject_cross_validation"]
+
 #: The paper's sparsity parameter lambda.
 DEFAULT_LAMBDA = 0.001
 #: Feature maps of more bytes than this (as float32) are held compactly (:func:`compact`); beyond it
