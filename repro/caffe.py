@@ -32,6 +32,10 @@ from google.protobuf.message import DecodeError
 from .download import DownloadError, fetch, file_digest
 from .paths import atomic_path, weights_dir
 
+__all__ = ["CaffeError", "Layer", "CaffeModel", "V1_LAYER_TYPES", "PARAM_FIELDS", "LEARNED_TYPES", "load",
+           "parse_prototxt", "rewrite_prototxt", "read_caffemodel", "read_mean", "sha1sum", "cache_path",
+           "DOWNLOADS", "download"]
+
 log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------------------
@@ -125,17 +129,22 @@ _MESSAGES = {
     "SoftmaxParameter": [("engine", 1, "Engine", _OPT, "DEFAULT"), ("axis", 2, "int32", _OPT, "1")],
     "ReLUParameter": [("negative_slope", 1, "float", _OPT, "0"), ("engine", 2, "Engine", _OPT, "DEFAULT")],
 }
-_LAYER_PARAMS = {  # field name -> (V2 number, V1 number or None, message)
-    "convolution_param": (106, 10, "ConvolutionParameter"),
-    "pooling_param": (121, 19, "PoolingParameter"),
-    "lrn_param": (118, 18, "LRNParameter"),
-    "inner_product_param": (117, 17, "InnerProductParameter"),
-    "dropout_param": (108, 12, "DropoutParameter"),
-    "concat_param": (104, 9, "ConcatParameter"),
-    "softmax_param": (125, 39, "SoftmaxParameter"),
-    "relu_param": (123, 30, "ReLUParameter"),
-    "input_param": (143, None, "InputParameter"),
+#: Layer type -> its parameters in ``LayerParameter``: (field name, V2 number, V1 number or None, message).
+_LAYER_PARAMS = {
+    "Convolution": ("convolution_param", 106, 10, "ConvolutionParameter"),
+    "Pooling": ("pooling_param", 121, 19, "PoolingParameter"),
+    "LRN": ("lrn_param", 118, 18, "LRNParameter"),
+    "InnerProduct": ("inner_product_param", 117, 17, "InnerProductParameter"),
+    "Dropout": ("dropout_param", 108, 12, "DropoutParameter"),
+    "Concat": ("concat_param", 104, 9, "ConcatParameter"),
+    "Softmax": ("softmax_param", 125, 39, "SoftmaxParameter"),
+    "ReLU": ("relu_param", 123, 30, "ReLUParameter"),
+    "Input": ("input_param", 143, None, "InputParameter"),
 }
+#: Layer type -> the prototxt field of its parameters (``"Convolution"`` -> ``"convolution_param"``).
+PARAM_FIELDS = {kind: entry[0] for kind, entry in _LAYER_PARAMS.items()}
+#: Layer types whose weights a caffemodel must hold; :func:`load` checks their blobs (Caffe's blob layout).
+LEARNED_TYPES = ("Convolution", "InnerProduct")
 _MESSAGES["LayerParameter"] = [
     ("name", 1, "string", _OPT, None), ("type", 2, "string", _OPT, None),
     ("bottom", 3, "string", _REP, None), ("top", 4, "string", _REP, None),
@@ -143,7 +152,7 @@ _MESSAGES["LayerParameter"] = [
     ("param", 6, "ParamSpec", _REP, None), ("blobs", 7, "BlobProto", _REP, None),
     ("propagate_down", 11, "bool", _REP, None), ("include", 8, "NetStateRule", _REP, None),
     ("exclude", 9, "NetStateRule", _REP, None),
-] + [(name, v2, msg, _OPT, None) for name, (v2, _, msg) in _LAYER_PARAMS.items()]
+] + [(name, v2, msg, _OPT, None) for name, v2, _, msg in _LAYER_PARAMS.values()]
 _MESSAGES["V1LayerParameter"] = [
     ("bottom", 2, "string", _REP, None), ("top", 3, "string", _REP, None),
     ("name", 4, "string", _OPT, None), ("include", 32, "NetStateRule", _REP, None),
@@ -151,7 +160,7 @@ _MESSAGES["V1LayerParameter"] = [
     ("blobs", 6, "BlobProto", _REP, None), ("param", 1001, "string", _REP, None),
     ("blobs_lr", 7, "float", _REP, None), ("weight_decay", 8, "float", _REP, None),
     ("loss_weight", 35, "float", _REP, None),
-] + [(name, v1, msg, _OPT, None) for name, (_, v1, msg) in _LAYER_PARAMS.items() if v1]
+] + [(name, v1, msg, _OPT, None) for name, _, v1, msg in _LAYER_PARAMS.values() if v1]
 _MESSAGES["NetParameter"] = [
     ("name", 1, "string", _OPT, None), ("input", 3, "string", _REP, None),
     ("input_shape", 8, "BlobShape", _REP, None), ("input_dim", 4, "int32", _REP, None),
@@ -271,15 +280,10 @@ def _params_dict(message):
     return out
 
 
-_PARAMS_OF_TYPE = {"Input": "input_param", "Convolution": "convolution_param", "Pooling": "pooling_param",
-                   "LRN": "lrn_param", "InnerProduct": "inner_product_param", "Dropout": "dropout_param",
-                   "Concat": "concat_param", "Softmax": "softmax_param", "ReLU": "relu_param"}
-
-
 def _layer_from_proto(proto, v1):
     """``LayerParameter`` or ``V1LayerParameter`` -> :class:`Layer` (parameters of its type, defaults filled)."""
     layer_type = V1_LAYER_TYPES.get(proto.type, (0, f"V1 type {proto.type}"))[1] if v1 else proto.type
-    field_name = _PARAMS_OF_TYPE.get(layer_type)
+    field_name = PARAM_FIELDS.get(layer_type)
     has_field = field_name is not None and field_name in proto.DESCRIPTOR.fields_by_name
     params = _params_dict(getattr(proto, field_name)) if has_field else {}
     return Layer(proto.name, layer_type, list(proto.bottom), list(proto.top), params)
@@ -495,7 +499,7 @@ def _check_blobs(layers, blobs, caffemodel):
             if not finite.all():
                 raise CaffeError(f"{where}, blob {j} {array.shape}: {array.size - finite.sum()} value(s) are nan "
                                  f"or inf, e.g. at {np.unravel_index(np.argmin(finite), array.shape)}")
-        if layer.type not in ("Convolution", "InnerProduct"):
+        if layer.type not in LEARNED_TYPES:
             continue
         if layer.name not in blobs:
             raise CaffeError(f"{where}: no weights for this {layer.type} layer of the prototxt")

@@ -52,7 +52,6 @@ _ALEXNET = [
     ("relu5", "ReLU", {}),
     ("pool5", "Pooling", dict(pool="MAX", kernel_size=3, stride=2)),
 ]
-_PARAM_FIELD = {"Convolution": "convolution_param", "LRN": "lrn_param", "Pooling": "pooling_param"}
 
 
 def alexnet_prototxt():
@@ -63,7 +62,7 @@ def alexnet_prototxt():
     for name, kind, params in _ALEXNET:
         top = bottom if kind == "ReLU" else name           # Caffe's in-place ReLUs
         body = " ".join(f"{key}: {value}" for key, value in params.items())
-        extra = f" {_PARAM_FIELD[kind]} {{ {body} }}" if params else ""
+        extra = f" {caffe.PARAM_FIELDS[kind]} {{ {body} }}" if params else ""
         lines.append(f'layer {{ name: "{name}" type: "{kind}" bottom: "{bottom}" top: "{top}"{extra} }}')
         bottom = top
     return "\n".join(lines) + "\n"

@@ -23,6 +23,15 @@ negative (the padding reaches outside the image): AlexNet's ``conv1`` has size 1
 stride 4, offset -10 there (offset 0 in ``'caffe'`` mode). The network input is the
 image downsampled by :func:`preprocess`; multiply by ``downsample`` (and add
 ``(downsample - 1) / 2`` for the centre of a block) to reach original image pixels.
+
+Layer types
+-----------
+Each Caffe layer type is one class (:class:`Convolution`, :class:`Pooling`, ...) that knows
+its output shape, its receptive field, its Theano graph and how its weights must fit its
+input; :data:`LAYER_TYPES` registers them and :class:`Network` only walks the layers and
+asks each one. Adding a type is a class and an entry there. What the Caffe file format
+says of a type stays in :mod:`repro.caffe`: the protobuf fields of parameters it does not
+read yet and, for a type with weights, its blob layout (:data:`repro.caffe.LEARNED_TYPES`).
 """
 from collections import namedtuple
 
@@ -31,13 +40,13 @@ import numpy as np
 from . import caffe
 from .backend import T, floatX, theano
 
+__all__ = ["ALEXNET_LAYERS", "LAYER_TYPES", "SUPPORTED_TYPES", "PADDINGS", "ReceptiveField", "Network",
+           "preprocess", "conv_window", "pool_window", "conv_output_size", "pool_output_size", "LayerType",
+           "Input", "Convolution", "ReLU", "Pooling", "LRN", "Concat", "InnerProduct", "Dropout", "Softmax"]
+
 #: The paper's 15 AlexNet layers (Section 2.2), 3712 feature maps in total.
 ALEXNET_LAYERS = ("conv1", "relu1", "norm1", "pool1", "conv2", "relu2", "norm2", "pool2",
                   "conv3", "relu3", "conv4", "relu4", "conv5", "relu5", "pool5")
-
-#: Layer types :class:`Network` builds.
-SUPPORTED_TYPES = ("Input", "Convolution", "ReLU", "Pooling", "LRN", "Concat",
-                   "InnerProduct", "Dropout", "Softmax")
 
 PADDINGS = ("caffe", "full")
 
@@ -99,14 +108,114 @@ def pool_output_size(size, kernel, stride, pad, ceil=True):
 
 
 # --------------------------------------------------------------------------------------
-# Theano building blocks, one per Caffe layer type; x is (batch, channels, height, width)
+# Layer types: one class each, registered in LAYER_TYPES. Shapes are (channels, height, width),
+# Theano values (batch, channels, height, width); every method gets one value per bottom blob.
 # --------------------------------------------------------------------------------------
-def _conv(x, weights, bias, window, group):
-    # 'full' mode is explicit padding by extent - 1, the same as Theano's border_mode='full'
-    y = T.nnet.conv2d(x, weights, border_mode=window["pad"], subsample=window["stride"],
-                      filter_flip=False,  # Caffe correlates
-                      filter_dilation=window["dilation"], num_groups=group)
-    return y if bias is None else y + bias.dimshuffle("x", 0, "x", "x")
+class LayerType:
+    """One prototxt layer of a given type; this base class is an identity (Caffe's Dropout at test time).
+
+    A subclass overrides what its type changes; :class:`Network` only calls these methods.
+
+    Parameters
+    ----------
+    layer : repro.caffe.Layer
+        Name, bottoms, tops and ``params`` (Caffe's defaults filled in).
+    padding : {'caffe', 'full'}
+        The network's convolution padding mode.
+    """
+    #: An input layer: its tops carry the network input; it has no output of its own.
+    is_input = False
+
+    def __init__(self, layer, padding):
+        self.layer, self.name, self.params, self.padding = layer, layer.name, layer.params, padding
+
+    @property
+    def learned(self):
+        """The caffemodel holds weights for this type (:data:`repro.caffe.LEARNED_TYPES`, which
+        :func:`repro.caffe.load` checks); :meth:`graph` then gets them as Theano shared variables."""
+        return self.layer.type in caffe.LEARNED_TYPES
+
+    def output_shape(self, shapes):
+        """``(channels, height, width)`` of the output, from those of the inputs."""
+        return shapes[0]
+
+    def receptive_field(self, fields):
+        """:class:`ReceptiveField` of the output units, from those of the inputs."""
+        return fields[0]
+
+    def graph(self, inputs, blobs):
+        """Symbolic output from symbolic inputs and ``blobs`` (shared weights, bias; empty unless learned)."""
+        return inputs[0]
+
+    def weights_error(self, shapes, arrays):
+        """Why the caffemodel's ``arrays`` do not fit inputs of ``shapes``, or None (only for learned types)."""
+        return None
+
+
+class Input(LayerType):
+    """The prototxt's input blob; it may declare the input shape."""
+    is_input = True
+
+    def declared_shape(self):
+        """``(channels, height, width)`` from the prototxt, or None if it declares no 4-D shape."""
+        shapes = self.params.get("shape", [])
+        dims = [int(d) for d in shapes[0]["dim"]] if shapes else []
+        return tuple(dims[1:4]) if len(dims) == 4 else None
+
+
+class Dropout(LayerType):
+    """Identity at test time."""
+
+
+def _window_field(name, extent, window, field):
+    """Receptive field after a window of ``extent`` (h, w) pixels with ``window``'s stride and pad."""
+    size, stride, offset = field
+    (stride_h, stride_w), (pad_h, pad_w) = window["stride"], window["pad"]
+    if extent[0] != extent[1] or stride_h != stride_w or pad_h != pad_w:
+        raise ValueError(f"layer {name!r}: non-square window, no single receptive field")
+    return ReceptiveField(size + (extent[0] - 1) * stride, stride * stride_h, offset - pad_h * stride)
+
+
+def _weights_and_bias(blobs):
+    return blobs[0], (blobs[1] if len(blobs) > 1 else None)
+
+
+class Convolution(LayerType):
+    """Caffe's convolution (a correlation): grouped, strided, dilated; padded as :func:`conv_window` says."""
+
+    def output_shape(self, shapes):
+        _, h, w = shapes[0]
+        g = conv_window(self.layer, self.padding)
+        return (self.params["num_output"],
+                conv_output_size(h, g["extent"][0], g["stride"][0], g["pad"][0]),
+                conv_output_size(w, g["extent"][1], g["stride"][1], g["pad"][1]))
+
+    def receptive_field(self, fields):
+        g = conv_window(self.layer, self.padding)
+        return _window_field(self.name, g["extent"], g, fields[0])
+
+    def graph(self, inputs, blobs):
+        weights, bias = _weights_and_bias(blobs)
+        g = conv_window(self.layer, self.padding)
+        # 'full' mode is explicit padding by extent - 1, the same as Theano's border_mode='full'
+        y = T.nnet.conv2d(inputs[0], weights, border_mode=g["pad"], subsample=g["stride"],
+                          filter_flip=False,  # Caffe correlates
+                          filter_dilation=g["dilation"], num_groups=self.params["group"])
+        return y if bias is None else y + bias.dimshuffle("x", 0, "x", "x")
+
+    def weights_error(self, shapes, arrays):
+        weights, group, channels = arrays[0], self.params["group"], shapes[0][0]
+        if channels % group or weights.shape[1] != channels // group or self.params["num_output"] % group:
+            return f"weights {weights.shape} do not fit {channels} input channels in {group} group(s)"
+        return None
+
+
+class ReLU(LayerType):
+    """``max(x, 0)``, or ``x`` times ``negative_slope`` below 0 (leaky)."""
+
+    def graph(self, inputs, blobs):
+        x, slope = inputs[0], self.params["negative_slope"]
+        return T.nnet.relu(x, np.float32(slope)) if slope else T.maximum(x, np.float32(0))
 
 
 def _pool(x, window, method):
@@ -138,34 +247,108 @@ def _pool(x, window, method):
     return y
 
 
-def _global_pool(x, method):
-    return (x.max if method == "MAX" else x.mean)(axis=(2, 3), keepdims=True)
+class Pooling(LayerType):
+    """Caffe's MAX or AVE pooling with its padding and ceil rounding (:func:`pool_output_size`), or global."""
+
+    def output_shape(self, shapes):
+        c, h, w = shapes[0]
+        if self.params["global_pooling"]:
+            return (c, 1, 1)
+        g = pool_window(self.layer)
+        return (c,) + tuple(pool_output_size(n, k, s, p, g["ceil"]) for n, k, s, p in
+                            zip((h, w), g["kernel"], g["stride"], g["pad"]))
+
+    def receptive_field(self, fields):
+        if self.params["global_pooling"]:
+            raise ValueError(f"layer {self.name!r}: global pooling sees the whole input")
+        g = pool_window(self.layer)
+        return _window_field(self.name, g["kernel"], g, fields[0])
+
+    def graph(self, inputs, blobs):
+        x, method = inputs[0], self.params["pool"]
+        if method not in ("MAX", "AVE"):
+            raise caffe.CaffeError(f"layer {self.name!r}: unsupported pooling {method}")
+        if self.params["global_pooling"]:
+            return (x.max if method == "MAX" else x.mean)(axis=(2, 3), keepdims=True)
+        return _pool(x, pool_window(self.layer), method)
 
 
-def _lrn(x, size, alpha, beta, k):
+class LRN(LayerType):
     """Caffe's LRN across channels: ``x / (k + alpha/size * sum of x² over size channels)^beta``."""
-    channels = x.shape[1]
-    half = (size - 1) // 2
-    squares = T.zeros((x.shape[0], channels + size - 1, x.shape[2], x.shape[3]), dtype=x.dtype)
-    squares = T.set_subtensor(squares[:, half:half + channels], T.sqr(x))
-    window = sum(squares[:, i:i + channels] for i in range(size))
-    scale = np.float32(k) + np.float32(alpha / size) * window
-    if beta == 0.75:  # AlexNet's and GoogLeNet's value: two square roots are much cheaper than pow
-        return x * T.sqrt(T.sqrt(scale)) / scale
-    return x * scale ** np.float32(-beta)
+
+    def graph(self, inputs, blobs):
+        if self.params["norm_region"] != "ACROSS_CHANNELS":
+            raise caffe.CaffeError(f"layer {self.name!r}: only LRN across channels is supported")
+        x, p = inputs[0], self.params
+        size, channels = p["local_size"], x.shape[1]
+        half = (size - 1) // 2
+        squares = T.zeros((x.shape[0], channels + size - 1, x.shape[2], x.shape[3]), dtype=x.dtype)
+        squares = T.set_subtensor(squares[:, half:half + channels], T.sqr(x))
+        window = sum(squares[:, i:i + channels] for i in range(size))
+        scale = np.float32(p["k"]) + np.float32(p["alpha"] / size) * window
+        if p["beta"] == 0.75:  # AlexNet's and GoogLeNet's value: two square roots are much cheaper than pow
+            return x * T.sqrt(T.sqrt(scale)) / scale
+        return x * scale ** np.float32(-p["beta"])
 
 
-def _inner_product(x, weights, bias, transpose):
-    flat = x.flatten(2)
-    y = T.dot(flat, weights if transpose else weights.T)
-    if bias is not None:
-        y = y + bias.dimshuffle("x", 0)
-    return y.dimshuffle(0, 1, "x", "x")
+class Concat(LayerType):
+    """Channels of equal-sized maps stacked; the receptive field is the union of the branches'."""
+
+    def output_shape(self, shapes):
+        if self.params["axis"] != 1 or len({s[1:] for s in shapes}) != 1:
+            raise caffe.CaffeError(f"layer {self.name!r}: can only concatenate channels "
+                                   f"of equal-sized maps, got {shapes}")
+        return (sum(s[0] for s in shapes),) + shapes[0][1:]
+
+    def receptive_field(self, fields):
+        if len({f.stride for f in fields}) != 1:
+            raise ValueError(f"layer {self.name!r}: branches of different strides")
+        start = min(f.offset for f in fields)
+        end = max(f.offset + f.size for f in fields)
+        return ReceptiveField(end - start, fields[0].stride, start)
+
+    def graph(self, inputs, blobs):
+        return T.concatenate(inputs, axis=self.params["axis"])
 
 
-def _softmax(x):
-    e = T.exp(x - x.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+class InnerProduct(LayerType):
+    """A fully connected layer on the flattened input; output ``(num_output, 1, 1)``."""
+
+    def output_shape(self, shapes):
+        return (self.params["num_output"], 1, 1)
+
+    def receptive_field(self, fields):
+        raise ValueError(f"layer {self.name!r}: an inner product sees the whole input")
+
+    def graph(self, inputs, blobs):
+        weights, bias = _weights_and_bias(blobs)
+        y = T.dot(inputs[0].flatten(2), weights if self.params["transpose"] else weights.T)
+        if bias is not None:
+            y = y + bias.dimshuffle("x", 0)
+        return y.dimshuffle(0, 1, "x", "x")
+
+    def weights_error(self, shapes, arrays):
+        weights, inputs = arrays[0], int(np.prod(shapes[0]))
+        if weights.shape[0 if self.params["transpose"] else 1] != inputs:
+            return f"weights {weights.shape} do not fit {inputs} inputs"
+        return None
+
+
+class Softmax(LayerType):
+    """Softmax over channels."""
+
+    def graph(self, inputs, blobs):
+        x = inputs[0]
+        e = T.exp(x - x.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+
+#: Caffe layer type -> its class: the one place a new type is registered.
+LAYER_TYPES = {"Input": Input, "Convolution": Convolution, "ReLU": ReLU, "Pooling": Pooling, "LRN": LRN,
+               "Concat": Concat, "InnerProduct": InnerProduct, "Dropout": Dropout, "Softmax": Softmax}
+
+#: Layer types :class:`Network` builds.
+SUPPORTED_TYPES = tuple(LAYER_TYPES)
 
 
 # --------------------------------------------------------------------------------------
@@ -215,11 +398,12 @@ class Network:
         self.padding = padding
         self.model = model
         for layer in self.model.layers:
-            if layer.type not in SUPPORTED_TYPES:
+            if layer.type not in LAYER_TYPES:
                 raise caffe.CaffeError(f"{self.model.prototxt}, layer {layer.name!r}: "
                                        f"unsupported layer type {layer.type!r} "
-                                       f"(supported: {', '.join(SUPPORTED_TYPES)})")
-        self.layer_names = tuple(layer.name for layer in self.model.layers if layer.type != "Input")
+                                       f"(supported: {', '.join(LAYER_TYPES)})")
+        self._layers = [LAYER_TYPES[layer.type](layer, padding) for layer in self.model.layers]
+        self.layer_names = tuple(op.name for op in self._layers if not op.is_input)
         self._input = T.tensor4("image", dtype=floatX)
         self._outputs = None
         self._functions = {}
@@ -229,15 +413,15 @@ class Network:
         return (f"Network({self.model.name!r}, padding={self.padding!r}, "
                 f"{len(self.layer_names)} layers, last={self.layer_names[-1]!r})")
 
-    # -- shapes and receptive fields ------------------------------------------------
     def _walk(self, visit, start, until=None):
-        """Run ``visit(layer, [bottom values]) -> value`` through the layers (up to ``until``).
+        """Run ``visit(layer type object, [bottom values]) -> value`` through the layers (up to ``until``).
 
         ``start`` is the value of the input blobs; returns ``{layer name: value}``.
         """
         blobs, per_layer = {}, {}
-        for layer in self.model.layers:
-            if layer.type == "Input":
+        for op in self._layers:
+            layer = op.layer
+            if op.is_input:
                 for top in layer.tops:
                     blobs[top] = start
                 continue
@@ -245,7 +429,7 @@ class Network:
             if missing:
                 raise caffe.CaffeError(f"{self.model.prototxt}, layer {layer.name!r}: "
                                        f"input blob(s) {missing} produced by no earlier layer")
-            value = visit(layer, [blobs[b] for b in layer.bottoms])
+            value = visit(op, [blobs[b] for b in layer.bottoms])
             for top in layer.tops:
                 blobs[top] = value
             per_layer[layer.name] = value
@@ -253,33 +437,16 @@ class Network:
                 break
         return per_layer
 
-    def _shape_of(self, layer, shapes):
-        """(channels, height, width) of a layer's output given its inputs' shapes."""
-        c, h, w = shapes[0]
-        if layer.type == "Convolution":
-            g = conv_window(layer, self.padding)
-            return (layer.params["num_output"],
-                    conv_output_size(h, g["extent"][0], g["stride"][0], g["pad"][0]),
-                    conv_output_size(w, g["extent"][1], g["stride"][1], g["pad"][1]))
-        if layer.type == "Pooling":
-            if layer.params["global_pooling"]:
-                return (c, 1, 1)
-            g = pool_window(layer)
-            return (c,) + tuple(pool_output_size(n, k, s, p, g["ceil"]) for n, k, s, p in
-                                zip((h, w), g["kernel"], g["stride"], g["pad"]))
-        if layer.type == "Concat":
-            if layer.params["axis"] != 1 or len({s[1:] for s in shapes}) != 1:
-                raise caffe.CaffeError(f"layer {layer.name!r}: can only concatenate channels "
-                                       f"of equal-sized maps, got {shapes}")
-            return (sum(s[0] for s in shapes), h, w)
-        if layer.type == "InnerProduct":
-            return (layer.params["num_output"], 1, 1)
-        return (c, h, w)
+    def _arrays(self, op):
+        """The caffemodel's float32 arrays of a learned layer (``[]`` for other types)."""
+        return self.model.blobs[op.name] if op.learned else []
 
+    # -- shapes and receptive fields ------------------------------------------------
     def output_shapes(self, input_hw):
         """``{layer: (channels, height, width)}`` for a ``(height, width)`` input."""
         channels = self._declared_input()[0]
-        return self._walk(self._shape_of, (channels,) + tuple(int(n) for n in input_hw))
+        return self._walk(lambda op, shapes: op.output_shape(shapes),
+                          (channels,) + tuple(int(n) for n in input_hw))
 
     def output_shape(self, layer, input_hw):
         """``(channels, height, width)`` of ``layer`` for an input of ``(height, width)`` pixels."""
@@ -287,31 +454,8 @@ class Network:
 
     def _declared_input(self):
         """``(channels, height, width)`` of the prototxt's input (``(3, 227, 227)`` if it declares none)."""
-        first = self.model.layers[0]
-        shapes = first.params.get("shape", []) if first.type == "Input" else []
-        dims = [int(d) for d in shapes[0]["dim"]] if shapes else []
-        return tuple(dims[1:4]) if len(dims) == 4 else (3, 227, 227)
-
-    def _rf_of(self, layer, fields):
-        size, stride, offset = fields[0]
-        if layer.type in ("Convolution", "Pooling"):
-            if layer.type == "Pooling" and layer.params["global_pooling"]:
-                raise ValueError(f"layer {layer.name!r}: global pooling sees the whole input")
-            g = conv_window(layer, self.padding) if layer.type == "Convolution" else pool_window(layer)
-            extent = g["extent"] if "extent" in g else g["kernel"]
-            if extent[0] != extent[1] or g["stride"][0] != g["stride"][1] or g["pad"][0] != g["pad"][1]:
-                raise ValueError(f"layer {layer.name!r}: non-square window, no single receptive field")
-            return ReceptiveField(size + (extent[0] - 1) * stride, stride * g["stride"][0],
-                                  offset - g["pad"][0] * stride)
-        if layer.type == "InnerProduct":
-            raise ValueError(f"layer {layer.name!r}: an inner product sees the whole input")
-        if layer.type == "Concat":  # the union of the branches' fields
-            if len({f.stride for f in fields}) != 1:
-                raise ValueError(f"layer {layer.name!r}: branches of different strides")
-            start = min(f.offset for f in fields)
-            end = max(f.offset + f.size for f in fields)
-            return ReceptiveField(end - start, stride, start)
-        return fields[0]
+        first = self._layers[0]
+        return (first.declared_shape() if first.is_input else None) or (3, 227, 227)
 
     def receptive_field(self, layer):
         """Receptive field of ``layer``'s units in input pixels (see the module docstring).
@@ -323,7 +467,8 @@ class Network:
             ``offset + i * stride`` ... ``offset + i * stride + size - 1`` (same for rows and columns).
         """
         layer = self._known(layer)
-        return self._walk(self._rf_of, ReceptiveField(1, 1, 0), until=layer)[layer]
+        fields = self._walk(lambda op, inputs: op.receptive_field(inputs), ReceptiveField(1, 1, 0), until=layer)
+        return fields[layer]
 
     def _known(self, layer):
         if layer not in self.layer_names:
@@ -333,60 +478,24 @@ class Network:
 
     def _check_weights(self):
         """Weights must fit the channels that reach each layer (checked on the prototxt's input size)."""
-        def visit(layer, shapes):
-            if layer.type == "Convolution":
-                weights = self.model.blobs[layer.name][0]
-                group = layer.params["group"]
-                channels = shapes[0][0]
-                if channels % group or weights.shape[1] != channels // group or \
-                        layer.params["num_output"] % group:
-                    raise caffe.CaffeError(
-                        f"{self.model.caffemodel}, layer {layer.name!r}: weights {weights.shape} do not "
-                        f"fit {channels} input channels in {group} group(s)")
-            if layer.type == "InnerProduct":
-                weights = self.model.blobs[layer.name][0]
-                inputs = int(np.prod(shapes[0]))
-                if weights.shape[0 if layer.params["transpose"] else 1] != inputs:
-                    raise caffe.CaffeError(f"{self.model.caffemodel}, layer {layer.name!r}: weights "
-                                           f"{weights.shape} do not fit {inputs} inputs")
-            return self._shape_of(layer, shapes)
+        def visit(op, shapes):
+            error = op.weights_error(shapes, self._arrays(op)) if op.learned else None
+            if error:
+                raise caffe.CaffeError(f"{self.model.caffemodel}, layer {op.name!r}: {error}")
+            return op.output_shape(shapes)
 
         self._walk(visit, self._declared_input())
 
     # -- Theano graph -----------------------------------------------------------------
-    def _build_layer(self, layer, inputs):
-        x = inputs[0]
-        p = layer.params
-        if layer.type in ("Convolution", "InnerProduct"):
-            arrays = self.model.blobs[layer.name]
-            weights = theano.shared(arrays[0].astype(floatX), name=f"{layer.name}/W")
-            bias = theano.shared(arrays[1].astype(floatX), name=f"{layer.name}/b") if len(arrays) > 1 else None
-            if layer.type == "Convolution":
-                return _conv(x, weights, bias, conv_window(layer, self.padding), p["group"])
-            return _inner_product(x, weights, bias, p["transpose"])
-        if layer.type == "ReLU":
-            slope = p["negative_slope"]
-            return T.nnet.relu(x, np.float32(slope)) if slope else T.maximum(x, np.float32(0))
-        if layer.type == "Pooling":
-            if p["pool"] not in ("MAX", "AVE"):
-                raise caffe.CaffeError(f"layer {layer.name!r}: unsupported pooling {p['pool']}")
-            if p["global_pooling"]:
-                return _global_pool(x, p["pool"])
-            return _pool(x, pool_window(layer), p["pool"])
-        if layer.type == "LRN":
-            if p["norm_region"] != "ACROSS_CHANNELS":
-                raise caffe.CaffeError(f"layer {layer.name!r}: only LRN across channels is supported")
-            return _lrn(x, p["local_size"], p["alpha"], p["beta"], p["k"])
-        if layer.type == "Concat":
-            return T.concatenate(inputs, axis=p["axis"])
-        if layer.type == "Softmax":
-            return _softmax(x)
-        return x  # Dropout: identity at test time
+    def _graph(self, op, inputs):
+        shared = [theano.shared(array.astype(floatX), name=f"{op.name}/{suffix}")
+                  for array, suffix in zip(self._arrays(op), "Wb")]
+        return op.graph(inputs, shared)
 
     def outputs(self):
         """``{layer name: symbolic (1, channels, height, width) output}``, built once."""
         if self._outputs is None:
-            self._outputs = self._walk(self._build_layer, self._input)
+            self._outputs = self._walk(self._graph, self._input)
         return self._outputs
 
     @property

@@ -252,3 +252,65 @@ def test_layer_variants_match_opencv(weights_source, tmp_path):
                          net.output_shapes((71, 95)))
     # OpenCV ignores LRN's k; Caffe's (k + alpha/n sum)^-beta = k^-beta (1 + (alpha/k)/n sum)^-beta
     _assert_layers_match(["lrn3k"], [ours["lrn3k"]], [2 ** -0.6 * reference["lrn3"]])
+
+
+# -- the table of layer types ------------------------------------------------------------
+EVERY_TYPE = """
+name: "every type"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 20 dim: 24 } } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+        convolution_param { num_output: 4 kernel_size: 3 } }
+layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1"
+        pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "norm1" type: "LRN" bottom: "pool1" top: "norm1" lrn_param { local_size: 3 } }
+layer { name: "conv2" type: "Convolution" bottom: "pool1" top: "conv2"
+        convolution_param { num_output: 2 kernel_size: 3 pad: 1 } }
+layer { name: "act" type: "%s" bottom: "conv2" top: "conv2" }
+layer { name: "cat" type: "Concat" bottom: "norm1" bottom: "conv2" top: "cat" }
+layer { name: "drop" type: "Dropout" bottom: "cat" top: "cat" }
+layer { name: "fc" type: "InnerProduct" bottom: "cat" top: "fc" inner_product_param { num_output: 5 } }
+layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }
+"""
+
+
+def _random_network(path, extra_type):
+    """EVERY_TYPE with one more layer ``act`` of ``extra_type``, random weights (conv1, conv2, fc)."""
+    path.write_text(EVERY_TYPE % extra_type)
+    name, layers = caffe.parse_prototxt(path)
+    rng = np.random.RandomState(0)
+    shapes = {"conv1": [(4, 3, 3, 3), (4,)], "conv2": [(2, 4, 3, 3), (2,)], "fc": [(5, 6 * 9 * 11), (5,)]}
+    blobs = {layer: [rng.normal(0, 0.1, s).astype(np.float32) for s in blob_shapes]
+             for layer, blob_shapes in shapes.items()}
+    return Network.from_model(caffe.CaffeModel(name, layers, blobs, path, path, "random"))
+
+
+def test_a_layer_type_is_one_table_entry(tmp_path, monkeypatch):
+    """Shape, receptive field and graph all come from LAYER_TYPES: every supported type agrees with its
+    compiled output, and registering a new type there is all Network needs to build it."""
+    from repro import network
+
+    with pytest.raises(caffe.CaffeError, match=r"layer 'act': unsupported layer type 'TanH' \(supported: "
+                                               + ", ".join(network.SUPPORTED_TYPES) + r"\)$"):
+        _random_network(tmp_path / "tanh.prototxt", "TanH")
+
+    class TanH(network.LayerType):
+        def graph(self, inputs, blobs):
+            return network.T.tanh(inputs[0])
+
+    monkeypatch.setitem(network.LAYER_TYPES, "TanH", TanH)
+    net = _random_network(tmp_path / "tanh.prototxt", "TanH")
+    assert {layer.type for layer in net.model.layers} == set(network.SUPPORTED_TYPES) | {"TanH"}
+    image = np.random.RandomState(1).normal(0, 50, (1, 3, 20, 24)).astype(np.float32)
+    ours = net.forward(image, net.layer_names)
+    shapes = net.output_shapes((20, 24))
+    assert {name: out.shape for name, out in ours.items()} == shapes
+    np.testing.assert_allclose(ours["act"], np.tanh(ours["conv2"]), rtol=1e-5, atol=1e-6)
+    assert (ours["conv1"] < 0).any() and (ours["relu1"] >= 0).all()
+    np.testing.assert_allclose(ours["prob"].sum(), 1, rtol=1e-5)
+    fields = {name: net.receptive_field(name) for name in net.layer_names if name not in ("fc", "prob")}
+    assert (fields["conv1"], fields["pool1"], fields["norm1"]) == ((3, 1, 0), (4, 2, 0), (4, 2, 0))
+    assert fields["act"] == fields["conv2"] == fields["cat"] == (8, 2, -2)  # the union of both branches
+    for name in ("fc", "prob"):
+        with pytest.raises(ValueError, match="layer 'fc': an inner product sees the whole input"):
+            net.receptive_field(name)
