@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import metrics, paths
+from . import crossvalidation, metrics, paths
 from .centerbias import fit_center_bias
 from .datasets import dataset_folder, load_dataset, mit1003_split, osie_split
 from .demo import DEMO_LABEL, demo_dataset, random_alexnet
@@ -28,7 +28,7 @@ from .features import FeatureExtractor, FeatureStore
 from .goldstandard import fit_gold_standard
 from .model import compile_readout
 from .network import Network
-from .training import MEMORY_BUDGET, fixation_log_likelihoods, log_masses, prepare_images, saliencies, train_model
+from .training import train_model
 
 log = logging.getLogger(__name__)
 
@@ -277,55 +277,18 @@ def config_key(config):
     return hashlib.sha1(json.dumps(config, sort_keys=True).encode()).hexdigest()
 
 
-@dataclass
-class Prepared:
-    """What every fold of one readout (network and layers) shares, prepared once per process.
-
-    Attributes
-    ----------
-    train, test : list of repro.training.ImageData
-        The training and test images with all their fixations and the leave-one-image-out centre
-        bias in their cells.
-    positions : list of ndarray of int
-        For each image of ``train + test``, the indices of its fixations in ``setup.fixations``.
-    scales : ndarray, shape (K,)
-        Feature scales on the training images (cached on disk by the feature store).
-    geometry : repro.resampling.Geometry
-    seconds : float
-        Time it took.
-    """
-    train: list
-    test: list
-    positions: list
-    scales: np.ndarray
-    geometry: object
-    seconds: float
-
-
 def _prepare(options_json, network, layers, progress=False):
-    start = time.perf_counter()
     setup = _load_setup(options_json)
-    store = setup_store(setup, network)
-    fx, layers = setup.fixations, list(layers)
-    train = prepare_images(store, setup.stimuli, fx, layers, setup.center_bias, images=setup.train, progress=progress)
-    # the test images in memory (float32) only when they fit beside the training images held as float32,
-    # within MEMORY_BUDGET for both; else read from the cache when scored (scores never use compact maps)
-    in_memory = all(not callable(image.source) and image.source[0].dtype == np.float32 for image in train)
-    held = sum(m.nbytes for image in train for m in image.source) if in_memory else 0
-    test_bytes = held / max(len(train), 1) * len(setup.test)
-    test = prepare_images(store, setup.stimuli, fx, layers, setup.center_bias, images=setup.test,
-                          in_memory=in_memory and held + test_bytes <= MEMORY_BUDGET, progress=progress)
-    positions = [np.flatnonzero(fx.n == n) for n in np.concatenate([setup.train, setup.test])]
-    scales = store.feature_scales([setup.stimuli[int(n)] for n in setup.train], layers, progress=progress)
-    return Prepared(train, test, positions, scales, store.extractor.geometry(layers), time.perf_counter() - start)
+    return crossvalidation.prepare(setup_store(setup, network), setup.stimuli, setup.fixations, setup.train,
+                                   setup.test, layers, setup.center_bias, progress=progress)
 
 
-#: The one :class:`Prepared` a process holds, ``{key: Prepared}`` (see :func:`prepared`).
+#: The one :class:`repro.crossvalidation.Prepared` a process holds, ``{key: Prepared}`` (see :func:`prepared`).
 _PREPARED = {}
 
 
 def release_prepared():
-    """Forget the :class:`Prepared` data this process holds (e.g. before its workers start)."""
+    """Forget the :class:`~repro.crossvalidation.Prepared` data this process holds (e.g. before its workers start)."""
     _PREPARED.clear()
 
 
@@ -334,12 +297,12 @@ def _prepared_key(setup, network, layers):
 
 
 def is_prepared(setup, network, layers):
-    """Whether this process holds the :class:`Prepared` data of these layers."""
+    """Whether this process holds the :class:`~repro.crossvalidation.Prepared` data of these layers."""
     return _prepared_key(setup, network, layers) in _PREPARED
 
 
 def prepared(setup, network, layers, progress=False):
-    """The :class:`Prepared` data of a readout of ``layers`` of ``network`` on ``setup`` (with ``progress``,
+    """The :class:`~repro.crossvalidation.Prepared` data of a readout of ``layers`` of ``network`` on ``setup`` (with ``progress``,
     progress bars while features are extracted or read).
 
     One is kept per process, and the previous one is released *before* the next is built, so that a worker
@@ -357,38 +320,10 @@ def _sums(ll, baseline, gold, mask):
             "n": int(mask.sum())}
 
 
-def _pixel_maps(indices, images, masses):
-    """``{n: CellMap}``: the pixel log-density of each image (dataset index ``n``), held on its cells."""
-    return {int(n): metrics.CellMap(image.grid.pixel_log_density(mass), image.grid.row_cell, image.grid.col_cell)
-            for n, image, mass in zip(indices, images, masses)}
-
-
 def score_images(model, setup, data):
-    """A readout's log-likelihoods and pixel log-densities on the prepared training and test images of ``setup``.
-
-    Parameters
-    ----------
-    model : repro.model.DeepGazeI
-    setup : Setup
-    data : Prepared
-        From :func:`prepared` (the images of ``setup`` with their centre bias in their cells).
-
-    Returns
-    -------
-    ll : ndarray, shape (n_fixations,)
-        Log-likelihood (nat) of every fixation of ``setup``, centre-bias prior.
-    with_prior, flat : dict
-        ``{image index: metrics.CellMap}``: pixel log-densities with the centre-bias prior and with a
-        uniform one (what shuffled AUC scores).
-    """
-    images = data.train + data.test
-    saliency = saliencies(model, images)                 # one evaluation serves both priors
-    masses = log_masses(model, images, saliency)
-    ll = np.empty(len(setup.fixations))
-    ll[np.concatenate(data.positions)] = fixation_log_likelihoods(images, masses)
-    uniform = [image.with_prior(image.grid.log_pixels) for image in images]
-    index = np.concatenate([setup.train, setup.test])
-    return ll, _pixel_maps(index, images, masses), _pixel_maps(index, uniform, log_masses(model, uniform, saliency))
+    """A readout's log-likelihoods and pixel log-densities on the prepared images of ``setup``
+    (:func:`repro.crossvalidation.score` of all its fixations)."""
+    return crossvalidation.score(model, data, len(setup.fixations))
 
 
 def transfer_scores(models, setup, images, network="alexnet"):
@@ -450,20 +385,17 @@ def fit_and_score(config):
     fx, layers, subject = setup.fixations, config["layers"], config["subject"]
     built = not is_prepared(setup, config["network"], layers)     # the first fold of these layers in this process
     data = prepared(setup, config["network"], layers)
-    training = [image.with_fixations(fx.subject[where] != subject) for image, where in zip(data.train, data.positions)]
     compiling = time.perf_counter()
     preparation = compiling - start if built else 0.0
     compile_readout(len(layers))                             # timed apart from the fit (once per process)
     fitting = time.perf_counter()
-    model, _ = train_model(training, layers, data.geometry, regularization=config["regularization"],
-                           n_batches=config["batches"], num_passes=config["passes"], seed=config["seed"],
-                           scales=data.scales, progress=False,
-                           metadata={"held_out_subject": subject, "config_key": config_key(config)})
+    model = crossvalidation.fold(data, fx, subject, layers, metadata={"config_key": config_key(config)},
+                                 regularization=config["regularization"], n_batches=config["batches"],
+                                 num_passes=config["passes"], seed=config["seed"])
     scoring = time.perf_counter()
     ll, with_prior, flat = score_images(model, setup, data)
     on_train, on_test = np.isin(fx.n, setup.train), np.isin(fx.n, setup.test)
-    masks = {"test_subjects": on_train & (fx.subject == subject), "train_subjects": on_train & (fx.subject != subject),
-             "test_images": on_test}
+    masks = crossvalidation.roles(fx, subject, setup.train, setup.test)
     result = {"ig": {key: _sums(ll, setup.cb_ll, setup.gold_ll, mask) for key, mask in masks.items()},
               "sauc_train": metrics.shuffled_auc(flat, fx.filter(on_train), setup.stimuli.sizes),
               "sauc_test": metrics.shuffled_auc(flat, fx.filter(on_test), setup.stimuli.sizes),

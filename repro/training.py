@@ -28,8 +28,7 @@ from .sfo import SFO
 
 __all__ = ["DEFAULT_LAMBDA", "MEMORY_BUDGET", "compact", "expand", "Stacker", "ImageData", "log_prior_in_cells",
            "prepare_images", "saliencies", "log_masses", "log_likelihoods", "fixation_log_likelihoods",
-           "log_densities", "density_function", "minibatches", "sparsity_penalty", "objective", "fit", "train_model",
-           "subject_cross_validation"]
+           "log_densities", "density_function", "minibatches", "sparsity_penalty", "objective", "fit", "train_model"]
 
 #: The paper's sparsity parameter lambda.
 DEFAULT_LAMBDA = 0.001
@@ -433,67 +432,3 @@ def train_model(images, layers, geometry, regularization=DEFAULT_LAMBDA, n_batch
     history = fit(model, images, regularization=regularization, n_batches=n_batches, num_passes=num_passes,
                   seed=seed, progress=progress)
     return model, history
-
-
-def subject_cross_validation(store, stimuli, fixations, train_images, test_images, layers,
-                             log_centerbias, subjects=None, progress=True, **fit_options):
-    """Leave-one-subject-out cross-validation of DeepGaze I, as the paper trains and evaluates it.
-
-    For every held-out subject s, a model is fitted to the other subjects' fixations on the training
-    images, then evaluated on (a) subject s's fixations on the training images ("test subjects"),
-    (b) the other subjects' fixations there ("training subjects"), (c) every fixation on the test
-    images. Log-likelihoods are averaged over the folds in which a fixation is scored this way
-    (information gains, being linear in them, are then the fold averages).
-
-    Parameters
-    ----------
-    store : repro.features.FeatureStore
-    stimuli : repro.datasets.Stimuli
-    fixations : repro.datasets.Fixations
-    train_images, test_images : sequence of int
-    layers : list of str
-    log_centerbias : CenterBias or callable
-        The leave-one-image-out centre bias (see :func:`log_prior_in_cells`).
-    subjects : sequence of int, optional
-        Subjects to hold out (default: all; fewer gives a quicker, partial cross-validation).
-    **fit_options
-        Passed to :func:`train_model` (``regularization``, ``num_passes``, ``n_batches``, ``seed``).
-
-    Returns
-    -------
-    dict
-        ``'ll_test_subjects'``, ``'ll_train_subjects'``: per-fixation log-likelihoods (nats) aligned with
-        ``fixations`` (NaN where a fixation is not on a training image / never scored so);
-        ``'ll_test_images'``: likewise for fixations on test images; ``'models'``: the fitted models;
-        ``'subjects'``: the held-out subjects.
-    """
-    train_images, test_images = np.asarray(train_images), np.asarray(test_images)
-    subjects = fixations.subjects if subjects is None else np.asarray(subjects)
-    everything = np.concatenate([train_images, test_images])
-    prepared = prepare_images(store, stimuli, fixations, layers, log_centerbias, images=everything, progress=progress)
-    positions = [np.flatnonzero(fixations.n == n) for n in everything]      # the fixations of each prepared image
-    scales = store.feature_scales([stimuli[int(n)] for n in train_images], layers, progress=progress)
-    on_train = np.isin(fixations.n, train_images)
-    roles = {"test_subjects": lambda held: on_train & held, "train_subjects": lambda held: on_train & ~held,
-             "test_images": lambda held: np.isin(fixations.n, test_images)}
-    sums = {key: np.zeros(len(fixations)) for key in roles}
-    counts = {key: np.zeros(len(fixations)) for key in roles}
-
-    models = []
-    for subject in tqdm(subjects, desc="held-out subjects", disable=not progress):
-        training = [image.with_fixations(fixations.subject[where] != subject)
-                    for image, where in zip(prepared[:len(train_images)], positions)]
-        metadata = {"held_out_subject": int(subject), "network": getattr(store.extractor, "metadata", None)}
-        model, _ = train_model(training, layers, store.extractor.geometry(layers), scales=scales, progress=False,
-                               metadata=metadata, **fit_options)
-        models.append(model)
-        ll = np.full(len(fixations), np.nan)
-        ll[np.concatenate(positions)] = log_likelihoods(model, prepared)
-        for key, role in roles.items():
-            mask = role(fixations.subject == subject)
-            sums[key][mask] += ll[mask]
-            counts[key][mask] += 1
-    result = {f"ll_{key}": np.where(counts[key] > 0, sums[key] / np.maximum(counts[key], 1), np.nan)
-              for key in sums}
-    result.update(models=models, subjects=list(subjects))
-    return result

@@ -8,8 +8,8 @@ from repro.features import FeatureExtractor, FeatureStore, feature_scales
 from repro.model import DeepGazeI
 from repro.resampling import Geometry
 from repro.training import (ImageData, Stacker, compact, density_function, expand, fit, log_densities,
-                            log_likelihoods, minibatches, objective, prepare_images, sparsity_penalty,
-                            subject_cross_validation)
+                            log_likelihoods, minibatches, objective, prepare_images, sparsity_penalty)
+from repro.crossvalidation import subject_cross_validation
 
 N_TRAIN, N_TEST, PER_IMAGE = 16, 8, 400
 
