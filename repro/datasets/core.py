@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .paths import atomic_path
+from ..paths import atomic_path
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(__package__)          # the package's logger, "repro.datasets", as before
 
 __all__ = ["Stimuli", "Fixations", "group_by_image", "load_image", "outside", "check_points", "check_fixations",
            "drop_invalid", "load_osie",
