@@ -16,13 +16,12 @@ import numpy as np
 
 from . import caffe
 from .datasets import Fixations, Stimuli
+from .datasets.demo import DEMO_LABEL  # noqa: F401 (the label lives in the registry's file of the demo data)
 from .features import feature_scales
 from .model import DeepGazeI
 from .network import Network
 from .paths import cache_dir
 
-#: What every figure of the demonstration data says about itself.
-DEMO_LABEL = "DEMONSTRATION DATA (scikit-image photographs, fixations sampled from a planted model)"
 #: Longer side of the demonstration images in pixels.
 DEMO_SIDE = 256
 #: scikit-image sample photographs used (``skimage.data`` function names; ``motorcycle`` is the

@@ -1,4 +1,4 @@
-"""Fixation datasets: stimuli, fixations, loaders, pysaliency HDF5 files and splits.
+"""The data of a fixation dataset: stimuli, fixations, their checks, splits, and what a dataset is.
 
 Conventions (see ``docs/metrics.md`` of the project):
 
@@ -10,31 +10,18 @@ Conventions (see ``docs/metrics.md`` of the project):
 - Times and durations are in seconds (``nan`` where the source has none).
 - Whether the first fixation of each trial (the forced central start) is kept is the
   ``keep_first`` argument every loader requires.
-
-pysaliency's HDF5 layout (``attrs['type']`` and ``attrs['version']`` as bytes) is read for
-``Stimuli`` 1.0/1.1, ``FileStimuli`` 1.0–2.1, ``Fixations`` 1.0–1.2 and ``FixationTrains``
-1.0–1.3; :func:`write_hdf5` writes ``FileStimuli`` 2.1 / ``Stimuli`` 1.1 and ``Fixations`` 1.0,
-which pysaliency 0.2.22 reads back.
 """
-import csv
-import gzip
-import json
 import logging
-import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..paths import atomic_path
-
-log = logging.getLogger(__package__)          # the package's logger, "repro.datasets", as before
+log = logging.getLogger(__package__)          # one logger for the package: "repro.datasets"
 
 __all__ = ["Stimuli", "Fixations", "group_by_image", "load_image", "outside", "check_points", "check_fixations",
-           "drop_invalid", "load_osie",
-           "load_fixation_table", "load_mit1003", "MIT1003_COLUMNS", "DATASET_FOLDERS", "dataset_folder",
-           "load_dataset", "read_table", "float_column", "read_hdf5", "write_hdf5",
-           "mit1003_split", "osie_split", "subject_folds"]
+           "drop_invalid", "alternate_split", "subject_folds", "Dataset"]
 
 
 # --------------------------------------------------------------------------- stimuli
@@ -426,428 +413,22 @@ def _positions_in_trials(trial, order_key):
     return positions
 
 
-# --------------------------------------------------------------------------- loaders
-
-def load_osie(folder, *, keep_first):
-    """Load OSIE (Xu et al. 2014): 700 images of 800 x 600 pixels, 15 observers.
-
-    Reads ``folder/fixations.mat`` and the images in ``folder/stimuli``. MATLAB's 1-based
-    pixel coordinates are shifted by -1 to the 0-based convention of this package.
-    OSIE has no onset times: ``t`` is nan, ``duration`` is in seconds.
-
-    Parameters
-    ----------
-    folder : str or Path
-    keep_first : bool
-        Keep the first fixation of each trial (where observers were made to start, near the centre).
-
-    Returns
-    -------
-    stimuli : Stimuli
-    fixations : Fixations
-    """
-    import scipy.io
-
-    folder = Path(folder)
-    mat_file = folder / "fixations.mat"
-    if not mat_file.is_file():
-        raise FileNotFoundError(f"OSIE fixations not found: {mat_file}")
-    try:
-        records = scipy.io.loadmat(mat_file, squeeze_me=True, struct_as_record=False)["fixations"]
-        records = [(str(record.img), np.atleast_1d(record.subjects)) for record in np.atleast_1d(records)]
-    except Exception as err:     # scipy raises ValueError, IndexError, TypeError, ... on files it cannot read
-        raise ValueError(f"{mat_file}: not OSIE's fixations.mat (a MATLAB file with a struct array 'fixations' "
-                         f"of img and subjects): {type(err).__name__}: {err}") from err
-    names = [name for name, _ in records]
-    columns = {name: [] for name in ("x", "y", "n", "subject", "duration", "index_in_trial")}
-    for n, (_, subjects) in enumerate(records):
-        for s, subject in enumerate(subjects):
-            x = np.atleast_1d(np.asarray(subject.fix_x, dtype=float)) - 1
-            columns["x"].append(x)
-            columns["y"].append(np.atleast_1d(np.asarray(subject.fix_y, dtype=float)) - 1)
-            columns["duration"].append(np.atleast_1d(np.asarray(subject.fix_duration, dtype=float)) / 1000)
-            columns["n"].append(np.full(len(x), n))
-            columns["subject"].append(np.full(len(x), s))
-            columns["index_in_trial"].append(np.arange(len(x)))
-    fixations = Fixations(**{k: np.concatenate(v) for k, v in columns.items()})
-    stimuli = Stimuli(filenames=[folder / "stimuli" / name for name in names])
-    if not keep_first:
-        fixations = fixations.filter(fixations.index_in_trial > 0)
-    return stimuli, drop_invalid(fixations, stimuli.sizes, source=str(mat_file))
-
-
-#: Column mapping of the MIT1003 fixation table (``fixations.csv.gz``) to :class:`Fixations` fields.
-MIT1003_COLUMNS = {"subject": "Participant", "image": "Stimulus", "x": "Fixation_Position_X_px",
-                   "y": "Fixation_Position_Y_px", "t": "Event_Start_Trial_Time_ms", "duration": "Duration"}
-
-
-def read_table(filename):
-    """``(header, rows, lines)`` of a CSV file: ``lines[i]`` is the file line of ``rows[i]`` (for messages).
-
-    Raises ValueError, naming the file and line, for an empty file, a header without rows, or a row with
-    fewer fields than the header.
-    """
-    opener = gzip.open if str(filename).endswith(".gz") else open
-    with opener(filename, "rt", newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if not header:
-            raise ValueError(f"{filename}: empty file; expected a header row naming the columns")
-        rows, lines = [], []
-        for row in reader:
-            if len(row) < len(header):
-                raise ValueError(f"{filename}, line {reader.line_num}: {len(row)} field(s), the header has "
-                                 f"{len(header)}")
-            rows.append(row)
-            lines.append(reader.line_num)
-    if not rows:
-        raise ValueError(f"{filename}: a header and no rows (no fixations)")
-    return header, rows, lines
-
-
-def float_column(values, where):
-    """Numbers of a table column; ``''``, ``NA``, ``NaN``, ``nan`` are missing (nan).
-
-    ``where = (file, column name, file line of every value)`` names a value that is not a number.
-    """
-    out = np.full(len(values), np.nan)
-    for i, value in enumerate(values):
-        if value not in ("", "NA", "NaN", "nan"):
-            try:
-                out[i] = float(value)
-            except ValueError:
-                table, column, lines = where
-                raise ValueError(f"{table}, line {lines[i]}, column {column!r}: {value!r} is not a number "
-                                 f"(decimal point '.'; missing values as '', NA or NaN)") from None
-    return out
-
-
-def load_fixation_table(table, stimuli_folder, *, keep_first, columns, extension=".jpg",
-                        time_scale=1.0, missing_images="drop"):
-    """Load fixations from a CSV table (optionally gzipped), one row per fixation.
-
-    Parameters
-    ----------
-    table : str or Path
-    stimuli_folder : str or Path
-        Folder of the images; the table's image column holds file names, with or without ``extension``.
-    keep_first : bool
-        Keep the first recorded fixation of each (image, subject) trial (ordered by time,
-        counted before rows with missing coordinates are dropped).
-    columns : dict
-        Maps ``"subject"``, ``"image"``, ``"x"``, ``"y"`` and optionally ``"t"``, ``"duration"``
-        to column names of the table.
-    extension : str
-        Appended to image names that have no file extension.
-    time_scale : float
-        Factor converting the table's times to seconds.
-    missing_images : {"drop", "error"}
-        What to do with rows whose image file is not in ``stimuli_folder``.
-
-    Returns
-    -------
-    stimuli : Stimuli
-        The images with at least one row, sorted by name.
-    fixations : Fixations
-        Sorted by image, subject, time. Subjects are numbered in sorted name order.
-    """
-    if missing_images not in ("drop", "error"):
-        raise ValueError(f"missing_images must be 'drop' or 'error', not {missing_images!r}")
-    header, rows, lines = read_table(table)
-    for field in ("subject", "image", "x", "y"):
-        if field not in columns:
-            raise ValueError(f"columns must map {field!r} to a column of {table}")
-    missing = [name for name in columns.values() if name not in header]
-    if missing:
-        raise ValueError(f"{table}: no column(s) {missing}; the table has {header}")
-    data = {field: [row[header.index(name)] for row in rows] for field, name in columns.items()}
-
-    image_names = [name if os.path.splitext(name)[1] else name + extension for name in data["image"]]
-    names, image_index = np.unique(image_names, return_inverse=True)
-    folder = Path(stimuli_folder)
-    present = np.array([(folder / name).is_file() for name in names])
-    if not present.all():
-        message = f"{table}: {(~present).sum()} of {len(names)} images not found in {folder}"
-        if missing_images == "error":
-            raise FileNotFoundError(message + f", e.g. {names[~present][0]}")
-        log.warning("%s; dropping their %d rows", message, (~present[image_index]).sum())
-    subject_names, subject = np.unique(data["subject"], return_inverse=True)
-    def number(field):
-        return float_column(data[field], (table, columns[field], lines))
-
-    t = number("t") * time_scale if "t" in data else np.full(len(rows), np.nan)
-    duration = number("duration") * time_scale if "duration" in data else None
-    trial = image_index * len(subject_names) + subject
-    index_in_trial = _positions_in_trials(trial, np.nan_to_num(t, nan=np.inf) if "t" in data
-                                          else np.arange(len(rows)))
-
-    keep = present[image_index]
-    new_index = np.where(present, np.cumsum(present) - 1, 0)   # rows of missing images are filtered out below
-    fixations = Fixations(x=number("x"), y=number("y"), n=new_index[image_index],
-                          subject=subject, t=t, duration=duration, index_in_trial=index_in_trial,
-                          trial=trial).filter(keep)
-    if not keep_first:
-        fixations = fixations.filter(fixations.index_in_trial > 0)
-    order = np.lexsort((fixations.index_in_trial, fixations.subject, fixations.n))
-    fixations = fixations.filter(order)
-    stimuli = Stimuli(filenames=[folder / name for name in names[present]])
-    return stimuli, drop_invalid(fixations, stimuli.sizes, source=str(table))
-
-
-def load_mit1003(folder, *, keep_first):
-    """Load MIT1003 (Judd et al. 2009) from a fixation table beside its images.
-
-    Expects ``folder/fixations.csv.gz`` (columns :data:`MIT1003_COLUMNS`, times in seconds) and
-    ``folder/stimuli/*.jpeg|jpg``; rows of images not present are dropped (logged), so a subset
-    of the images works. pysaliency users can load their MIT1003 copy with :func:`read_hdf5`.
-    Judd's original MATLAB ``DATA`` folder must first be converted to such a table.
-    """
-    folder = Path(folder)
-    table = folder / "fixations.csv.gz"
-    if not table.is_file():
-        raise FileNotFoundError(f"MIT1003 fixation table not found: {table}")
-    # Judd's ALLSTIMULI.zip names its images *.jpeg; the table names them without extension
-    extension = ".jpeg" if any((folder / "stimuli").glob("*.jpeg")) else ".jpg"
-    return load_fixation_table(table, folder / "stimuli", keep_first=keep_first, columns=MIT1003_COLUMNS,
-                               extension=extension)
-
-
-#: Folder of each dataset in the data directory, the first that exists: MIT1003 whole (as
-#: ``python -m repro download mit1003`` writes it) or the 100-image subset of the project's shared data.
-DATASET_FOLDERS = {"osie": ("osie",), "mit1003": ("mit1003", "mit1003-subset")}
-
-
-def dataset_folder(name, data_dir):
-    """The folder of dataset ``name`` (``"osie"`` or ``"mit1003"``) in ``data_dir`` (see :data:`DATASET_FOLDERS`)."""
-    if name not in DATASET_FOLDERS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASET_FOLDERS)}")
-    candidates = [Path(data_dir) / folder for folder in DATASET_FOLDERS[name]]
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError(f"dataset {name} not found: none of {', '.join(map(str, candidates))} exists; "
-                            f"run 'python -m repro download {name}'")
-
-
-def load_dataset(name, data_dir, *, keep_first):
-    """``(stimuli, fixations)`` of dataset ``name`` from its folder in ``data_dir``."""
-    folder = dataset_folder(name, data_dir)
-    return (load_osie if name == "osie" else load_mit1003)(folder, keep_first=keep_first)
-
-
-# --------------------------------------------------------------------------- pysaliency HDF5
-
-def _text(value):
-    return value.decode("utf8") if isinstance(value, bytes) else str(value)
-
-
-def _check_version(group, kind, versions):
-    if "version" not in group.attrs:
-        raise ValueError(f"{group.file.filename}: {kind} without a 'version' attribute (pysaliency writes one; "
-                         f"known versions: {', '.join(versions)})")
-    version = _text(group.attrs["version"])
-    if version not in versions:
-        raise ValueError(f"{group.file.filename}: {kind} version {version!r} not supported "
-                         f"(known: {', '.join(versions)})")
-
-
-def _require(group, kind, names):
-    missing = [name for name in names if name not in group]
-    if missing:
-        raise ValueError(f"{group.file.filename}: a pysaliency {kind} file without the dataset(s) {missing} "
-                         f"it must have")
-
-
-def _read_stimuli(group):
-    import h5py
-
-    kind = _text(group.attrs["type"])
-    filename = Path(group.file.filename)
-    if kind == "Stimuli":
-        _check_version(group, kind, ("1.0", "1.1"))
-        count = int(group.attrs["size"])
-        sizes = [group[str(i)].shape[:2] for i in range(count)]
-        path = group.name
-
-        def loader(i):
-            with h5py.File(filename, "r") as handle:
-                return _as_rgb(handle[path][str(i)][...], f"image {i} in {filename}")
-        return Stimuli(sizes=sizes, _loader=loader)
-    _check_version(group, kind, ("1.0", "2.0", "2.1"))
-    _require(group, kind, ("filenames", "shapes"))
-    names = [_text(name) for name in group["filenames"][...]]
-    if _text(group.attrs["version"]) >= "2.0":
-        names = [filename.parent / name for name in names]
-    sizes = [tuple(shape)[:2] for shape in group["shapes"][...]]
-    return Stimuli(filenames=names, sizes=sizes)
-
-
-def _read_fixations(group):
-    kind = _text(group.attrs["type"])
-    if kind == "FixationTrains":
-        _check_version(group, kind, ("1.0", "1.1", "1.2", "1.3"))
-        _require(group, kind, ("train_xs", "train_ys", "train_ts", "train_ns", "train_subjects"))
-        train_x = group["train_xs"][...]
-        valid = ~np.isnan(train_x)
-        trial, index = np.nonzero(valid)
-        durations = None
-        attributes = group.get("scanpath_fixation_attributes")
-        for name in ("durations", "duration"):
-            if attributes is not None and name in attributes:
-                durations = attributes[name][...][valid]
-        return Fixations(x=train_x[valid], y=group["train_ys"][...][valid], n=group["train_ns"][...][trial],
-                         subject=group["train_subjects"][...][trial], t=group["train_ts"][...][valid],
-                         duration=durations, index_in_trial=index, trial=trial)
-    _check_version(group, kind, ("1.0", "1.1", "1.2"))
-    _require(group, kind, ("x", "y", "t", "n"))
-    def optional(*names):
-        return next((group[name][...] for name in names if name in group), None)
-
-    # without subjects, every fixation is subject 0's (as for a Fixations made without them)
-    subject, duration = optional("subjects", "subject"), optional("duration", "durations")
-    trial = optional("scanpath_index")
-    # pysaliency counts the history; ours also stores the index in the recorded trial
-    index_in_trial = optional("index_in_trial")
-    if index_in_trial is None and "x_hist" in group:
-        index_in_trial = (~np.isnan(group["x_hist"][...])).sum(axis=-1)
-    return Fixations(x=group["x"][...], y=group["y"][...], n=group["n"][...], subject=subject,
-                     t=group["t"][...], duration=duration,
-                     index_in_trial=index_in_trial, trial=trial)
-
-
-def read_hdf5(filename):
-    """Read a pysaliency HDF5 file of stimuli (``Stimuli``, ``FileStimuli``) or fixations
-    (``Fixations``, ``FixationTrains``).
-
-    Returns
-    -------
-    Stimuli or Fixations
-    """
-    import h5py
-
-    try:
-        handle = h5py.File(filename, "r")
-    except FileNotFoundError:
-        raise
-    except OSError as err:
-        raise ValueError(f"{filename}: not a readable HDF5 file (truncated or another format?): {err}") from err
-    with handle:
-        if "type" not in handle.attrs:
-            raise ValueError(f"{filename}: no 'type' attribute, not a pysaliency HDF5 file")
-        kind = _text(handle.attrs["type"])
-        readers = {"Stimuli": _read_stimuli, "FileStimuli": _read_stimuli, "Fixations": _read_fixations,
-                   "FixationTrains": _read_fixations}
-        if kind not in readers:
-            raise ValueError(f"{filename}: unknown pysaliency type {kind!r}")
-        try:
-            return readers[kind](handle)
-        except KeyError as err:
-            raise ValueError(f"{filename}: a pysaliency {kind} file without a dataset or attribute of its "
-                             f"version ({err})") from None
-
-
-def _histories(fixations):
-    """pysaliency's ``x_hist``-style arrays: previous values in the trial, nan-padded.
-
-    Returns a function mapping a per-fixation array to shape (n_fixations, max_history).
-    """
-    order = np.lexsort((fixations.index_in_trial, fixations.trial))
-    position = _positions_in_trials(fixations.trial, fixations.index_in_trial)
-    width = max(int(position.max(initial=0)), 1)
-    rows = np.repeat(np.arange(len(fixations)), position)  # fixation i has position[i] predecessors
-    cols = np.concatenate([np.arange(p) for p in position]) if len(fixations) else np.zeros(0, int)
-    inverse = np.empty_like(order)
-    inverse[order] = np.arange(len(order))
-    sources = order[inverse[rows] - position[rows] + cols]
-
-    def history(values):
-        out = np.full((len(fixations), width), np.nan)
-        out[rows, cols] = values[sources]
-        return out
-    return history
-
-
-def _atomic_hdf5(filename, write):
-    """Call ``write(h5py.File)`` on a temporary file that replaces ``filename`` only on success."""
-    import h5py
-
-    with atomic_path(filename) as temporary:
-        with h5py.File(temporary, "w") as target:
-            write(target)
-
-
-def write_hdf5(data, filename):
-    """Write stimuli or fixations in pysaliency's HDF5 layout (readable by pysaliency 0.2.22).
-
-    File-backed :class:`Stimuli` become ``FileStimuli`` 2.1 (file names relative to the HDF5
-    file), others ``Stimuli`` 1.1 (one gzip dataset per image). :class:`Fixations` become
-    ``Fixations`` 1.0 with ``subjects``, ``duration``, ``scanpath_index`` and ``index_in_trial`` as
-    attributes. The file is written to a temporary name first and then moved into place.
-    """
-    import h5py
-
-    def write_stimuli(target):
-        if data.filenames is not None:
-            target.attrs["type"], target.attrs["version"] = np.bytes_("FileStimuli"), np.bytes_("2.1")
-            relative = [os.path.relpath(Path(f).resolve(), Path(filename).resolve().parent) for f in data.filenames]
-            target.create_dataset("filenames", data=np.array([f.encode("utf8") for f in relative]),
-                                  dtype=h5py.special_dtype(vlen=str))
-            shapes = target.create_dataset("shapes", (len(data),), dtype=h5py.special_dtype(vlen=np.dtype("int64")))
-            for i, shape in enumerate(data.shapes):
-                shapes[i] = np.array(shape)
-        else:
-            target.attrs["type"], target.attrs["version"] = np.bytes_("Stimuli"), np.bytes_("1.1")
-            for i in range(len(data)):
-                target.create_dataset(str(i), data=data[i], compression="gzip")
-        target.attrs["__attributes__"] = np.bytes_("[]")
-        target.attrs["size"] = len(data)
-
-    def write_fixations(target):
-        target.attrs["type"], target.attrs["version"] = np.bytes_("Fixations"), np.bytes_("1.0")
-        history = _histories(data)
-        columns = {"x": data.x, "y": data.y, "t": data.t, "x_hist": history(data.x), "y_hist": history(data.y),
-                   "t_hist": history(data.t), "n": data.n, "subjects": data.subject, "duration": data.duration,
-                   "scanpath_index": data.trial, "index_in_trial": data.index_in_trial}
-        for name, values in columns.items():
-            target.create_dataset(name, data=values)
-        attributes = ["subjects", "duration", "scanpath_index", "index_in_trial"]
-        target.attrs["__attributes__"] = np.bytes_(json.dumps(attributes))
-
-    if isinstance(data, Stimuli):
-        _atomic_hdf5(filename, write_stimuli)
-    elif isinstance(data, Fixations):
-        _atomic_hdf5(filename, write_fixations)
-    else:
-        raise TypeError(f"cannot write {type(data).__name__} as pysaliency HDF5")
-
-
 # --------------------------------------------------------------------------- splits
 
-def mit1003_split(stimuli):
-    """The paper's MIT1003 split: images of exactly 1024 x 768 pixels train, all others test.
+def alternate_split(stimuli):
+    """A deterministic half split: images sorted by id, alternately train and test.
 
-    On the full dataset this gives 463 training and 540 test images.
+    The first, third, ... image in id order trains, the others test, so both halves spread over
+    the whole collection (of ``n`` images, ``ceil(n / 2)`` train).
 
-    Returns
-    -------
-    train, test : ndarray of int
-        Image indices.
-    """
-    sizes = np.asarray(stimuli.sizes)
-    is_train = (sizes[:, 0] == 768) & (sizes[:, 1] == 1024)
-    return np.flatnonzero(is_train), np.flatnonzero(~is_train)
-
-
-def osie_split(stimuli):
-    """A deterministic half split of OSIE: images sorted by id, alternately train and test.
-
-    The first, third, ... image in id order (``1001``, ``1003``, ...) trains, the others test:
-    350 + 350 images, both spread over the whole collection.
+    Parameters
+    ----------
+    stimuli : Stimuli
 
     Returns
     -------
     train, test : ndarray of int
-        Image indices.
+        Image indices, each sorted.
     """
     order = np.argsort(np.asarray(stimuli.ids), kind="stable")
     return np.sort(order[0::2]), np.sort(order[1::2])
@@ -861,3 +442,51 @@ def subject_folds(fixations):
     list of tuple of ndarray of bool, each shape (n_fixations,)
     """
     return [(fixations.subject != s, fixations.subject == s) for s in fixations.subjects]
+
+
+# --------------------------------------------------------------------------- datasets
+
+@dataclass(frozen=True)
+class Dataset:
+    """What the package knows of one dataset: its folder, loader, split, and name in titles.
+
+    Every dataset's file (``repro/datasets/osie.py``, ...) defines one, ``DATASET``; the registry
+    :data:`repro.datasets.DATASETS` holds them by name.
+
+    Attributes
+    ----------
+    name : str
+        Its key in the registry and the value of the ``--dataset`` options.
+    label : str
+        Its name in figure titles and results records, e.g. ``"OSIE (Xu et al. 2014)"``.
+    split : callable
+        ``split(stimuli) -> (train, test)``: the image indices (ndarray of int) of the two halves.
+    load : callable or None
+        ``load(folder, *, keep_first) -> (Stimuli, Fixations)``; None for the demonstration data,
+        which :func:`repro.demo.demo_dataset` makes from a network.
+    folders : tuple of str
+        Its folder in the data directory, the first of these that exists (the first is the whole
+        dataset; later ones may hold a part of it); empty for the demonstration data.
+    fixation_file : str or None
+        The file of its fixations in its folder (its checksum names the cached centre-bias template of
+        ``python -m repro predict --centerbias NAME``).
+    center_bias_frame : tuple of int or None
+        ``(height, width)`` of the common frame its centre bias is fitted in (a KDE for images of mixed
+        sizes, :func:`repro.centerbias.fit_center_bias`); None: each image's own size.
+    subset_label : str or None
+        The label when its folder is not the first of ``folders`` (a part of the dataset).
+    """
+    name: str
+    label: str
+    split: object
+    load: object = None
+    folders: tuple = ()
+    fixation_file: str = None
+    center_bias_frame: tuple = None
+    subset_label: str = None
+
+    def label_of(self, folder):
+        """The label of the data in ``folder``: :attr:`subset_label` unless it is the first of :attr:`folders`."""
+        if self.subset_label is not None and Path(folder).name != self.folders[0]:
+            return self.subset_label
+        return self.label
