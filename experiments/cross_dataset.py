@@ -16,11 +16,12 @@ import time
 import numpy as np
 
 from repro import experiments as ex
+from repro.datasets import DATASET_FOLDERS
 
 
 def main(argv=None):
     p = ex.parser(__doc__.splitlines()[0])
-    p.add_argument("--train", nargs="+", choices=[d for d in ex.DATASETS if d != "demo"], default=["osie", "mit1003"],
+    p.add_argument("--train", nargs="+", choices=list(DATASET_FOLDERS), default=["osie", "mit1003"],
                    help="datasets trained on (each is also tested on)")
     args = p.parse_args(argv)
     start = time.time()

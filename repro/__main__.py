@@ -96,6 +96,8 @@ def _predict(args):
 
 def build_parser():
     """Return the argument parser of ``python -m repro``."""
+    from .datasets import DATASET_FOLDERS
+
     parser = argparse.ArgumentParser(prog="python -m repro", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("info", help="versions, Theano configuration and folders").set_defaults(run=_info)
@@ -107,7 +109,7 @@ def build_parser():
                           "repro.datasets.MIT1003_COLUMNS) to copy beside the images")
     download.set_defaults(run=_download)
     train = commands.add_parser("train", help="the paper's readout trained on a dataset's training images")
-    train.add_argument("--dataset", choices=["osie", "mit1003"], default="osie")
+    train.add_argument("--dataset", choices=list(DATASET_FOLDERS), default="osie")
     train.add_argument("--layers", nargs="+", default=["conv5"], help="AlexNet layers read (default: conv5)")
     train.add_argument("--images", type=int, help="only the first N images of each half (a faster, smaller model)")
     train.add_argument("--out", help="model file (default: weights/deepgaze1.h5, where predict looks)")
@@ -121,7 +123,7 @@ def build_parser():
                          "(default: weights/deepgaze1.h5)")
     predict.add_argument("--network", metavar="FOLDER", help="deploy.prototxt + caffemodel folder "
                          "(default: weights/bvlc_alexnet, then $DEEPGAZE_DATA/weights/bvlc_alexnet)")
-    predict.add_argument("--centerbias", default="uniform", metavar="uniform|osie|mit1003|FILE",
+    predict.add_argument("--centerbias", default="uniform", metavar=f"uniform|{'|'.join(DATASET_FOLDERS)}|FILE",
                          help="prior: uniform (default; for shuffled AUC), the centre bias of a dataset in "
                               "DEEPGAZE_DATA (fitted once, then kept), or a template file (.npz)")
     predict.add_argument("--out", default=".", help="output folder (default: current folder)")

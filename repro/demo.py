@@ -16,6 +16,7 @@ import numpy as np
 
 from . import caffe
 from .datasets import Fixations, Stimuli
+from .datasets.demo import DEMO_LABEL  # the label lives in the registry's file of the demo data
 from .features import feature_scales
 from .model import DeepGazeI
 from .network import Network
@@ -24,8 +25,6 @@ from .paths import cache_dir
 __all__ = ["DEMO_LABEL", "DEMO_SIDE", "DEMO_IMAGES", "alexnet_prototxt", "random_alexnet", "demo_stimuli",
            "gaussian_centerbias", "planted_model", "sample_fixations", "demo_dataset"]
 
-#: What every figure of the demonstration data says about itself.
-DEMO_LABEL = "DEMONSTRATION DATA (scikit-image photographs, fixations sampled from a planted model)"
 #: Longer side of the demonstration images in pixels.
 DEMO_SIDE = 256
 #: scikit-image sample photographs used (``skimage.data`` function names; ``motorcycle`` is the

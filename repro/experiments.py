@@ -22,8 +22,8 @@ from tqdm.auto import tqdm
 
 from . import crossvalidation, metrics, paths
 from .centerbias import fit_center_bias
-from .datasets import dataset_folder, load_dataset, mit1003_split, osie_split
-from .demo import DEMO_LABEL, demo_dataset, random_alexnet
+from .datasets import DATASET_FOLDERS, DATASETS, dataset_folder
+from .demo import demo_dataset, random_alexnet
 from .features import FeatureExtractor, FeatureStore
 from .goldstandard import fit_gold_standard
 from .model import compile_readout
@@ -32,7 +32,6 @@ from .training import train_model
 
 log = logging.getLogger(__name__)
 
-DATASETS = ("demo", "osie", "mit1003")
 #: The paper's published numbers (MIT1003 explained information; MIT300 benchmark AUCs).
 PAPER = {"explained_eDN": 0.34, "explained_DeepGazeI": 0.56, "auc_mit300": 0.8440, "sauc_mit300": 0.7169}
 #: Quick configuration: images per split, held-out subjects, SFO passes.
@@ -41,8 +40,6 @@ FULL = {"passes": 20, "batches": 10}
 #: Part of every fit's cache key: raise it whenever a change to features, model, training or SFO
 #: changes fitted results, so that cached fits from older code are not reused.
 FIT_VERSION = 4
-#: The common frame of MIT1003's centre bias (images of mixed sizes; the paper's Section 2.2).
-MIT1003_FRAME = (100, 100)
 #: Where ``--publish`` writes a script's results (committed, one folder per dataset).
 PUBLISHED_RESULTS = paths.PROJECT_ROOT / "experiments" / "results"
 #: The networks a readout can read (``fit_config(..., network=...)``).
@@ -55,8 +52,9 @@ GOOGLENET_LAYER = "inception_4e/output"
 def parser(description):
     """An argument parser with the options every experiment script takes."""
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--dataset", choices=DATASETS, default="demo",
-                   help="demo (embedded, no download), osie or mit1003 (under --data-dir)")
+    on_disk = list(DATASET_FOLDERS)
+    p.add_argument("--dataset", choices=list(DATASETS), default="demo",
+                   help=f"demo (embedded, no download), {', '.join(on_disk[:-1])} or {on_disk[-1]} (under --data-dir)")
     p.add_argument("--data-dir", help="data directory (default: DEEPGAZE_DATA)")
     p.add_argument("--weights", help="folder with AlexNet's deploy.prototxt and *.caffemodel "
                                      "(default: <data-dir>/weights/bvlc_alexnet if present)")
@@ -74,7 +72,7 @@ def parser(description):
 
 def options_of(args):
     """The options that determine the dataset and network, as a plain (JSON-able) dict."""
-    data = paths.data_dir(args.data_dir, required=args.dataset != "demo" or args.weights is not None)
+    data = paths.data_dir(args.data_dir, required=args.dataset in DATASET_FOLDERS or args.weights is not None)
     if data is None and args.data_dir is None:
         data = paths.data_dir(None, required=False)
     if args.weights:
@@ -223,22 +221,15 @@ def _load_setup(options_json):
     options = json.loads(options_json)
     network, note = alexnet(options)
     store = FeatureStore(FeatureExtractor(network))
-    planted = None
-    if options["dataset"] == "demo":
+    spec, planted = DATASETS[options["dataset"]], None
+    if spec.load is None:                                # the demonstration data, made from the network
         stimuli, fixations, planted = demo_dataset(store, n_subjects=4 if options["quick"] else 6, seed=options["seed"])
-        order = np.argsort(stimuli.ids, kind="stable")
-        train, test = np.sort(order[0::2]), np.sort(order[1::2])
-        label = DEMO_LABEL
+        label = spec.label
     else:
-        data = paths.data_dir(options["data_dir"])
-        stimuli, fixations = load_dataset(options["dataset"], data, keep_first=False)
-        if options["dataset"] == "osie":
-            train, test = osie_split(stimuli)
-            label = "OSIE (Xu et al. 2014), first fixation dropped"
-        else:
-            train, test = mit1003_split(stimuli)
-            whole = dataset_folder("mit1003", data).name == "mit1003"
-            label = f"MIT1003{'' if whole else ' subset'} (Judd et al. 2009), first fixation dropped"
+        folder = dataset_folder(spec.name, paths.data_dir(options["data_dir"]))
+        stimuli, fixations = spec.load(folder, keep_first=False)
+        label = f"{spec.label_of(folder)}, first fixation dropped"
+    train, test = spec.split(stimuli)
     if options["quick"]:
         stimuli, fixations, train, test = _subset(stimuli, fixations, train, test, QUICK["images"])
         label += " [quick]"
@@ -247,9 +238,7 @@ def _load_setup(options_json):
         label += f" [first {options['images']} images of each half]"
     subjects = list(fixations.subjects)
     folds = subjects[:QUICK["folds"]] if options["quick"] else subjects
-    # MIT1003's images differ in size: the paper's centre bias for them is a KDE in a 100 x 100 frame
-    frame = MIT1003_FRAME if options["dataset"] == "mit1003" else None
-    center_bias = fit_center_bias(stimuli.sizes, fixations, frame=frame)
+    center_bias = fit_center_bias(stimuli.sizes, fixations, frame=spec.center_bias_frame)
     cb_ll = center_bias.log_likelihoods()
     gold_ll = fit_gold_standard(stimuli.sizes, fixations, center_bias).log_likelihoods(cb_ll)
     return Setup(options, stimuli, fixations, np.asarray(train), np.asarray(test), [int(s) for s in folds], store,

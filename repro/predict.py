@@ -35,28 +35,30 @@ def center_bias_template(name, data=None, progress=True):
     """The centre bias ``--centerbias`` names: ``"uniform"`` (None), a template file, or a dataset's template
     (the dataset in ``data``, default ``DEEPGAZE_DATA``).
 
-    A dataset's (``"osie"``, ``"mit1003"``) is the paper's 100 x 100-frame KDE of all its fixations, fitted
-    once and kept in ``<cache>/centerbias/<dataset>-<sha1 of its fixation file>.npz`` (a small file,
-    :class:`repro.centerbias.CenterBiasTemplate`), which later calls read.
+    A dataset's (a key of :data:`repro.datasets.DATASET_FOLDERS`: ``"osie"``, ``"mit1003"``) is the paper's
+    100 x 100-frame KDE of all its fixations, fitted once and kept in
+    ``<cache>/centerbias/<dataset>-<sha1 of its fixation file>.npz`` (its ``fixation_file`` in the registry;
+    a small file, :class:`repro.centerbias.CenterBiasTemplate`), which later calls read.
 
     Returns
     -------
     repro.centerbias.CenterBiasTemplate or None
     """
     from .centerbias import CenterBiasTemplate, fit_center_bias
-    from .datasets import dataset_folder, load_dataset
+    from .datasets import DATASET_FOLDERS, DATASETS, dataset_folder, load_dataset
     from .download import file_digest
     from .paths import cache_dir
 
     if name == "uniform":
         return None
-    if name not in ("osie", "mit1003"):
+    if name not in DATASET_FOLDERS:
         if not Path(name).is_file():
-            raise FileNotFoundError(f"--centerbias {name}: no such template file (or use uniform, osie, mit1003)")
+            raise FileNotFoundError(f"--centerbias {name}: no such template file "
+                                    f"(or use {', '.join(['uniform', *DATASET_FOLDERS])})")
         return CenterBiasTemplate.load(name)
     data = data or data_dir()
     folder = dataset_folder(name, data)
-    table = folder / ("fixations.mat" if name == "osie" else "fixations.csv.gz")
+    table = folder / DATASETS[name].fixation_file
     path = cache_dir("centerbias") / f"{name}-{file_digest(table, 'sha1')}.npz"
     if not path.is_file():
         stimuli, fixations = load_dataset(name, data, keep_first=False)
