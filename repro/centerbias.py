@@ -28,7 +28,8 @@ from .datasets import check_fixations, group_by_image
 from .paths import atomic_path
 from .resampling import blur_operator, resize_operator
 
-__all__ = ["CenterBias", "CenterBiasTemplate", "fit_center_bias", "relative_coordinates", "fit_uniform_weight"]
+__all__ = ["CenterBias", "CenterBiasTemplate", "fit_center_bias", "relative_coordinates", "fit_uniform_weight",
+           "loo_kde_values"]
 
 
 def relative_coordinates(fixations, sizes):

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .paths import atomic_path, mirrored, remove_stale_parts
 
-__all__ = ["DownloadError", "fetch", "file_digest", "DATASETS", "download_dataset", "verify_dataset"]
+__all__ = ["Dataset", "DownloadError", "fetch", "file_digest", "DATASETS", "download_dataset", "verify_dataset"]
 
 MANIFESTS = Path(__file__).resolve().parent / "manifests"
 

@@ -18,8 +18,8 @@ from scipy.ndimage import gaussian_filter
 
 from .datasets import check_fixations, check_points, group_by_image
 
-__all__ = ["CellMap", "log_likelihoods", "average", "information_gain", "explained_information",
-           "auc_per_fixation", "auc", "auc_judd", "shuffled_auc_per_fixation", "shuffled_auc",
+__all__ = ["CellMap", "image_groups", "log_likelihoods", "average", "information_gain",
+           "explained_information", "auc_per_fixation", "auc", "auc_judd", "shuffled_auc_per_fixation", "shuffled_auc",
            "nss_per_fixation", "nss", "cc", "kl_divergence", "mit_kl_divergence", "sim",
            "fixation_map", "per_image", "log_uniform"]
 

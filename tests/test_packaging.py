@@ -53,3 +53,26 @@ def test_cited_documents_exist():
     cited = {name for path in sources for name in re.findall(r"docs/[\w-]+\.md", path.read_text())}
     assert {"docs/metrics.md", "docs/sfo.md"} <= cited
     assert not [name for name in sorted(cited) if not (ROOT / name).is_file()]
+
+
+def test_every_module_declares_its_public_api():
+    """Each module of the package has ``__all__``: every name in it exists, and every public function or class
+    the module defines is in it (so ``__all__`` is the module's API, neither more nor less)."""
+    import ast
+    import importlib
+
+    problems = []
+    for path in sorted((ROOT / "repro").rglob("*.py")):
+        if path.name in ("__main__.py",) or path.parent.name == "repro" and path.name == "__init__.py":
+            continue
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        module = importlib.import_module(name)
+        declared = getattr(module, "__all__", None)
+        if declared is None:
+            problems.append(f"{name}: no __all__")
+            continue
+        problems += [f"{name}: __all__ names {n!r}, which it does not have" for n in declared if not hasattr(module, n)]
+        defined = [node.name for node in ast.parse(path.read_text()).body
+                   if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_")]
+        problems += [f"{name}: public {n!r} missing from __all__" for n in defined if n not in declared]
+    assert not problems, "\n".join(problems)

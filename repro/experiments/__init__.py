@@ -1,0 +1,30 @@
+"""What the scripts in ``experiments/`` share, one module per job:
+
+* :mod:`~repro.experiments.setups`: command-line options, and the dataset, split, centre bias, gold standard
+  and network of a run (:class:`Setup`), built once per process;
+* :mod:`~repro.experiments.grid`: one leave-one-subject-out fold as a job (:func:`fit_and_score`, which runs
+  :func:`repro.crossvalidation.fold`), and the cached, distributed grid of such jobs (:func:`run_grid`);
+* :mod:`~repro.experiments.results`: tables, figures and run records, written to ``results/`` or, with
+  ``--publish``, committed under ``experiments/results/<dataset>/``;
+* :mod:`~repro.experiments.patches`: fitted readouts and the image patches of their top features.
+
+Every public name is re-exported here, so a script reads ``from repro import experiments as ex`` and
+``ex.load_setup``, ``ex.run_grid``, ``ex.write_results``.
+"""
+from .grid import (FIT_VERSION, GridResults, aggregate, cached_result, config_key, estimate_seconds,
+                   feature_values, fit_and_score, fit_config, grid_runner, is_prepared, prepared, release_prepared,
+                   run_grid, same_blas_threads, score_images, train_readout, transfer_scores)
+from .patches import crop, load_model, strongest_units, top_feature_patches, top_features, unit_box
+from .results import (PAPER, PUBLISHED_RESULTS, bar_chart, is_published, label_figure, portable_options, pyplot,
+                      run_record, tag, write_results)
+from .setups import (FULL, GOOGLENET_LAYER, NETWORKS, QUICK, Setup, alexnet, googlenet, googlenet_weights,
+                     load_setup, options_of, parser, setup_store)
+
+__all__ = ["QUICK", "FULL", "NETWORKS", "GOOGLENET_LAYER", "parser", "options_of", "Setup", "alexnet",
+           "googlenet_weights", "googlenet", "setup_store", "load_setup",
+           "FIT_VERSION", "fit_config", "config_key", "release_prepared", "is_prepared", "prepared", "score_images",
+           "transfer_scores", "fit_and_score", "train_readout", "cached_result", "same_blas_threads", "GridResults",
+           "run_grid", "feature_values", "estimate_seconds", "aggregate", "grid_runner",
+           "PAPER", "PUBLISHED_RESULTS", "tag", "portable_options", "run_record", "write_results", "is_published",
+           "bar_chart", "pyplot", "label_figure",
+           "load_model", "top_features", "strongest_units", "top_feature_patches", "unit_box", "crop"]
