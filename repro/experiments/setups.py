@@ -2,7 +2,7 @@
 worker, from the options in a fit's configuration) builds once per process."""
 import argparse
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -79,19 +79,19 @@ class Setup:
         Image indices of the two halves.
     folds : list of int
         Subjects held out in the cross-validation.
-    store : repro.features.FeatureStore
-        AlexNet's features (the paper's network).
-    network_note : str
-        Which weights AlexNet has.
     label : str
         Title line naming the data (the demonstration label for ``demo``).
     center_bias : repro.centerbias.CenterBias
     cb_ll, gold_ll : ndarray, shape (n_fixations,)
         Leave-one-image-out centre bias and gold standard log-likelihoods (nats).
+    stores, notes : dict
+        Feature store and weights note of each network used so far, by name: AlexNet's from the start,
+        others added by :func:`setup_store`.
     planted : repro.model.DeepGazeI or None
         The model that generated the demonstration fixations.
-    stores, notes : dict
-        Feature store and weights note of each network used so far, by name (see :func:`setup_store`).
+    store, network_note
+        AlexNet's (the paper's network) feature store and weights note: ``stores['alexnet']``,
+        ``notes['alexnet']``.
     """
     options: dict
     stimuli: object
@@ -99,19 +99,21 @@ class Setup:
     train: np.ndarray
     test: np.ndarray
     folds: list
-    store: object
-    network_note: str
     label: str
     center_bias: object
     cb_ll: np.ndarray
     gold_ll: np.ndarray
+    stores: dict
+    notes: dict
     planted: object = None
-    stores: dict = field(default_factory=dict)
-    notes: dict = field(default_factory=dict)
 
-    def __post_init__(self):
-        self.stores.setdefault("alexnet", self.store)
-        self.notes.setdefault("alexnet", self.network_note)
+    @property
+    def store(self):
+        return self.stores["alexnet"]
+
+    @property
+    def network_note(self):
+        return self.notes["alexnet"]
 
 
 def alexnet(options):
@@ -221,8 +223,8 @@ def _load_setup(options_json):
     center_bias = fit_center_bias(stimuli.sizes, fixations, frame=spec.center_bias_frame)
     cb_ll = center_bias.log_likelihoods()
     gold_ll = fit_gold_standard(stimuli.sizes, fixations, center_bias).log_likelihoods(cb_ll)
-    return Setup(options, stimuli, fixations, np.asarray(train), np.asarray(test), [int(s) for s in folds], store,
-                 note, label, center_bias, cb_ll, gold_ll, planted)
+    return Setup(options, stimuli, fixations, np.asarray(train), np.asarray(test), [int(s) for s in folds], label,
+                 center_bias, cb_ll, gold_ll, {"alexnet": store}, {"alexnet": note}, planted)
 
 
 def load_setup(options):
