@@ -175,13 +175,8 @@ def subject_cross_validation(store, stimuli, fixations, train_images, test_image
 
     Parameters
     ----------
-    store : repro.features.FeatureStore
-    stimuli : repro.datasets.Stimuli
-    fixations : repro.datasets.Fixations
-    train_images, test_images : sequence of int
-    layers : list of str
-    log_centerbias : CenterBias or callable
-        The leave-one-image-out centre bias (see :func:`repro.training.log_prior_in_cells`).
+    store, stimuli, fixations, train_images, test_images, layers, log_centerbias
+        As for :func:`prepare`.
     subjects : sequence of int, optional
         Subjects to hold out (default: all; fewer gives a quicker, partial cross-validation).
     progress : bool
