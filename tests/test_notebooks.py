@@ -4,7 +4,11 @@ Each notebook has one cell tagged ``parameters``; the test inserts a cell after 
 those values with a small, fast configuration (as papermill does), then executes the whole notebook.
 A failing cell (an exception, a failed ``assert`` inside the notebook) fails the test.
 Notebooks 01 and 02 need OSIE and the AlexNet weights and skip without them; 03 always runs.
+
+The notebooks are committed executed (``notebooks/run.py``, real data, default configuration); the tests
+check that those copies ran top to bottom without errors and with the current ``repro/`` sources.
 """
+import importlib.util
 import os
 
 import nbformat
@@ -66,13 +70,56 @@ def _images(notebook):
     return sum("image/png" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", []))
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")))
-def test_notebook_is_committed_without_outputs(name):
-    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+def _runner():
+    """``notebooks/run.py`` as a module (what refreshes the committed notebooks)."""
+    spec = importlib.util.spec_from_file_location("notebooks_run", NOTEBOOKS / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+COMMITTED = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
+REFRESH = "refresh it with `python notebooks/run.py {}` (see notebooks/README.md)"
+
+
+@pytest.mark.parametrize("name", COMMITTED)
+def test_committed_notebook_is_executed_in_order_without_errors(name):
+    """Readers see outputs: every code cell ran, in order, none failed, figures included, the file small,
+    and no output names this machine's paths."""
+    path = NOTEBOOKS / name
+    notebook = nbformat.read(path, as_version=4)
     nbformat.validate(notebook)
-    for cell in notebook.cells:
-        if cell.cell_type == "code":
-            assert not cell.outputs and cell.execution_count is None, f"{name}: cell {cell.id} has outputs"
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert [cell.execution_count for cell in code] == list(range(1, len(code) + 1)), \
+        f"{name} is not executed top to bottom: " + REFRESH.format(name)
+    errors = [o for cell in code for o in cell.outputs if o.output_type == "error"]
+    assert not errors, f"{name}: a cell failed ({errors[0].get('ename')}): " + REFRESH.format(name)
+    assert _images(notebook) >= 1, f"{name} shows no figure: " + REFRESH.format(name)
+    assert path.stat().st_size < 2e6, f"{name} is {path.stat().st_size / 1e6:.1f} MB (at most 2 MB)"
+    text = path.read_text()
+    assert str(ROOT) not in text and str(ROOT.parent) + os.sep not in text, f"{name} names this machine's paths"
+
+
+@pytest.mark.parametrize("name", COMMITTED)
+def test_committed_notebook_ran_with_the_current_sources(name):
+    """The outputs come from the package as it is: the notebook records the SHA-1 of the repro/ sources it ran
+    with, and any change to repro/ since makes this fail."""
+    recorded = nbformat.read(NOTEBOOKS / name, as_version=4).metadata.get(_runner().KEY, {})
+    assert recorded.get("sources_sha1") == _runner().sources_digest(), \
+        f"{name} was executed with other repro/ sources than these: " + REFRESH.format(name)
+
+
+def test_sources_digest_follows_every_module(tmp_path):
+    """The digest changes with any module's content, also in a subpackage, and with a new module."""
+    digest = _runner().sources_digest
+    (tmp_path / "repro" / "sub").mkdir(parents=True)
+    (tmp_path / "repro" / "a.py").write_text("x = 1\n")
+    (tmp_path / "repro" / "sub" / "b.py").write_text("y = 2\n")
+    before = digest(tmp_path)
+    (tmp_path / "repro" / "sub" / "b.py").write_text("y = 3\n")
+    changed = digest(tmp_path)
+    (tmp_path / "repro" / "c.py").write_text("")
+    assert len({before, changed, digest(tmp_path)}) == 3
 
 
 @pytest.mark.parametrize("name", sorted(QUICK))
