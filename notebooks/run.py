@@ -4,9 +4,10 @@
 
 Each notebook runs top to bottom in its default configuration (its ``parameters`` cell; ``DATA`` set to
 ``--data``, default ``DEEPGAZE_DATA`` or ``../shared/data``), figures inline at 72 dpi so that each file stays
-well under 2 MB. The notebook's metadata records what it ran with (``deepgaze1_repro``: the SHA-1 of the
-``repro/`` sources, the date, the seconds it took); ``tests/test_notebooks.py`` fails when those sources
-have changed since, naming this command. Each notebook is written to a temporary file and renamed, so an
+well under 2 MB; what a cell writes to stderr (progress bars, library warnings) is left out. The notebook's
+metadata records what it ran with (``deepgaze1_repro``: the SHA-1 of the ``repro/`` sources, the date, the
+seconds it took); ``tests/test_notebooks.py`` fails when those sources have changed since, naming this
+command. Each notebook is written to a temporary file and renamed, so an
 error leaves the committed copy as it was.
 """
 import argparse
@@ -53,6 +54,9 @@ def execute(path, data, timeout=1800):
     NotebookClient(notebook, timeout=timeout, kernel_name="python3", allow_errors=False,
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     notebook.cells = [cell for cell in notebook.cells if cell.get("id") != "injected-parameters"]
+    for cell in notebook.cells:                   # progress bars and library warnings are not for readers
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
     for number, cell in enumerate((c for c in notebook.cells if c.cell_type == "code"), 1):
         cell.execution_count = number                         # in order, without the injected cell
         for output in cell.outputs:
