@@ -76,3 +76,20 @@ def test_every_module_declares_its_public_api():
                    if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_")]
         problems += [f"{name}: public {n!r} missing from __all__" for n in defined if n not in declared]
     assert not problems, "\n".join(problems)
+
+
+def test_every_relative_import_resolves():
+    """Also the imports inside functions (which importing a module does not run) name modules that exist."""
+    import ast
+    import importlib.util
+
+    missing = []
+    for path in sorted((ROOT / "repro").rglob("*.py")):
+        package = ".".join(path.relative_to(ROOT).parent.parts)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = importlib.util.resolve_name("." * node.level + (node.module or ""), package)
+                targets = [base] if node.module else [f"{base}.{alias.name}" for alias in node.names]
+                missing += [f"{path.relative_to(ROOT)}:{node.lineno}: {target}" for target in targets
+                            if importlib.util.find_spec(target) is None]
+    assert not missing, "relative imports of modules that do not exist:\n" + "\n".join(missing)

@@ -10,7 +10,7 @@ __all__ = ["load_model", "top_features", "strongest_units", "top_feature_patches
 
 def load_model(config, folder=None):
     """The readout fitted for ``config`` (run :func:`run_grid` on it first)."""
-    from .model import DeepGazeI
+    from ..model import DeepGazeI
 
     path = Path(folder or paths.cache_dir("experiments")) / f"{config_key(config)}.h5"
     if not path.is_file():
