@@ -50,7 +50,7 @@ def _shrink_png(path, colours=256):
 
 
 def write_results(name, figure, rows, setup, args, line, start, grids=(), **extra):
-    """Write ``<args.out>/<name>.{png,pdf,csv,json}`` and print the script's one-line summary.
+    """Write ``<args.out>/<name>.{png,pdf,csv,json}``, close the figure and print the script's one-line summary.
 
     With ``--publish``, write ``experiments/results/<dataset>/<name>.{png,csv,json}`` instead: the results
     committed with the project (refused for ``--quick``). The JSON holds the table, the setup (dataset
@@ -91,6 +91,7 @@ def write_results(name, figure, rows, setup, args, line, start, grids=(), **extr
             figure.savefig(tmp, format=ext, dpi=100, bbox_inches="tight")
             if ext == "png" and args.publish:
                 _shrink_png(tmp)
+    pyplot().close(figure)                   # written: scripts run in one process (tests) must not pile figures up
     with paths.atomic_path(out / f"{name}.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
