@@ -107,9 +107,10 @@ def main(argv=None):
         _, scales = timed(lambda: feature_scales(((image.shape[:2], setup.store.features(image, layers))
                                                   for image in train_images), setup.store.extractor.geometry(layers)))
         _, cached_scales = timed(lambda: setup.store.feature_scales(train_images, layers, progress=False))
-        _, compiling = timed(lambda: readout.compile_readout(len(layers)))
         ex.release_prepared()
         data, preparing = timed(lambda: ex.prepared(setup, "alexnet", layers))
+        compact = any(image.shape_key[1] for image in data.train)       # training from bfloat16 maps
+        _, compiling = timed(lambda: readout.compile_readout(len(layers), compact=compact))
         folds = []
         for subject in setup.folds[:args.folds]:
             result, _ = ex.fit_and_score(ex.fit_config(setup, layers, subject))
@@ -137,7 +138,7 @@ def main(argv=None):
              f"(and read back from their cache, as every later fold does), compilation, preparation. A fold: SFO + scoring of all 700 images. Peer in the same run: a 1024 x 1024 float32 matrix "
              f"product ran at {before:.0f} GFLOP/s before and {after:.0f} GFLOP/s after; load average "
              f"{os.getloadavg()[0]:.2f} at the end. Peak memory is the process's resident maximum so far. "
-             f"Training sets beyond 6 GiB are held as bfloat16 (repro.training.compact); the same conv5 fold "
+             f"Training sets beyond 6 GiB are held as bfloat16 (repro.bfloat16.compact), which the readout reads directly; the same conv5 fold "
              f"(subject {setup.folds[0]}) fitted from bfloat16 instead of float32 features: {compare}. "
              f"{figure5}")
     report("One fold fit of DeepGaze I on OSIE", intro,

@@ -7,7 +7,9 @@ weighted sums interpolated to the readout grid (AlexNet's conv1 units, 76 x 101 
 blur with border renormalisation, the log centre bias in cells with weight alpha, a softmax over the
 cells, the summed log-likelihood of the images' fixations (counted per cell, minus log pixels per
 cell) and its gradient with respect to (w, log sigma, alpha), for a stack of images as one SFO
-subfunction evaluates them (``--stack``, and one image alone). PyTorch (CPU, float32; as many threads
+subfunction evaluates them (``--stack``, and one image alone), from float32 maps and, for the stack, from
+bfloat16 ones as large training sets are held (:mod:`repro.bfloat16`; PyTorch gets them as ``torch.bfloat16``
+and expands them where it uses them). PyTorch (CPU, float32; as many threads
 as OPENBLAS_NUM_THREADS gives Theano's BLAS, if set) is only a peer for timing: ``pip install
 torch==2.13.0``. The values of the two must agree before anything is timed. ``--write`` stores the
 table in ``benchmarks/results/readout.md``.
@@ -18,6 +20,7 @@ import os
 import numpy as np
 
 from repro import paths
+from repro.bfloat16 import compact
 from repro.datasets import load_osie
 from repro.features import FeatureExtractor
 from repro.model import DeepGazeI, stack
@@ -29,7 +32,9 @@ from timing import best_time  # noqa: E402
 
 def torch_loglik_and_grad(torch, stacks, grid, scales, w, log_sigma, alpha, log_prior, counts):
     """The readout in PyTorch, written as one would there; returns a closure giving (value, grad_w, grad_log_sigma, grad_alpha)."""
-    maps = [torch.from_numpy(f) for f in stacks]                               # (C_l, B, h_l, w_l)
+    # (C_l, B, h_l, w_l); bfloat16 bits (uint16) become torch.bfloat16 tensors, expanded where they are used
+    maps = [torch.from_numpy(f.view(np.int16)).view(torch.bfloat16) if f.dtype == np.uint16 else torch.from_numpy(f)
+            for f in stacks]
     rows = [torch.from_numpy(r) for r in grid.rows]
     cols = [torch.from_numpy(c) for c in grid.cols]
     prior, count = torch.from_numpy(log_prior), torch.from_numpy(counts)
@@ -49,7 +54,7 @@ def torch_loglik_and_grad(torch, stacks, grid, scales, w, log_sigma, alpha, log_
         blur_rows, blur_cols = gaussian(sigma, grid.shape[0]), gaussian(sigma, grid.shape[1])
         effective, start, saliency = w_t * scales_t, 0, 0
         for m, r, c in zip(maps, rows, cols):
-            layer_sum = torch.tensordot(effective[start:start + m.shape[0]], m, dims=1)        # (B, h_l, w_l)
+            layer_sum = torch.tensordot(effective[start:start + m.shape[0]], m.float(), dims=1)  # (B, h_l, w_l)
             saliency = saliency + (blur_rows @ r) @ layer_sum @ (blur_cols @ c).T
             start += m.shape[0]
         output = saliency + a_t * prior
@@ -81,7 +86,7 @@ def main(argv=None):
     layer_sets = args.layers if isinstance(args.layers[0], list) else [args.layers]
     rows = []
     for layers in layer_sets:
-        for size in (args.stack, 1):
+        for size, held in ((args.stack, "float32"), (args.stack, "bfloat16"), (1, "float32")):
             images = [stimuli[n] for n in range(size)]
             feature_lists = [extractor(image, layers) for image in images]
             channels = [f.shape[0] for f in feature_lists[0]]
@@ -89,7 +94,7 @@ def main(argv=None):
             model = DeepGazeI(layers, channels, rng.rand(sum(channels)).astype(np.float32) + 0.5,
                               extractor.geometry(layers), w=rng.randn(sum(channels)) * 0.01, sigma=2.0, alpha=0.7)
             grid = model.grid(images[0].shape, feature_lists[0])
-            stacks = stack(feature_lists)
+            stacks = stack(feature_lists) if held == "float32" else [compact(s) for s in stack(feature_lists)]
             log_prior = np.stack([np.log(grid.pixels / grid.pixels.sum()).astype(np.float32)] * size)
             counts = np.stack([grid.counts(fixations.for_images([n]).x, fixations.for_images([n]).y)
                                for n in range(size)])
@@ -103,7 +108,7 @@ def main(argv=None):
             theano_best, theano_median = best_time(theano_run, args.repeat)
             torch_best, torch_median = best_time(torch_run, args.repeat)
             per = 1e3 / size
-            rows.append([" + ".join(layers), str(sum(channels)), f"{grid.shape[0]} x {grid.shape[1]}", str(size),
+            rows.append([" + ".join(layers), str(sum(channels)), f"{grid.shape[0]} x {grid.shape[1]}", str(size), held,
                          f"{per * theano_best:.2f} ({per * theano_median:.2f})",
                          f"{per * torch_best:.2f} ({per * torch_median:.2f})", f"{torch_best / theano_best:.2f}"])
     load = os.getloadavg()[0]
@@ -113,7 +118,8 @@ def main(argv=None):
              f"OpenBLAS with {os.environ.get('OPENBLAS_NUM_THREADS', 'default')} threads; load average "
              f"{load:.2f} at the end. Ratio > 1: Theano is faster.")
     report("DeepGaze I readout: Theano vs PyTorch", intro,
-           ["layers", "features", "grid (cells)", "images per call", "Theano ms / image", "PyTorch ms / image",
+           ["layers", "features", "grid (cells)", "images per call", "maps held as", "Theano ms / image",
+            "PyTorch ms / image",
             "PyTorch / Theano"], rows, "readout", args.write)
 
 

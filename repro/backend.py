@@ -15,7 +15,10 @@ first imported. This module sets the project's defaults before that import:
   core; where other work shares the cores, ``OPENBLAS_NUM_THREADS=1`` (a user
   option, not set here) is faster, as a multi-threaded GEMM waits for its
   slowest thread,
-* ``base_compiledir`` under the project cache (:func:`repro.paths.cache_dir`).
+* ``base_compiledir`` under the project cache (:func:`repro.paths.cache_dir`),
+* ``gcc.cxxflags=-g0``: Theano compiles its C modules with ``-g``; the later ``-g0`` drops the
+  debug information, which nothing here reads, and with it about a quarter of the compiler's time
+  (a first run compiles about 100 modules; ``benchmarks/results/compile.md``).
 
 Any of these that the user already gave in ``THEANO_FLAGS`` wins. Every other
 module gets Theano from here::
@@ -35,6 +38,7 @@ DEFAULT_FLAGS = {
     "floatX": "float32",
     "blas.ldflags": None,     # filled in lazily: blas_ldflags()
     "base_compiledir": None,  # filled in lazily: cache_dir("theano")
+    "gcc.cxxflags": "-g0",
 }
 
 #: The BLAS routines Theano's C code calls (``s``: float32, ``d``: float64).

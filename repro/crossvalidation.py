@@ -58,7 +58,7 @@ def prepare(store, stimuli, fixations, train_images, test_images, layers, log_ce
 
     The training images are held in memory as :func:`repro.training.prepare_images` decides (float32,
     compact, or read from the feature cache). The test images are held as float32 only when they fit beside
-    training images held as float32, within :data:`repro.training.MEMORY_BUDGET` for both; else they are
+    the training images held in memory, within :data:`repro.training.MEMORY_BUDGET` for both; else they are
     read from the cache whenever they are scored (scores never use compact maps).
 
     Parameters
@@ -79,9 +79,9 @@ def prepare(store, stimuli, fixations, train_images, test_images, layers, log_ce
     start = time.perf_counter()
     train_images, test_images, layers = np.asarray(train_images, int), np.asarray(test_images, int), list(layers)
     train = prepare_images(store, stimuli, fixations, layers, log_centerbias, images=train_images, progress=progress)
-    in_memory = all(not callable(image.source) and image.source[0].dtype == np.float32 for image in train)
+    in_memory = all(not callable(image.source) for image in train)
     held = sum(m.nbytes for image in train for m in image.source) if in_memory else 0
-    test_bytes = held / max(len(train), 1) * len(test_images)
+    test_bytes = sum(m.size for m in train[0].source) * 4 * len(test_images) if in_memory and train else 0
     test = prepare_images(store, stimuli, fixations, layers, log_centerbias, images=test_images,
                           in_memory=in_memory and held + test_bytes <= MEMORY_BUDGET, progress=progress)
     images = np.concatenate([train_images, test_images])

@@ -14,89 +14,68 @@ gives. It is split into SFO subfunctions, each a group of images with their fixa
 is shared equally among the subfunctions, so the subfunctions sum to the cost). Each subfunction
 evaluates its images in stacks of equal size, one Theano call per stack.
 """
-import sys
 from dataclasses import dataclass
 from itertools import groupby
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from .bfloat16 import compact, expand
 from .datasets import check_points
 from .features import feature_scales
 from .model import DeepGazeI
 from .sfo import SFO
 
-__all__ = ["DEFAULT_LAMBDA", "MEMORY_BUDGET", "compact", "expand", "Stacker", "ImageData", "log_prior_in_cells",
+__all__ = ["DEFAULT_LAMBDA", "MEMORY_BUDGET", "COMPACT_ABOVE", "Stacker", "ImageData", "log_prior_in_cells",
            "prepare_images", "saliencies", "log_masses", "log_likelihoods", "fixation_log_likelihoods",
            "log_densities", "density_function", "minibatches", "sparsity_penalty", "objective", "fit", "train_model"]
 
 #: The paper's sparsity parameter lambda.
 DEFAULT_LAMBDA = 0.001
-#: Feature maps of more bytes than this (as float32) are held compactly (:func:`compact`); beyond it
-#: compactly too, they are read from the feature cache whenever they are used.
+#: Feature maps that take more than this as bfloat16 (:func:`~repro.bfloat16.compact`) are read from the
+#: feature cache whenever they are used.
 MEMORY_BUDGET = 6 * 2 ** 30
 #: Subfunctions whose feature maps take less than this in all (float32) are stacked once per fit.
 STACK_ONCE_BELOW = 2 ** 30
+#: Training sets of more float32 bytes than this are held as bfloat16: too large to be stacked once, they are
+#: stacked anew at every evaluation, and the readout reads bfloat16 stacks faster than float32 ones (half the
+#: bytes to copy and to read; ``benchmarks/results/readout.md``). Below it they stay float32.
+COMPACT_ABOVE = STACK_ONCE_BELOW
 #: Images evaluated per Theano call when scoring.
 SCORE_STACK = 32
 
 
-def compact(array):
-    """float32 -> its upper 16 bits (bfloat16), rounded to nearest even, as uint16: half the memory.
-
-    bfloat16 keeps float32's range and 8 significant bits (relative error at most 2^-8 = 0.4 %); it
-    expands back to float32 with an integer cast and a shift (:func:`expand`), several times faster
-    than NumPy's float16 conversion. NaN and infinity are not expected in feature maps.
-    """
-    bits = np.ascontiguousarray(array, dtype=np.float32).view(np.uint32)
-    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
-
-
-def expand(array):
-    """:func:`compact` maps -> float32 (float32 maps pass unchanged)."""
-    if array.dtype != np.uint16:
-        return array
-    return (array.astype(np.uint32) << 16).view(np.float32)
-
-
 class Stacker:
-    """Stacks per-image feature maps into ``(C_l, B, h_l, w_l)`` float32 arrays, one per layer, expanding
-    :func:`compact` maps on the way.
+    """Stacks per-image feature maps into ``(C_l, B, h_l, w_l)`` arrays, one per layer: float32 maps into
+    float32 stacks, :func:`repro.bfloat16.compact` maps into uint16 stacks (the readout reads those directly).
 
     With ``reuse`` the arrays live in buffers that the next call overwrites: stacking many batches
-    then costs no fresh memory (and no page faults), only the copy. Compact maps are written straight
-    into the upper 16 bits of the float32 buffer, whose lower bits stay zero.
+    then costs no fresh memory (and no page faults), only the copy.
     """
-
-    #: Which of the two uint16 halves of a float32 holds its upper bits.
-    HIGH = 1 if sys.byteorder == "little" else 0
 
     def __init__(self, reuse=True):
         self.reuse = reuse
-        self._buffers = {}          # layer -> (flat float32 buffer, whether it holds compact maps)
+        self._buffers = {}          # (layer, dtype) -> flat buffer
 
-    def _buffer(self, layer, size, packed):
-        buffer, was_packed = self._buffers.get(layer, (None, None)) if self.reuse else (None, None)
+    def _buffer(self, layer, size, dtype):
+        buffer = self._buffers.get((layer, dtype)) if self.reuse else None
         if buffer is None or buffer.size < size:
-            buffer = np.zeros(size, np.float32)
-        elif packed and not was_packed:
-            buffer[:] = 0                                   # lower halves must be zero for compact maps
+            buffer = np.empty(size, dtype)
         if self.reuse:
-            self._buffers[layer] = (buffer, packed)
+            self._buffers[layer, dtype] = buffer
         return buffer
 
     def __call__(self, feature_lists):
         stacks = []
         for layer, maps in enumerate(zip(*feature_lists)):
             shape = (maps[0].shape[0], len(maps)) + maps[0].shape[1:]
-            packed = {m.dtype == np.uint16 for m in maps}
-            if len(packed) > 1:
+            dtypes = {m.dtype for m in maps}
+            if len(dtypes) > 1:
                 raise ValueError("cannot stack compact and float32 feature maps together")
-            packed = packed.pop()
-            stacked = self._buffer(layer, int(np.prod(shape)), packed)[:int(np.prod(shape))].reshape(shape)
-            target = stacked.view(np.uint16).reshape(shape + (2,))[..., self.HIGH] if packed else stacked
+            dtype = np.dtype(np.uint16) if dtypes.pop() == np.uint16 else np.dtype(np.float32)
+            stacked = self._buffer(layer, int(np.prod(shape)), dtype)[:int(np.prod(shape))].reshape(shape)
             for b, m in enumerate(maps):
-                target[:, b] = m
+                stacked[:, b] = m
             stacks.append(stacked)
         return stacks
 
@@ -108,9 +87,9 @@ class ImageData:
     Attributes
     ----------
     source : list of ndarray, each (C_l, h_l, w_l), or callable
-        The image's feature maps (float32 or :func:`compact`), or a function returning them (read from
-        disk on demand, see :meth:`repro.features.FeatureStore.reader`); :attr:`features` gives them
-        as float32, :attr:`maps` as they are held.
+        The image's feature maps (float32 or bfloat16, :func:`~repro.bfloat16.compact`), or a function
+        returning them (read from disk on demand, see :meth:`repro.features.FeatureStore.reader`);
+        :attr:`features` gives them as float32, :attr:`maps` as they are held.
     grid : repro.resampling.ReadoutGrid
         The readout grid of the image.
     log_prior : ndarray, shape grid.shape
@@ -138,7 +117,7 @@ class ImageData:
 
     @property
     def maps(self):
-        """The feature maps as held (float32 or :func:`compact`), list of ``(C_l, h_l, w_l)``."""
+        """The feature maps as held (float32 or :func:`~repro.bfloat16.compact`), list of ``(C_l, h_l, w_l)``."""
         return self.source() if callable(self.source) else self.source
 
     @property
@@ -190,10 +169,10 @@ def prepare_images(store, stimuli, fixations, layers, log_centerbias=None, image
     images : sequence of int, optional
         Image indices to prepare (default: every image that has fixations).
     in_memory : bool, "compact" or "auto"
-        Hold the feature maps in memory (as float32, or :func:`compact`: half the bytes), or read them
-        from the store's files whenever they are used. ``"auto"``: float32 if they take at most
-        :data:`MEMORY_BUDGET` bytes, compact if they then take at most that, else on disk (estimated
-        from the first image).
+        Hold the feature maps in memory (as float32, or bfloat16, :func:`~repro.bfloat16.compact`: half the
+        bytes), or read them from the store's files whenever they are used. ``"auto"``: float32 if they take
+        at most :data:`COMPACT_ABOVE` bytes, else compact if they then take at most :data:`MEMORY_BUDGET`, else
+        on disk (estimated from the first image).
     progress : bool
 
     Returns
@@ -208,7 +187,7 @@ def prepare_images(store, stimuli, fixations, layers, log_centerbias=None, image
         maps = store.features(image, layers)
         if not prepared and in_memory == "auto":
             size = sum(f.nbytes for f in maps) * len(images)
-            in_memory = True if size <= MEMORY_BUDGET else "compact" if size // 2 <= MEMORY_BUDGET else False
+            in_memory = True if size <= COMPACT_ABOVE else "compact" if size // 2 <= MEMORY_BUDGET else False
         if in_memory == "compact":
             source = [compact(m) for m in maps]
         else:

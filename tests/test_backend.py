@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,6 +34,23 @@ def test_user_flags_win_key_by_key():
     assert flags["floatX"] == "float64"
     assert flags["blas.ldflags"] == "-lblas"
     assert "base_compiledir" in flags          # the project default fills in what the user left out
+    assert flags["gcc.cxxflags"] == "-g0"
+    assert backend._parse_flags(backend.theano_flags("gcc.cxxflags=-O1"))["gcc.cxxflags"] == "-O1"
+
+
+def test_c_modules_are_compiled_without_debug_information(tmp_path):
+    """The project's ``-g0`` comes after Theano's own ``-g`` on gcc's command line, so it wins: a module
+    compiled in a fresh compile directory has no DWARF sections (with Theano's flags alone it has)."""
+    code = ("from repro.backend import theano, T; import sys; x = T.vector(); "
+            "theano.function([x], T.exp(x) * 3 + 1)([1.0]); print(theano.config.compiledir)")
+    found = {}
+    for name, flags in (("project", ""), ("theano", ",gcc.cxxflags=")):
+        env = {**os.environ, "THEANO_FLAGS": f"base_compiledir={tmp_path / name}{flags}"}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        modules = [p for p in Path(out.stdout.split()[-1]).glob("tmp*/*.so")]
+        assert modules, f"no compiled module under {out.stdout}"
+        found[name] = [b".debug_info" in p.read_bytes() for p in modules]
+    assert not any(found["project"]) and all(found["theano"])
 
 
 def test_user_theano_flags_reach_theano_in_a_fresh_process():

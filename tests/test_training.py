@@ -3,11 +3,12 @@ import numpy as np
 import pytest
 
 from repro import metrics
+from repro.bfloat16 import compact, expand
 from repro.datasets import Fixations, load_osie
 from repro.features import FeatureExtractor, FeatureStore, feature_scales
 from repro.model import DeepGazeI
 from repro.resampling import Geometry
-from repro.training import (ImageData, Stacker, compact, density_function, expand, fit, log_densities,
+from repro.training import (ImageData, Stacker, density_function, fit, log_densities,
                             log_likelihoods, minibatches, objective, prepare_images, sparsity_penalty)
 from repro.crossvalidation import subject_cross_validation
 
@@ -165,7 +166,7 @@ def test_penalty_gradient_and_zero_weights():
         sparsity_penalty(np.zeros(3), 0.1)
 
 
-def test_compact_maps_are_bfloat16_and_stack_as_float32(planted):
+def test_compact_maps_are_bfloat16_and_stack_as_uint16(planted):
     truth, images, fixations, stimuli, store = planted
     maps = images[0].features[0]
     packed = compact(maps)
@@ -176,11 +177,14 @@ def test_compact_maps_are_bfloat16_and_stack_as_float32(planted):
     assert expand(np.float32([1.0, -2.5, 0.0]).view(np.uint32).astype(np.uint16)).dtype == np.float32
     stacker = Stacker()
     first = stacker([[packed], [compact(images[1].features[0])]])[0]
-    np.testing.assert_array_equal(first[:, 0], back)
-    again = stacker([[images[2].features[0]]])[0]                      # reuses (overwrites) the buffer
-    assert again.base is first.base
+    assert first.dtype == np.uint16 and first.shape == (packed.shape[0], 2) + packed.shape[1:]
+    np.testing.assert_array_equal(expand(first[:, 0]), back)
+    again = stacker([[images[2].features[0]]])[0]                      # float32: a buffer of its own
+    assert again.dtype == np.float32
     np.testing.assert_array_equal(again[:, 0], images[2].features[0])
-    np.testing.assert_array_equal(stacker([[packed]])[0][:, 0], back)      # after float32: lower bits cleared
+    reused = stacker([[compact(images[2].features[0])]])[0]              # reuses (overwrites) the uint16 buffer
+    assert reused.base is first.base
+    np.testing.assert_array_equal(reused[:, 0], compact(images[2].features[0]))
     with pytest.raises(ValueError, match="compact and float32"):
         stacker([[packed], [maps]])
     # a model scores compact features within a fraction of a per cent of a nat of the float32 ones
