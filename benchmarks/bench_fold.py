@@ -138,7 +138,8 @@ def main(argv=None):
              f"(and read back from their cache, as every later fold does), compilation, preparation. A fold: SFO + scoring of all 700 images. Peer in the same run: a 1024 x 1024 float32 matrix "
              f"product ran at {before:.0f} GFLOP/s before and {after:.0f} GFLOP/s after; load average "
              f"{os.getloadavg()[0]:.2f} at the end. Peak memory is the process's resident maximum so far. "
-             f"Training sets beyond 6 GiB are held as bfloat16 (repro.bfloat16.compact), which the readout reads directly; the same conv5 fold "
+             f"Training sets beyond {training.COMPACT_ABOVE / 2 ** 30:g} GiB of float32 are held as bfloat16 "
+             f"(repro.training.COMPACT_ABOVE), which the readout reads directly (repro.bfloat16); the same conv5 fold "
              f"(subject {setup.folds[0]}) fitted from bfloat16 instead of float32 features: {compare}. "
              f"{figure5}")
     report("One fold fit of DeepGaze I on OSIE", intro,

@@ -8,8 +8,9 @@ training images: (a) layers from a given depth upwards, (b) up to a given depth,
 bias) on the training images for training and test subjects, and shuffled AUC (uniform prior, fold
 models averaged) on training and test images. Dotted lines: the paper's final model, conv5 alone.
 Writes results/fig5_layers.{png,pdf,csv,json}. ``--panels a b`` runs some panels only: on OSIE the whole
-grid takes about 4 h with 2 workers, so it can be published one part at a time (``--publish`` keeps
-the panels published before, and takes the scores of layer subsets they already contain instead of refitting).
+grid takes about an hour with 2 workers (the script prints its estimate first), and it can be published one
+part at a time (``--publish`` keeps the panels published before, and takes the scores of layer subsets they
+already contain instead of refitting).
 """
 import json
 import sys

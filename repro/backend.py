@@ -17,8 +17,8 @@ first imported. This module sets the project's defaults before that import:
   slowest thread,
 * ``base_compiledir`` under the project cache (:func:`repro.paths.cache_dir`),
 * ``gcc.cxxflags=-g0``: Theano compiles its C modules with ``-g``; the later ``-g0`` drops the
-  debug information, which nothing here reads, and with it about a quarter of the compiler's time
-  (a first run compiles about 100 modules; ``benchmarks/results/compile.md``).
+  debug information, which nothing here reads, and with it a sixth of the compiler's time
+  (a first run of the demo compiles about 110 modules; ``benchmarks/results/demo.md``).
 
 Any of these that the user already gave in ``THEANO_FLAGS`` wins. Every other
 module gets Theano from here::

@@ -1,14 +1,15 @@
 """Feature maps held as bfloat16, and the readout's weighted sum read straight from them.
 
 Training sets of many layers do not fit in memory as float32 (all 15 AlexNet layers of the 350 OSIE
-training images: about 7 GB). They are held as *bfloat16*: the upper 16 bits of each float32, kept as
+training images: 8.5 GB). They are held as *bfloat16*: the upper 16 bits of each float32, kept as
 ``uint16`` (:func:`compact`; half the bytes). bfloat16 keeps float32's range and 8 significant bits
 (relative error at most 2^-8 = 0.4 %).
 
 A fit of such a set is bound by memory bandwidth: every evaluation reads all the training features
 twice, for the weighted sum ``sum_k w_k r_k`` and for its gradient ``d/dw_k = <r_k, d sum>``. Expanding
 them to float32 first would read 2 bytes, write 4 and read those 4 bytes twice per value; the two
-Theano ops here (:func:`weighted_sum` and its gradient) read the 2 bytes of each value once each.
+Theano ops here (:func:`weighted_sum` and its gradient) read the 2 bytes of each value once each, four
+channels at a time (``benchmarks/results/readout.md``, ``benchmarks/results/fold.md``).
 
 Shapes: maps ``(C, ...)`` (a layer's stack ``(C, B, h, w)``), weights ``(C,)``, sums ``(...)``.
 """

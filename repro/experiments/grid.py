@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 #: Part of every fit's cache key: raise it whenever a change to features, model, training or SFO
 #: changes fitted results, so that cached fits from older code are not reused.
-FIT_VERSION = 4
+FIT_VERSION = 5
 
 
 def fit_config(setup, layers, subject, regularization=1e-3, network="alexnet"):
