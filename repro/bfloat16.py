@@ -64,39 +64,30 @@ _PROLOGUE = """{
 """
 
 
-class WeightedSum(theano.Op):
-    """``sum_c w[c] * expand(maps[c])``: weights ``(C,)`` float32 and bfloat16 maps ``(C, ...)`` uint16 ->
-    ``(...)`` float32. Its gradient with respect to ``w`` is :class:`Projection`; the maps are data."""
+class _MapsOp(theano.Op):
+    """What both ops share: the C helpers, and C code made of :data:`_PROLOGUE` and the op's own ``_BODY``,
+    in which the inputs are named ``_INPUTS`` and the output ``out``."""
 
     __props__ = ()
-
-    def make_node(self, w, maps):
-        w, maps = T.cast(T.as_tensor_variable(w), "float32"), T.as_tensor_variable(maps)
-        if w.ndim != 1 or maps.dtype != "uint16" or maps.ndim < 1:
-            raise TypeError(f"WeightedSum takes weights (C,) and uint16 maps (C, ...), got {w.type} and {maps.type}")
-        return theano.Apply(self, [w, maps], [T.TensorType("float32", maps.broadcastable[1:])()])
-
-    def perform(self, node, inputs, outputs):
-        w, maps = inputs
-        _check_channels(w.shape[0], maps.shape)
-        outputs[0][0] = np.tensordot(w, expand(maps), axes=1).astype(np.float32)
-
-    def infer_shape(self, node, shapes):
-        return [shapes[1][1:]]
-
-    def grad(self, inputs, output_grads):
-        w, maps = inputs
-        return [Projection()(maps, output_grads[0]),
-                theano.gradient.grad_undefined(self, 1, maps, "the feature maps are data, not parameters")]
+    _INPUTS = ()
+    _BODY = ""
 
     def c_support_code(self):
         return _SUPPORT
 
     def c_code(self, node, name, inputs, outputs, sub):
-        w, maps = inputs
-        out, = outputs
-        fail = sub["fail"]
-        return (_PROLOGUE + """
+        return (_PROLOGUE + self._BODY + "}\n") % dict(zip(self._INPUTS, inputs), out=outputs[0], fail=sub["fail"])
+
+    def c_code_cache_version(self):
+        return (2,)
+
+
+class WeightedSum(_MapsOp):
+    """``sum_c w[c] * expand(maps[c])``: weights ``(C,)`` float32 and bfloat16 maps ``(C, ...)`` uint16 ->
+    ``(...)`` float32. Its gradient with respect to ``w`` is :class:`Projection`; the maps are data."""
+
+    _INPUTS = ("w", "maps")
+    _BODY = """
     if (PyArray_DIMS(%(w)s)[0] != channels) {
         PyErr_Format(PyExc_ValueError, "WeightedSum: %%ld weights for %%ld channels of maps",
                      (long) PyArray_DIMS(%(w)s)[0], (long) channels);
@@ -130,45 +121,36 @@ class WeightedSum(theano.Op):
     }
     Py_DECREF(w_c);
     Py_DECREF(maps_c);
-}""") % locals()
+"""
 
-    def c_code_cache_version(self):
-        return (2,)
+    def make_node(self, w, maps):
+        w, maps = T.cast(T.as_tensor_variable(w), "float32"), T.as_tensor_variable(maps)
+        if w.ndim != 1 or maps.dtype != "uint16" or maps.ndim < 1:
+            raise TypeError(f"WeightedSum takes weights (C,) and uint16 maps (C, ...), got {w.type} and {maps.type}")
+        return theano.Apply(self, [w, maps], [T.TensorType("float32", maps.broadcastable[1:])()])
+
+    def perform(self, node, inputs, outputs):
+        w, maps = inputs
+        if w.shape[0] != maps.shape[0]:
+            raise ValueError(f"WeightedSum: {w.shape[0]} weights for {maps.shape[0]} channels of maps")
+        outputs[0][0] = np.tensordot(w, expand(maps), axes=1).astype(np.float32)
+
+    def infer_shape(self, node, shapes):
+        return [shapes[1][1:]]
+
+    def grad(self, inputs, output_grads):
+        w, maps = inputs
+        return [Projection()(maps, output_grads[0]),
+                theano.gradient.grad_undefined(self, 1, maps, "the feature maps are data, not parameters")]
 
 
-class Projection(theano.Op):
+class Projection(_MapsOp):
     """``<expand(maps[c]), g>`` for every channel: bfloat16 maps ``(C, ...)`` uint16 and ``g`` ``(...)`` float32 ->
     ``(C,)`` float32, the gradient of :class:`WeightedSum` with respect to its weights. Sums run in float32
     over blocks of values and in float64 across blocks."""
 
-    __props__ = ()
-
-    def make_node(self, maps, g):
-        maps, g = T.as_tensor_variable(maps), T.cast(T.as_tensor_variable(g), "float32")
-        if maps.dtype != "uint16" or g.ndim != maps.ndim - 1:
-            raise TypeError(f"Projection takes uint16 maps (C, ...) and g (...), got {maps.type} and {g.type}")
-        return theano.Apply(self, [maps, g], [T.fvector()])
-
-    def perform(self, node, inputs, outputs):
-        maps, g = inputs
-        if maps.shape[1:] != g.shape:
-            raise ValueError(f"Projection: maps {maps.shape} and g {g.shape} do not match")
-        outputs[0][0] = np.tensordot(expand(maps), g, axes=g.ndim).astype(np.float32)
-
-    def infer_shape(self, node, shapes):
-        return [shapes[0][:1]]
-
-    def grad(self, inputs, output_grads):
-        return [theano.gradient.grad_undefined(self, i, x, "no second derivatives") for i, x in enumerate(inputs)]
-
-    def c_support_code(self):
-        return _SUPPORT
-
-    def c_code(self, node, name, inputs, outputs, sub):
-        maps, g = inputs
-        out, = outputs
-        fail = sub["fail"]
-        return (_PROLOGUE + """
+    _INPUTS = ("maps", "g")
+    _BODY = """
     int same = PyArray_NDIM(%(g)s) == nd - 1;
     for (int d = 1; same && d < nd; ++d) same = PyArray_DIMS(%(g)s)[d - 1] == PyArray_DIMS(maps_c)[d];
     if (!same) {
@@ -231,15 +213,25 @@ class Projection(theano.Op):
     free(totals);
     Py_DECREF(g_c);
     Py_DECREF(maps_c);
-}""") % locals()
+"""
 
-    def c_code_cache_version(self):
-        return (2,)
+    def make_node(self, maps, g):
+        maps, g = T.as_tensor_variable(maps), T.cast(T.as_tensor_variable(g), "float32")
+        if maps.dtype != "uint16" or g.ndim != maps.ndim - 1:
+            raise TypeError(f"Projection takes uint16 maps (C, ...) and g (...), got {maps.type} and {g.type}")
+        return theano.Apply(self, [maps, g], [T.fvector()])
 
+    def perform(self, node, inputs, outputs):
+        maps, g = inputs
+        if maps.shape[1:] != g.shape:
+            raise ValueError(f"Projection: maps {maps.shape} and g {g.shape} do not match")
+        outputs[0][0] = np.tensordot(expand(maps), g, axes=g.ndim).astype(np.float32)
 
-def _check_channels(n_weights, maps_shape):
-    if n_weights != maps_shape[0]:
-        raise ValueError(f"WeightedSum: {n_weights} weights for {maps_shape[0]} channels of maps")
+    def infer_shape(self, node, shapes):
+        return [shapes[0][:1]]
+
+    def grad(self, inputs, output_grads):
+        return [theano.gradient.grad_undefined(self, i, x, "no second derivatives") for i, x in enumerate(inputs)]
 
 
 def weighted_sum(w, maps):
