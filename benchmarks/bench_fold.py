@@ -109,7 +109,7 @@ def main(argv=None):
         _, cached_scales = timed(lambda: setup.store.feature_scales(train_images, layers, progress=False))
         ex.release_prepared()
         data, preparing = timed(lambda: ex.prepared(setup, "alexnet", layers))
-        compact = any(image.shape_key[1] for image in data.train)       # training from bfloat16 maps
+        compact = any(image.compact for image in data.train)           # training from bfloat16 maps
         _, compiling = timed(lambda: readout.compile_readout(len(layers), compact=compact))
         folds = []
         for subject in setup.folds[:args.folds]:
@@ -118,7 +118,7 @@ def main(argv=None):
         fits = [r["seconds_fit"] + r["seconds_score"] for r in folds]
         best = folds[int(np.argmin(fits))]
         calibration[ex.feature_values(setup, layers)] = {**best, "seconds_prepare": preparing, "seconds_compile": compiling}
-        held = "bfloat16" if data.train[0].maps[0].dtype == np.uint16 else "float32"
+        held = "bfloat16" if compact else "float32"
         rows.append([" ".join(layers) if len(layers) < 4 else f"all {len(layers)} layers", str(len(data.scales)),
                      f"{700 * per_image / 10:.0f} ({extraction:.0f})", f"{scales:.1f} ({cached_scales:.1f})",
                      f"{compiling:.1f}",

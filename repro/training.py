@@ -134,10 +134,15 @@ class ImageData:
         return ImageData(self.source, self.grid, log_prior, self.x, self.y)
 
     @property
+    def compact(self):
+        """Whether the feature maps are held in memory as bfloat16 (:func:`~repro.bfloat16.compact`)."""
+        return not callable(self.source) and self.source[0].dtype == np.uint16
+
+    @property
     def shape_key(self):
         """Images with equal keys are evaluated in one stack: same grid (so same feature shapes), and
         feature maps held alike (compact or float32)."""
-        return id(self.grid), not callable(self.source) and self.source[0].dtype == np.uint16
+        return id(self.grid), self.compact
 
 
 def log_prior_in_cells(log_centerbias, n, grid):

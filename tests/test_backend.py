@@ -41,7 +41,7 @@ def test_user_flags_win_key_by_key():
 def test_c_modules_are_compiled_without_debug_information(tmp_path):
     """The project's ``-g0`` comes after Theano's own ``-g`` on gcc's command line, so it wins: a module
     compiled in a fresh compile directory has no DWARF sections (with Theano's flags alone it has)."""
-    code = ("from repro.backend import theano, T; import sys; x = T.vector(); "
+    code = ("from repro.backend import theano, T; x = T.vector(); "
             "theano.function([x], T.exp(x) * 3 + 1)([1.0]); print(theano.config.compiledir)")
     found = {}
     for name, flags in (("project", ""), ("theano", ",gcc.cxxflags=")):

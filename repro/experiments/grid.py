@@ -158,7 +158,7 @@ def fit_and_score(config):
     data = prepared(setup, config["network"], layers)
     compiling = time.perf_counter()
     preparation = compiling - start if built else 0.0
-    compile_readout(len(layers), compact=any(image.shape_key[1] for image in data.train))   # apart from the fit
+    compile_readout(len(layers), compact=any(image.compact for image in data.train))   # apart from the fit
     fitting = time.perf_counter()
     model = crossvalidation.fold(data, fx, subject, layers, metadata={"config_key": config_key(config)},
                                  regularization=config["regularization"], n_batches=config["batches"],
