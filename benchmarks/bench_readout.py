@@ -23,7 +23,7 @@ from repro import paths
 from repro.bfloat16 import compact
 from repro.datasets import load_osie
 from repro.features import FeatureExtractor
-from repro.model import DeepGazeI, stack
+from repro.model import DeepGazeI, Stacker
 from repro.network import Network
 
 from markdown_table import report  # noqa: E402  (beside this script)
@@ -88,13 +88,13 @@ def main(argv=None):
     for layers in layer_sets:
         for size, held in ((args.stack, "float32"), (args.stack, "bfloat16"), (1, "float32")):
             images = [stimuli[n] for n in range(size)]
-            feature_lists = [extractor(image, layers) for image in images]
+            feature_lists = [extractor.features(image, layers) for image in images]
             channels = [f.shape[0] for f in feature_lists[0]]
             rng = np.random.RandomState(0)
             model = DeepGazeI(layers, channels, rng.rand(sum(channels)).astype(np.float32) + 0.5,
                               extractor.geometry(layers), w=rng.randn(sum(channels)) * 0.01, sigma=2.0, alpha=0.7)
             grid = model.grid(images[0].shape, feature_lists[0])
-            stacks = stack(feature_lists) if held == "float32" else [compact(s) for s in stack(feature_lists)]
+            stacks = Stacker(reuse=False)(feature_lists) if held == "float32" else [compact(s) for s in Stacker(reuse=False)(feature_lists)]
             log_prior = np.stack([np.log(grid.pixels / grid.pixels.sum()).astype(np.float32)] * size)
             counts = np.stack([grid.counts(fixations.for_images([n]).x, fixations.for_images([n]).y)
                                for n in range(size)])

@@ -38,7 +38,7 @@ def main(argv=None):
                     continue                             # its training images: not a test
                 scores = ex.transfer_scores(models[trained], setup, images)
                 rows.append({"trained_on": trained, "tested_on": tested, "images": f"{part} ({scores['n_images']})",
-                             "explained_percent": 100 * scores["explained"], "ig_bits": scores["ig"],
+                             "explained_percent": 100 * scores["explained"], "ig_bits": scores["ig_bits"],
                              "auc_percent": 100 * scores["auc"], "sauc_percent": 100 * scores["sauc"],
                              "n_fixations": scores["n_fixations"]})
         ex.release_prepared()

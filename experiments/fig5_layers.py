@@ -62,7 +62,7 @@ def announce_estimate(args, setup, subsets):
 
 def published(args, setup):
     """With ``--publish``: the JSON an earlier run published with the same dataset options and fit settings
-    (SFO settings, lambda, fit version), else ``{}``. Its panels are kept, and its layer subsets are not
+    (SFO settings, lambda, the sources' digest), else ``{}``. Its panels are kept, and its layer subsets are not
     refitted: a fit is determined by its config (seeded), so a refit would reproduce the published scores."""
     path = ex.PUBLISHED_RESULTS / args.dataset / "fig5_layers.json"
     if not args.publish or not path.is_file():
@@ -74,9 +74,9 @@ def published(args, setup):
 
 
 def fit_settings(setup):
-    """What, besides the layers and the fold, determines a fit (SFO settings, lambda, fit version)."""
+    """What, besides the layers and the fold, determines a fit (SFO settings, lambda, the digest of the sources)."""
     config = ex.fit_config(setup, ["conv5"], setup.folds[0])
-    return {key: config[key] for key in ("regularization", "passes", "batches", "seed", "version")}
+    return {key: config[key] for key in ("regularization", "passes", "batches", "seed", "sources")}
 
 
 def draw(rows, setup):

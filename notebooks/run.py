@@ -11,11 +11,12 @@ command. Each notebook is written to a temporary file and renamed, so an
 error leaves the committed copy as it was.
 """
 import argparse
-import hashlib
 import os
 import sys
 import time
 from pathlib import Path
+
+from repro.paths import sources_digest
 
 NOTEBOOKS = Path(__file__).resolve().parent
 ROOT = NOTEBOOKS.parent
@@ -24,14 +25,6 @@ FIGURES = "%matplotlib inline\n%config InlineBackend.figure_formats = ['png']\n"
           "import matplotlib\nmatplotlib.rcParams['figure.dpi'] = 72"
 #: Where a notebook records what it ran with.
 KEY = "deepgaze1_repro"
-
-
-def sources_digest(root=ROOT):
-    """SHA-1 of the package's sources: every ``repro/**/*.py``, by relative path and content."""
-    digest = hashlib.sha1()
-    for path in sorted((Path(root) / "repro").rglob("*.py")):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
 
 
 def execute(path, data, timeout=1800):

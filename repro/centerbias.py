@@ -25,6 +25,7 @@ from scipy.optimize import minimize_scalar
 from tqdm import tqdm
 
 from .datasets import check_fixations, group_by_image
+from .density import DensityModel, image_size
 from .paths import atomic_path
 from .resampling import blur_operator, resize_operator
 
@@ -120,8 +121,10 @@ def fit_uniform_weight(values, area):
     return 10.0 ** result.x, -result.fun
 
 
-class CenterBias:
-    """Nonparametric centre bias with given ``bandwidth`` and uniform weight ``eps``.
+class CenterBias(DensityModel):
+    """Nonparametric centre bias with given ``bandwidth`` and uniform weight ``eps``: a density model
+    (:class:`repro.density.DensityModel`) of its dataset's images, leaving each image's fixations out, and of
+    new images, from all fixations.
 
     Parameters
     ----------
@@ -155,30 +158,39 @@ class CenterBias:
         blurred = _blur(_histogram(rows, cols, shape), self.bandwidth)
         return blurred / blurred.sum()
 
-    def log_density(self, n=None, shape=None):
-        """Log-density ``(height, width)``, summing to 1 over the pixels.
-
-        Parameters
-        ----------
-        n : int, optional
-            Index of a dataset image: its fixations are left out; the shape defaults to its size.
-        shape : tuple, optional
-            ``(height, width)`` of the result, e.g. of a new image (then all fixations are used)
-            or of a downsampled dataset image (with ``n``).
-        """
-        if n is None and shape is None:
-            raise ValueError("give n (a dataset image), shape (a new image) or both")
-        target = tuple(shape) if shape is not None else tuple(self.sizes[n])
-        kde = self._density(self.frame or target, exclude=n)
+    def _log_density(self, target, exclude=None):
+        """Log-density ``target = (height, width)`` from all fixations but those of image ``exclude``."""
+        kde = self._density(self.frame or target, exclude=exclude)
         if self.frame is not None:
             kde = resize_operator(target[0], self.frame[0]) @ kde @ resize_operator(target[1], self.frame[1]).T
             kde = kde / kde.sum()
         return np.log((1 - self.eps) * kde + self.eps / (target[0] * target[1]))
 
+    def log_density(self, n, shape=None):
+        """Log-density of dataset image ``n`` from the fixations on all *other* images.
+
+        Parameters
+        ----------
+        n : int
+            Index of a dataset image: its fixations are left out.
+        shape : tuple, optional
+            ``(height, width)`` of the result (default: the image's size), e.g. of the image downsampled.
+
+        Returns
+        -------
+        ndarray, shape (height, width)
+            Sums to one in probability over the pixels.
+        """
+        return self._log_density(tuple(shape) if shape is not None else tuple(self.sizes[n]), exclude=n)
+
+    def log_density_of(self, image):
+        """Log-density ``(H, W)`` of a new image ``(H, W, ...)`` (only its size is used), from all fixations."""
+        return self._log_density(image_size(image))
+
     def log_cell_mass(self, n, grid):
         """Log of the leave-one-image-out density's probability mass in every cell of a readout grid.
 
-        Equals ``grid.log_cell_sums(self.log_density(n))`` (the tests check it), but sums the blur
+        Equals ``grid.log_cell_sums(self.log_density(n))``, the interface's default (the tests check it), but sums the blur
         operators over the cells first instead of blurring at pixel resolution: per image it costs
         only the pairs of cells and the image's own fixations.
 
@@ -255,13 +267,14 @@ class CenterBias:
         return f"CenterBias(bandwidth={self.bandwidth:.5g}, eps={self.eps:.3g}{frame})"
 
 
-class CenterBiasTemplate:
-    """A centre bias for images of any size: a density on a common frame (the paper's 100 x 100 KDE for
+class CenterBiasTemplate(DensityModel):
+    """A centre bias for new images of any size: a density on a common frame (the paper's 100 x 100 KDE for
     mixed sizes), rescaled to each image and mixed with a uniform density of weight ``eps``.
 
-    ``CenterBiasTemplate.from_center_bias(cb).log_density(shape)`` equals ``cb.log_density(shape=shape)``
+    ``CenterBiasTemplate.from_center_bias(cb).log_density_of(image)`` equals ``cb.log_density_of(image)``
     for a centre bias ``cb`` fitted in a frame; the template keeps only the frame's density, so it is a small
-    file (:meth:`save`) that needs no fixations to use.
+    file (:meth:`save`) that needs no fixations to use. Having no dataset, it answers only
+    :meth:`log_density_of` (:class:`repro.density.DensityModel`).
 
     Parameters
     ----------
@@ -290,9 +303,10 @@ class CenterBiasTemplate:
             raise ValueError("only a centre bias fitted in a frame (frame=(100, 100)) makes a template")
         return cls(center_bias._density(center_bias.frame), center_bias.eps, center_bias.bandwidth, source)
 
-    def log_density(self, shape):
-        """Log-density ``(height, width)`` for an image of ``shape``, summing to one over its pixels."""
-        height, width = (int(v) for v in shape[:2])
+    def log_density_of(self, image):
+        """Log-density ``(H, W)`` of a new image ``(H, W, ...)`` (only its size is used), summing to one over its
+        pixels."""
+        height, width = image_size(image)
         frame = self.frame_density.shape
         kde = resize_operator(height, frame[0]) @ self.frame_density @ resize_operator(width, frame[1]).T
         return np.log((1 - self.eps) * kde / kde.sum() + self.eps / (height * width))

@@ -8,10 +8,11 @@ fixations on the training images, then every fixation is scored, and each lands 
 * ``train_subjects``: the other subjects' fixations there (what the fold was fitted to);
 * ``test_images``: every fixation on the test images.
 
-What all folds of one readout share (features, centre bias in cells, feature scales) is prepared once
-(:func:`prepare`); :func:`fold` fits one fold and :func:`score` scores it. :func:`subject_cross_validation`
-runs all folds in this process; ``repro.experiments`` runs the same :func:`fold` as one job of a cached,
-distributed grid.
+What all folds of one readout share (features, centre bias in cells, feature scales, the baseline's and
+the gold standard's log-likelihoods) is prepared once (:func:`prepare`); :func:`fold` fits one fold,
+:func:`fold_scores` scores it, and :func:`aggregate` pools the folds' scores. :func:`subject_cross_validation`
+runs these for all folds in this process; ``repro.experiments`` runs the same :func:`fold` and
+:func:`fold_scores` as one job of a cached, distributed grid, and the same :func:`aggregate`.
 """
 import time
 from dataclasses import dataclass
@@ -22,7 +23,11 @@ from tqdm.auto import tqdm
 from . import metrics
 from .training import MEMORY_BUDGET, fixation_log_likelihoods, log_masses, prepare_images, saliencies, train_model
 
-__all__ = ["Prepared", "prepare", "fold", "score", "roles", "subject_cross_validation"]
+__all__ = ["ROLES", "Prepared", "prepare", "fold", "score", "roles", "fold_scores", "aggregate",
+           "subject_cross_validation"]
+
+#: The roles of a fixation in a fold (see the module docstring).
+ROLES = ("test_subjects", "train_subjects", "test_images")
 
 
 @dataclass
@@ -41,6 +46,11 @@ class Prepared:
     scales : ndarray, shape (K,)
         Feature scales on the training images (cached on disk by the feature store).
     geometry : repro.resampling.Geometry
+    sizes : ndarray of int, shape (n_images, 2)
+        ``(height, width)`` of every image of the stimuli (what shuffled AUC rescales by).
+    baseline_ll, gold_ll : ndarray, shape (n_fixations,), or None
+        The leave-one-image-out centre bias's and the gold standard's log-likelihood (nats) of every fixation
+        prepared: what information gain and explained information are measured against.
     seconds : float
         Time it took.
     """
@@ -50,10 +60,24 @@ class Prepared:
     positions: list
     scales: np.ndarray
     geometry: object
+    sizes: np.ndarray = None
+    baseline_ll: np.ndarray = None
+    gold_ll: np.ndarray = None
     seconds: float = 0.0
 
+    @property
+    def train_images(self):
+        """Indices of the training images in the stimuli, ndarray of int."""
+        return self.images[:len(self.train)]
 
-def prepare(store, stimuli, fixations, train_images, test_images, layers, log_centerbias, progress=False):
+    @property
+    def test_images(self):
+        """Indices of the test images in the stimuli, ndarray of int."""
+        return self.images[len(self.train):]
+
+
+def prepare(store, stimuli, fixations, train_images, test_images, layers, log_centerbias, baseline_ll=None,
+            gold_ll=None, progress=False):
     """Prepare the images of a cross-validation of a readout of ``layers``.
 
     The training images are held in memory as :func:`repro.training.prepare_images` decides (float32,
@@ -68,8 +92,13 @@ def prepare(store, stimuli, fixations, train_images, test_images, layers, log_ce
     fixations : repro.datasets.Fixations
     train_images, test_images : sequence of int
     layers : list of str
-    log_centerbias : CenterBias or callable
+    log_centerbias : repro.density.DensityModel or callable
         The leave-one-image-out centre bias (see :func:`repro.training.log_prior_in_cells`).
+    baseline_ll, gold_ll : ndarray, shape (n_fixations,), optional
+        Log-likelihoods (nats) of ``fixations`` under the baseline (the leave-one-image-out centre bias,
+        :meth:`repro.centerbias.CenterBias.log_likelihoods`) and the gold standard
+        (:meth:`repro.goldstandard.GoldStandard.log_likelihoods`); without them :func:`fold_scores` gives no
+        information gains.
     progress : bool
 
     Returns
@@ -87,8 +116,8 @@ def prepare(store, stimuli, fixations, train_images, test_images, layers, log_ce
     images = np.concatenate([train_images, test_images])
     positions = [np.flatnonzero(fixations.n == n) for n in images]
     scales = store.feature_scales([stimuli[int(n)] for n in train_images], layers, progress=progress)
-    return Prepared(train, test, images, positions, scales, store.extractor.geometry(layers),
-                    time.perf_counter() - start)
+    return Prepared(train, test, images, positions, scales, store.extractor.geometry(layers), np.asarray(stimuli.sizes),
+                    baseline_ll, gold_ll, time.perf_counter() - start)
 
 
 def fold(data, fixations, subject, layers, metadata=None, progress=False, **fit_options):
@@ -158,24 +187,78 @@ def score(model, data, n_fixations, maps=True):
 
 
 def roles(fixations, subject, train_images, test_images):
-    """``{role: mask over fixations}`` of the fold of held-out ``subject`` (the module's three roles)."""
+    """``{role: mask over fixations}`` of the fold of held-out ``subject`` (the module's :data:`ROLES`)."""
     on_train = np.isin(fixations.n, train_images)
     return {"test_subjects": on_train & (fixations.subject == subject),
             "train_subjects": on_train & (fixations.subject != subject),
             "test_images": np.isin(fixations.n, test_images)}
 
 
-def subject_cross_validation(store, stimuli, fixations, train_images, test_images, layers,
-                             log_centerbias, subjects=None, progress=True, **fit_options):
-    """Leave-one-subject-out cross-validation of DeepGaze I, as the paper trains and evaluates it.
-
-    Every fold (:func:`fold`) is scored on all fixations (:func:`score`); each fixation's log-likelihoods
-    are averaged over the folds in which it has a role (information gains, being linear in them, are then
-    the fold averages).
+def fold_scores(model, data, fixations, subject):
+    """The scores of the fold of held-out ``subject``: what every fold records, and :func:`aggregate` pools.
 
     Parameters
     ----------
-    store, stimuli, fixations, train_images, test_images, layers, log_centerbias
+    model : repro.model.DeepGazeI
+        The fold's readout (:func:`fold`).
+    data : Prepared
+    fixations : repro.datasets.Fixations
+        The fixations ``data`` was prepared with.
+    subject : int
+
+    Returns
+    -------
+    dict
+        ``'gains'``: for each role, :meth:`repro.metrics.InformationSums.as_dict` of the model and the gold
+        standard over the baseline (summed nats and the number of fixations; only with ``data.baseline_ll``);
+        ``'sauc_train'``, ``'sauc_test'``: shuffled AUC with a uniform prior on the training / test images;
+        ``'auc_test'``: AUC with the centre-bias prior on the test images; ``'w'``, ``'sigma'``, ``'alpha'``:
+        the fitted readout.
+    """
+    ll, with_prior, flat = score(model, data, len(fixations))
+    on_train, on_test = np.isin(fixations.n, data.train_images), np.isin(fixations.n, data.test_images)
+    result = {}
+    if data.baseline_ll is not None:
+        result["gains"] = {role: metrics.InformationSums.of(ll[mask], data.baseline_ll[mask], data.gold_ll[mask]
+                                                            if data.gold_ll is not None else None).as_dict()
+                           for role, mask in roles(fixations, subject, data.train_images, data.test_images).items()}
+    result.update(sauc_train=metrics.shuffled_auc(flat, fixations.filter(on_train), data.sizes),
+                  sauc_test=metrics.shuffled_auc(flat, fixations.filter(on_test), data.sizes),
+                  auc_test=metrics.auc(with_prior, fixations.filter(on_test)),
+                  w=model.w.tolist(), sigma=model.sigma, alpha=model.alpha)
+    return result
+
+
+def aggregate(results):
+    """Cross-validated scores of the folds of one readout (a list of :func:`fold_scores` results).
+
+    Information gains pool the folds' sums (every fixation weighs the same, :class:`repro.metrics.InformationSums`);
+    AUCs are the folds' mean.
+
+    Returns
+    -------
+    dict
+        ``explained_<role>`` (fraction of the gold standard's gain) and ``ig_<role>`` (bit/fix) for each of
+        :data:`ROLES`; fold means of ``sauc_train``, ``sauc_test``, ``auc_test``.
+    """
+    out = {}
+    for role in ROLES:
+        pooled = sum((metrics.InformationSums(**r["gains"][role]) for r in results), metrics.InformationSums())
+        out[f"explained_{role}"] = pooled.explained_information
+        out[f"ig_{role}"] = pooled.information_gain
+    for key in ("sauc_train", "sauc_test", "auc_test"):
+        out[key] = float(np.mean([r[key] for r in results]))
+    return out
+
+
+def subject_cross_validation(store, stimuli, fixations, train_images, test_images, layers, log_centerbias,
+                             baseline_ll, gold_ll, subjects=None, progress=True, **fit_options):
+    """Leave-one-subject-out cross-validation of DeepGaze I, as the paper trains and evaluates it: the loop the
+    experiments' grid runs as separate jobs (:func:`fold`, :func:`fold_scores`, :func:`aggregate`), in this process.
+
+    Parameters
+    ----------
+    store, stimuli, fixations, train_images, test_images, layers, log_centerbias, baseline_ll, gold_ll
         As for :func:`prepare`.
     subjects : sequence of int, optional
         Subjects to hold out (default: all; fewer gives a quicker, partial cross-validation).
@@ -186,24 +269,16 @@ def subject_cross_validation(store, stimuli, fixations, train_images, test_image
     Returns
     -------
     dict
-        ``'ll_test_subjects'``, ``'ll_train_subjects'``, ``'ll_test_images'``: per-fixation log-likelihoods
-        (nats) aligned with ``fixations``, NaN where a fixation never has that role; ``'models'``: the fitted
-        models; ``'subjects'``: the held-out subjects.
+        ``'scores'``: :func:`aggregate` of the folds; ``'folds'``: each fold's :func:`fold_scores`; ``'models'``:
+        the fitted readouts; ``'subjects'``: the held-out subjects.
     """
     subjects = fixations.subjects if subjects is None else np.asarray(subjects)
-    data = prepare(store, stimuli, fixations, train_images, test_images, layers, log_centerbias, progress=progress)
-    sums = {key: np.zeros(len(fixations)) for key in ("test_subjects", "train_subjects", "test_images")}
-    counts = {key: np.zeros(len(fixations)) for key in sums}
-    models = []
+    data = prepare(store, stimuli, fixations, train_images, test_images, layers, log_centerbias, baseline_ll,
+                   gold_ll, progress=progress)
+    models, folds = [], []
     for subject in tqdm(subjects, desc="held-out subjects", disable=not progress):
         model = fold(data, fixations, subject, layers, metadata={"network": getattr(store.extractor, "metadata", None)},
                      **fit_options)
         models.append(model)
-        ll = score(model, data, len(fixations), maps=False)
-        for key, mask in roles(fixations, subject, train_images, test_images).items():
-            sums[key][mask] += ll[mask]
-            counts[key][mask] += 1
-    result = {f"ll_{key}": np.where(counts[key] > 0, sums[key] / np.maximum(counts[key], 1), np.nan)
-              for key in sums}
-    result.update(models=models, subjects=list(subjects))
-    return result
+        folds.append(fold_scores(model, data, fixations, subject))
+    return {"scores": aggregate(folds), "folds": folds, "models": models, "subjects": [int(s) for s in subjects]}

@@ -85,8 +85,10 @@ class FeatureExtractor:
 
     @property
     def metadata(self):
-        """What a model records about its features, to be used for prediction later (JSON-able)."""
-        return {"caffemodel_sha1": self.network.model.sha1, "caffemodel": Path(self.network.model.caffemodel).name,
+        """What a model records about its features, to be used for prediction later (JSON-able); ``caffemodel`` is
+        None for a network built in memory (:func:`repro.demo.random_alexnet`)."""
+        caffemodel = self.network.model.caffemodel
+        return {"caffemodel_sha1": self.network.model.sha1, "caffemodel": caffemodel and Path(caffemodel).name,
                 "padding": self.network.padding, "downsample": self.downsample,
                 "mean": self.mean.tolist() if self.mean.ndim == 1 else "mean image"}
 
@@ -119,8 +121,9 @@ class FeatureExtractor:
         of each of them and of :attr:`grid_layer`."""
         return Geometry(tuple(self.unit_positions(layer) for layer in layers), self.unit_positions(self.grid_layer))
 
-    def __call__(self, image, layers):
-        """Feature maps of ``layers`` for one ``(H, W, 3)`` uint8 RGB image: list of ``(C, h, w)``.
+    def features(self, image, layers):
+        """Feature maps of ``layers`` for one ``(H, W, 3)`` uint8 RGB image: list of ``(C, h, w)``, computed
+        (:meth:`FeatureStore.features` gives the same, cached).
 
         Raises ValueError for an image too small for the network (a layer with no rows or columns).
         """
@@ -152,8 +155,8 @@ class FeatureStore:
 
     Parameters
     ----------
-    extractor : callable
-        ``extractor(image, layers) -> list of (C, h, w) float32 arrays``, with an attribute
+    extractor : repro.features.FeatureExtractor
+        Or anything with its ``features(image, layers) -> list of (C, h, w) float32 arrays`` and an attribute
         ``cache_key`` (str) naming everything that determines its output (see
         :class:`repro.features.FeatureExtractor`).
     folder : str or Path, optional
@@ -201,7 +204,7 @@ class FeatureStore:
         stored = self._read(path, layers)
         missing = [layer for layer in layers if layer not in stored]
         if missing:
-            computed = dict(zip(missing, self.extractor(image, missing)))
+            computed = dict(zip(missing, self.extractor.features(image, missing)))
             with self._locked():
                 stored = {**self._read(path), **computed}
                 with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:

@@ -21,6 +21,7 @@ from scipy.special import logsumexp
 
 from .centerbias import _blur, _histogram
 from .datasets import check_fixations, group_by_image
+from .density import DensityModel
 from .resampling import blur_operator
 
 __all__ = ["GoldStandard", "fit_gold_standard", "kde_log_density", "fit_mixture_weights", "loo_subject_kde_values"]
@@ -120,8 +121,11 @@ def _components(fixations, sizes, bandwidth, center_bias_ll):
     return np.column_stack([kde, center_bias, uniform])
 
 
-class GoldStandard:
+class GoldStandard(DensityModel):
     """Leave-one-subject-out gold standard with fitted bandwidth and weights.
+
+    A density model (:class:`repro.density.DensityModel`) of its dataset's images only: it predicts a
+    subject from the others' fixations on the same image, so it has nothing to say of a new image.
 
     Parameters
     ----------
@@ -152,11 +156,20 @@ class GoldStandard:
             center_bias_ll = self.center_bias.log_likelihoods()
         return np.log(_components(self.fixations, self.sizes, self.bandwidth, center_bias_ll) @ self.weights)
 
-    def log_density(self, n, subject):
-        """Log-density ``(height, width)`` for ``subject`` on dataset image ``n`` (from the others)."""
+    def log_density(self, n, subject=None):
+        """Log-density ``(height, width)`` of dataset image ``n``.
+
+        Parameters
+        ----------
+        n : int
+        subject : int, optional
+            The subject predicted: the KDE is of all *other* subjects' fixations on ``n`` (what
+            :meth:`log_likelihoods` scores). Default: of all subjects' (a new observer's density).
+        """
         shape = tuple(self.sizes[n])
-        others = self.fixations.filter((self.fixations.n == n) & (self.fixations.subject != subject))
-        center_bias = np.exp(self.center_bias.log_density(n=n))
+        on_image = self.fixations.n == n
+        others = self.fixations.filter(on_image if subject is None else on_image & (self.fixations.subject != subject))
+        center_bias = np.exp(self.center_bias.log_density(n))
         if len(others):
             blurred = _blur(_histogram(others.y_int, others.x_int, shape), self.bandwidth)
             kde = blurred / blurred.sum()

@@ -11,7 +11,7 @@ extra (``pip install -e ".[interop]"``: pysaliency 0.2.22 with a CPU build of to
     model.information_gain(stimuli, fixations, pysaliency.UniformModel())          # bit/fix
     pysaliency.DensitySaliencyMapModel(model).AUC(stimuli, fixations)              # uniform nonfixations
 
-The log-density pysaliency sees is exactly :meth:`repro.model.DeepGazeI.log_density` (tested:
+The log-density pysaliency sees is exactly :meth:`repro.model.ReadoutDensity.log_density_of` (tested:
 information gain and AUC through pysaliency equal this package's on OSIE images).
 """
 import tempfile
@@ -44,26 +44,27 @@ def to_pysaliency(stimuli, fixations):
 
 
 def DeepGazeIModel(model, features, centerbias=None, **kwargs):
-    """A ``pysaliency.Model`` whose log-density is ``model.log_density(image, features, prior)``.
+    """A ``pysaliency.Model`` whose log-density is ``model.density(features, centerbias).log_density_of(image)``.
 
     Parameters
     ----------
     model : repro.model.DeepGazeI
     features : repro.features.FeatureStore or FeatureExtractor
         The network the model was trained with.
-    centerbias : repro.centerbias.CenterBiasTemplate or CenterBias, optional
-        The prior at each image's size (``log_density(shape=...)``); default uniform.
+    centerbias : repro.density.DensityModel, optional
+        The prior, its ``log_density_of(image)`` (a :class:`repro.centerbias.CenterBiasTemplate` or
+        :class:`~repro.centerbias.CenterBias`); default uniform.
     **kwargs
         Passed to ``pysaliency.Model`` (e.g. ``caching=False``).
     """
     pysaliency = _pysaliency()
+    density = model.density(features, centerbias)
 
     class _DeepGazeI(pysaliency.Model):
         def _log_density(self, stimulus):
             image = np.asarray(stimulus)
             if image.ndim == 2:
                 image = np.repeat(image[:, :, None], 3, axis=2)
-            prior = None if centerbias is None else centerbias.log_density(shape=image.shape[:2])
-            return model.log_density(image.astype(np.uint8), features, prior).astype(np.float64)
+            return density.log_density_of(image.astype(np.uint8)).astype(np.float64)
 
     return _DeepGazeI(**kwargs)

@@ -3,8 +3,9 @@
 The definitions follow pysaliency (the DeepGaze authors' library) and the MIT Saliency
 Benchmark; ``docs/metrics.md`` lists them with reference values the tests reproduce.
 
-Maps are given per image: ``maps`` is anything indexable by the image index ``n`` (a list, an
-array ``(n_images, height, width)``) or a callable ``n -> (height, width)`` array, so whole
+Maps are given per image, one way (:func:`repro.density.as_density`): a density model
+(:class:`repro.density.DensityModel`, whose ``log_density(n)`` is scored), a function ``n -> (height,
+width)`` array, or maps indexed by ``n`` (a list, an array ``(n_images, height, width)``, a dict), so whole
 datasets are scored without holding all maps at once. A map may also be a :class:`CellMap`, a map
 constant on rectangular cells (a coarse map upsampled by nearest neighbour, such as DeepGaze I's
 density on its readout grid): log-likelihoods, AUC and shuffled AUC then work on the cells, with
@@ -12,13 +13,20 @@ exactly the values of the pixel map, without forming it. Fixations are a
 :class:`repro.datasets.Fixations` (only ``x``, ``y``, ``n`` are used) and are scored at the pixel
 ``(int(x), int(y))``. Per-fixation metrics return one value per fixation, in the fixations'
 order; :func:`average` turns them into a mean over fixations or over images.
+
+Information gain and explained information have one home: :class:`InformationSums`, the summed
+log-likelihood gains in nats over a baseline, from which :func:`information_gain` (bit per fixation) and
+:func:`explained_information` (a fraction) are computed, and the folds of a cross-validation are pooled.
 """
+from dataclasses import asdict, dataclass
+
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from .datasets import check_fixations, check_points, group_by_image
+from .density import as_density
 
-__all__ = ["CellMap", "image_groups", "log_likelihoods", "average", "information_gain",
+__all__ = ["CellMap", "image_groups", "log_likelihoods", "average", "InformationSums", "information_gain",
            "explained_information", "auc_per_fixation", "auc", "auc_judd", "shuffled_auc_per_fixation", "shuffled_auc",
            "nss_per_fixation", "nss", "cc", "kl_divergence", "mit_kl_divergence", "sim",
            "fixation_map", "per_image", "log_uniform"]
@@ -69,8 +77,9 @@ class CellMap:
 
 
 def _map(maps, n, cells=False):
-    """Map of image ``n``, as a float array (or as the :class:`CellMap` it is, with ``cells``)."""
-    found = maps(n) if callable(maps) else maps[n]
+    """Map of image ``n`` of ``maps`` (a :class:`repro.density.DensityModel`, see :func:`repro.density.as_density`),
+    as a float array (or as the :class:`CellMap` it is, with ``cells``)."""
+    found = as_density(maps).log_density(n)
     return found if cells and isinstance(found, CellMap) else np.asarray(found, dtype=float)
 
 
@@ -88,8 +97,9 @@ def log_likelihoods(log_densities, fixations):
 
     Parameters
     ----------
-    log_densities : sequence or callable
-        ``(height, width)`` log-density of image ``n`` (normalised: ``logsumexp == 0``).
+    log_densities : DensityModel, callable, sequence or mapping
+        ``(height, width)`` log-density of image ``n`` (normalised: ``logsumexp == 0``), see
+        :func:`repro.density.as_density`.
     fixations : Fixations
 
     Returns
@@ -127,6 +137,76 @@ def average(values, fixations=None, per="fixation"):
     return float(np.mean([values[indices].mean() for _, indices in image_groups(fixations)]))
 
 
+@dataclass(frozen=True)
+class InformationSums:
+    """Summed log-likelihood gains (nats) over a baseline, of a model and of the gold standard, on ``n`` fixations.
+
+    What information gain and explained information are computed from, and what the folds of a
+    cross-validation are pooled by (``sum(folds, InformationSums())``): pooled, every fixation weighs the
+    same. Written to JSON as :meth:`as_dict`.
+
+    Attributes
+    ----------
+    model : float
+        ``sum log p_model(fixation) - log p_baseline(fixation)``, nats.
+    gold : float
+        The same for the gold standard (nan where none was given).
+    n : int
+        Number of fixations.
+    """
+    model: float = 0.0
+    gold: float = 0.0
+    n: int = 0
+
+    @classmethod
+    def of(cls, ll_model, ll_baseline, ll_gold=None):
+        """The sums of per-fixation log-likelihoods (nats, arrays of one shape)."""
+        ll_model, ll_baseline = np.asarray(ll_model, dtype=float), np.asarray(ll_baseline, dtype=float)
+        if ll_model.shape != ll_baseline.shape:
+            raise ValueError(f"{ll_model.size} model log-likelihoods but {ll_baseline.size} of the baseline")
+        gold = float("nan") if ll_gold is None else float(np.sum(np.asarray(ll_gold, dtype=float) - ll_baseline))
+        return cls(float(np.sum(ll_model - ll_baseline)), gold, int(ll_model.size))
+
+    def __add__(self, other):
+        return InformationSums(self.model + other.model, self.gold + other.gold, self.n + other.n)
+
+    def as_dict(self):
+        return asdict(self)
+
+    @property
+    def information_gain(self):
+        """Bit per fixation: ``model / n / ln 2`` (nan without fixations)."""
+        return self.model / self.n / np.log(2) if self.n else float("nan")
+
+    @property
+    def gold_information_gain(self):
+        """The gold standard's, bit per fixation (the explainable information)."""
+        return self.gold / self.n / np.log(2) if self.n else float("nan")
+
+    @property
+    def explained_information(self):
+        """``model / gold``, the fraction of the explainable information the model explains (nan if gold is 0)."""
+        return self.model / self.gold if self.gold else float("nan")
+
+
+def _per_image(kind, ll_model, ll_baseline, ll_gold, fixations):
+    """Mean over the images of ``kind`` (an :class:`InformationSums` property) of each image's fixations."""
+    if fixations is None:
+        raise ValueError("averaging per image needs the fixations")
+    gold = [None] * len(fixations) if ll_gold is None else np.asarray(ll_gold)
+    values = [getattr(InformationSums.of(np.asarray(ll_model)[i], np.asarray(ll_baseline)[i],
+                                         None if ll_gold is None else gold[i]), kind)
+              for _, i in image_groups(fixations)]
+    return float(np.mean(values))
+
+
+def _sums(ll_model, ll_baseline, ll_gold=None):
+    sums = InformationSums.of(ll_model, ll_baseline, ll_gold)
+    if not sums.n:
+        raise ValueError("no values to average (no fixations)")
+    return sums
+
+
 def information_gain(ll_model, ll_baseline, fixations=None, per="fixation"):
     """Information gain of a model over a baseline in bit per fixation.
 
@@ -137,15 +217,27 @@ def information_gain(ll_model, ll_baseline, fixations=None, per="fixation"):
     fixations : Fixations, optional
         Needed for ``per="image"``.
     per : {"fixation", "image"}
+        Pooled over all fixations (:attr:`InformationSums.information_gain`), or the mean of the images' own.
     """
-    return average((np.asarray(ll_model) - np.asarray(ll_baseline)) / np.log(2), fixations, per)
+    sums = _sums(ll_model, ll_baseline)
+    if per == "fixation":
+        return sums.information_gain
+    if per != "image":
+        raise ValueError(f"per must be 'fixation' or 'image', not {per!r}")
+    return _per_image("information_gain", ll_model, ll_baseline, None, fixations)
 
 
 def explained_information(ll_model, ll_gold, ll_baseline, fixations=None, per="fixation"):
-    """Fraction of the explainable information a model explains: IG_model / IG_gold over the
-    same baseline on the same fixations."""
-    return (information_gain(ll_model, ll_baseline, fixations, per)
-            / information_gain(ll_gold, ll_baseline, fixations, per))
+    """Fraction of the explainable information a model explains: its information gain over the baseline divided
+    by the gold standard's, on the same fixations (:attr:`InformationSums.explained_information`; with
+    ``per="image"``, the ratio of the two per-image means)."""
+    sums = _sums(ll_model, ll_baseline, ll_gold)
+    if per == "fixation":
+        return sums.explained_information
+    if per != "image":
+        raise ValueError(f"per must be 'fixation' or 'image', not {per!r}")
+    return (_per_image("information_gain", ll_model, ll_baseline, None, fixations)
+            / _per_image("gold_information_gain", ll_model, ll_baseline, ll_gold, fixations))
 
 
 # --------------------------------------------------------------------------- AUC family

@@ -28,13 +28,15 @@ How it is computed here (one Theano graph, so w, sigma and alpha get exact gradi
    log-likelihood (:func:`repro.training.objective`), which is also what the metrics score.
 
 Shapes: features ``(C_l, h_l, w_l)`` per layer and image, stacked ``(C_l, B, h_l, w_l)`` for a batch of
-images of one size (:func:`stack`); cell arrays ``(B, h, w)``; pixel log-densities ``(H, W)``. Stacks are
+images of one size (:class:`Stacker`); cell arrays ``(B, h, w)``; pixel log-densities ``(H, W)``. Stacks are
 float32, or bfloat16 bits (``uint16``, :mod:`repro.bfloat16`) for training sets held compactly: the weighted
 sum and its gradient then read those 2 bytes per value directly.
 
 Training evaluates the whole graph, with gradients, in Theano (:meth:`DeepGazeI.loglik_and_grad`); for
 evaluation Theano computes the saliency and NumPy adds the prior and normalises (in float64), so that
-one saliency serves several priors.
+one saliency serves several priors. :class:`DeepGazeI` is the readout and its parameters; bound to where its
+features come from and to a prior, it is a density model like every other (:class:`ReadoutDensity`,
+:class:`repro.density.DensityModel`).
 """
 import json
 from functools import lru_cache
@@ -44,10 +46,12 @@ import numpy as np
 
 from .backend import T, floatX, theano
 from .bfloat16 import weighted_sum
+from .density import DensityModel
 from .paths import atomic_path
 from .resampling import Geometry
 
-__all__ = ["DeepGazeI", "compile_readout", "is_compact", "log_softmax_cells", "stack", "FILE_FORMAT"]
+__all__ = ["DeepGazeI", "ReadoutDensity", "Stacker", "compile_readout", "is_compact", "log_softmax_cells",
+           "FILE_FORMAT"]
 
 #: What :meth:`DeepGazeI.save` writes; files of the pixel-resolution readout (format 1) are refused.
 FILE_FORMAT = "deepgaze1-repro readout 2"
@@ -182,12 +186,42 @@ def log_softmax_cells(output):
     return output - (np.log(np.exp(output - top).sum(axis=(1, 2), keepdims=True)) + top)
 
 
-def stack(feature_lists):
-    """Per-image feature lists ``[[(C_l, h_l, w_l), ...], ...]`` -> per-layer stacks ``[(C_l, B, h_l, w_l), ...]``, float32.
+class Stacker:
+    """Stacks per-image feature lists ``[[(C_l, h_l, w_l), ...], ...]`` into per-layer stacks ``[(C_l, B, h_l, w_l),
+    ...]``: float32 maps into float32 stacks, :func:`repro.bfloat16.compact` maps into uint16 stacks (the readout
+    reads those directly).
 
     Channels come first so that the weighted sum over them, and its gradient, read the stack as one
-    contiguous ``(C_l, B * h_l * w_l)`` matrix (no transposed copy)."""
-    return [np.stack(maps, axis=1).astype(floatX, copy=False) for maps in zip(*feature_lists)]
+    contiguous ``(C_l, B * h_l * w_l)`` matrix (no transposed copy). With ``reuse`` the arrays live in
+    buffers that the next call overwrites: stacking many batches then costs no fresh memory (and no page
+    faults), only the copy; without it every call returns new arrays.
+    """
+
+    def __init__(self, reuse=True):
+        self.reuse = reuse
+        self._buffers = {}          # (layer, dtype) -> flat buffer
+
+    def _buffer(self, layer, size, dtype):
+        buffer = self._buffers.get((layer, dtype)) if self.reuse else None
+        if buffer is None or buffer.size < size:
+            buffer = np.empty(size, dtype)
+        if self.reuse:
+            self._buffers[layer, dtype] = buffer
+        return buffer
+
+    def __call__(self, feature_lists):
+        stacks = []
+        for layer, maps in enumerate(zip(*feature_lists)):
+            shape = (maps[0].shape[0], len(maps)) + maps[0].shape[1:]
+            dtypes = {m.dtype for m in maps}
+            if len(dtypes) > 1:
+                raise ValueError("cannot stack compact and float32 feature maps together")
+            dtype = np.dtype(np.uint16) if dtypes.pop() == np.uint16 else np.dtype(floatX)
+            stacked = self._buffer(layer, int(np.prod(shape)), dtype)[:int(np.prod(shape))].reshape(shape)
+            for b, m in enumerate(maps):
+                stacked[:, b] = m
+            stacks.append(stacked)
+        return stacks
 
 
 class DeepGazeI:
@@ -336,49 +370,37 @@ class DeepGazeI:
                               "alpha": np.array(float(g_alpha))}
 
     # -- the model on pixels --------------------------------------------------------------------
-    def log_density_from_features(self, features, log_centerbias):
+    def pixel_log_density(self, features, grid, log_prior):
         """Log-density of fixations on one image, at its pixels.
 
         Parameters
         ----------
         features : list of ndarray, each (C_l, h_l, w_l)
             The image's feature maps, one array per layer of :attr:`layers`.
-        log_centerbias : ndarray, shape (H, W)
-            Log prior density at the image's pixels; zeros for a uniform prior.
+        grid : repro.resampling.ReadoutGrid
+            The image's grid (:meth:`grid`).
+        log_prior : ndarray, shape grid.shape
+            Log of the prior's mass in every cell (``grid.log_pixels``: uniform).
 
         Returns
         -------
         ndarray, shape (H, W)
             ``log p(y, x) = log P(cell) - log pixels(cell)``; ``exp`` of it sums to one.
         """
-        grid = self.grid(np.shape(log_centerbias), features)
-        log_prior = grid.log_cell_sums(log_centerbias)[None]
-        log_mass = self.log_mass(stack([features]), grid, log_prior)[0]
+        log_mass = self.log_mass(Stacker(reuse=False)([features]), grid, np.asarray(log_prior)[None])[0]
         return grid.to_pixels(grid.pixel_log_density(log_mass))
 
-    def log_density(self, image, features, log_centerbias=None):
-        """Log-density of fixations on an image of any size.
+    def log_density_from_features(self, features, log_centerbias):
+        """:meth:`pixel_log_density` with the prior given at the pixels: ``log_centerbias`` ``(H, W)``, zeros
+        for a uniform prior."""
+        grid = self.grid(np.shape(log_centerbias), features)
+        return self.pixel_log_density(features, grid, grid.log_cell_sums(log_centerbias))
 
-        Parameters
-        ----------
-        image : ndarray, shape (H, W, 3), uint8 RGB
-        features : repro.features.FeatureStore or repro.features.FeatureExtractor
-            Where the image's feature maps come from (the network the model was trained with).
-        log_centerbias : ndarray, shape (H, W), optional
-            Log prior density at the image's pixels, e.g. ``CenterBias.log_density(shape=(H, W))``.
-            Default: uniform, the prior that shuffled AUC expects.
-
-        Returns
-        -------
-        ndarray, shape (H, W)
-            log p(y, x); ``exp`` of it sums to one.
-        """
-        height, width = image.shape[:2]
-        prior = np.zeros((height, width), floatX) if log_centerbias is None else np.asarray(log_centerbias, floatX)
-        if prior.shape != (height, width):
-            raise ValueError(f"log_centerbias has shape {prior.shape}, the image is {(height, width)}")
-        maps = features.features(image, self.layers) if hasattr(features, "features") else features(image, self.layers)
-        return self.log_density_from_features(maps, prior)
+    def density(self, features, centerbias=None, stimuli=None):
+        """This readout as a density model (:class:`ReadoutDensity`): with the network it was trained with
+        (``features``), a prior (``centerbias``, default uniform) and, for ``log_density(n)``, the dataset's
+        ``stimuli``."""
+        return ReadoutDensity(self, features, centerbias, stimuli)
 
     # -- persistence ----------------------------------------------------------------------------
     def save(self, path):
@@ -424,3 +446,48 @@ class DeepGazeI:
                 raise ValueError(f"{path}: parameter {name} has non-finite values (nan or inf); the model is "
                                  f"unusable: train it again")
         return model
+
+
+class ReadoutDensity(DensityModel):
+    """DeepGaze I as a density model (:class:`repro.density.DensityModel`): a readout, where its feature maps come
+    from, and its prior.
+
+    Parameters
+    ----------
+    readout : DeepGazeI
+    features : repro.features.FeatureStore or repro.features.FeatureExtractor
+        The network the readout was trained with; both give ``features(image, layers)``.
+    centerbias : repro.density.DensityModel, optional
+        The prior, added as ``alpha * log``: for dataset images its ``log_cell_mass(n, grid)`` (a
+        :class:`repro.centerbias.CenterBias` leaves image ``n`` out), for new images its ``log_density_of(image)``
+        (e.g. a :class:`repro.centerbias.CenterBiasTemplate`). Default: uniform, the prior shuffled AUC expects.
+    stimuli : repro.datasets.Stimuli, optional
+        The dataset images that :meth:`log_density` ``(n)`` reads.
+    """
+
+    def __init__(self, readout, features, centerbias=None, stimuli=None):
+        self.readout, self.features, self.centerbias, self.stimuli = readout, features, centerbias, stimuli
+
+    def log_density(self, n):
+        """Log-density ``(H, W)`` of dataset image ``stimuli[n]``, with the prior's density of that image."""
+        if self.stimuli is None:
+            raise TypeError("this DeepGaze I density was made without stimuli: pass stimuli= to know dataset images "
+                            "(or use log_density_of(image))")
+        image = self.stimuli[int(n)]
+        maps = self.features.features(image, self.readout.layers)
+        grid = self.readout.grid(image.shape, maps)
+        log_prior = grid.log_pixels if self.centerbias is None else self.centerbias.log_cell_mass(int(n), grid)
+        return self.readout.pixel_log_density(maps, grid, log_prior)
+
+    def log_density_of(self, image):
+        """Log-density ``(H, W)`` of a new ``(H, W, 3)`` uint8 RGB image, with the prior's density of a new image."""
+        height, width = np.shape(image)[:2]
+        prior = (np.zeros((height, width), floatX) if self.centerbias is None
+                 else np.asarray(self.centerbias.log_density_of(image), floatX))
+        if prior.shape != (height, width):
+            raise ValueError(f"the prior {self.centerbias!r} gave a log-density of shape {prior.shape}, the image is "
+                             f"{(height, width)}")
+        return self.readout.log_density_from_features(self.features.features(image, self.readout.layers), prior)
+
+    def __repr__(self):
+        return f"ReadoutDensity({' + '.join(self.readout.layers)}, prior {self.centerbias!r})"

@@ -13,12 +13,14 @@ download mirror        ``DEEPGAZE_MIRROR``                         (none: offici
 =====================  ==========================================  =========================
 """
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["PROJECT_ROOT", "data_dir", "mirrored", "cache_dir", "weights_dir", "remove_stale_parts", "atomic_path"]
+__all__ = ["PROJECT_ROOT", "data_dir", "mirrored", "cache_dir", "weights_dir", "remove_stale_parts", "atomic_path",
+           "sources_digest"]
 
 #: The source checkout (the folder holding ``repro/``, ``weights/``, ``experiments/``).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -136,3 +138,24 @@ def atomic_path(path):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def sources_digest(root=PROJECT_ROOT, exclude=()):
+    """SHA-1 of the package's sources: every ``repro/**/*.py`` by relative path and content.
+
+    What cached results are keyed by (fits of the experiments' grid, executed notebooks), so that a result
+    computed by other code is never reused: any change to the sources counts, a comment included.
+
+    Parameters
+    ----------
+    root : str or Path
+        The checkout holding ``repro/``.
+    exclude : sequence of str
+        Paths relative to ``repro/`` (e.g. ``"predict.py"``) left out: modules that do not take part in the result.
+    """
+    package = Path(root) / "repro"
+    digest = hashlib.sha1()
+    for path in sorted(package.rglob("*.py")):
+        if path.relative_to(package).as_posix() not in exclude:
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()

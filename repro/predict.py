@@ -201,8 +201,9 @@ def predict_files(images, model_path, network_folder=None, centerbias=None, out=
         A model saved by :meth:`repro.model.DeepGazeI.save`.
     network_folder : str or Path, optional
         See :func:`find_network`.
-    centerbias : repro.centerbias.CenterBiasTemplate or CenterBias, optional
-        Its estimate at each image's size is the prior (see :func:`center_bias_template`); default uniform.
+    centerbias : repro.density.DensityModel, optional
+        The prior: its ``log_density_of(image)`` (a :class:`repro.centerbias.CenterBiasTemplate`, see
+        :func:`center_bias_template`, or a :class:`~repro.centerbias.CenterBias`); default uniform.
     out : str or Path
         Output folder.
     fixations : str or Path, optional
@@ -229,13 +230,12 @@ def predict_files(images, model_path, network_folder=None, centerbias=None, out=
         raise FileNotFoundError(f"no model at {model_path}: train one with 'python -m repro train' or pass --model")
     model = DeepGazeI.load(model_path)
     points = read_fixation_points(fixations) if fixations else {}
-    store = FeatureStore(extractor_for(model, *find_network(network_folder)))
+    density = model.density(FeatureStore(extractor_for(model, *find_network(network_folder))), centerbias)
     out = Path(out)
     written = []
     for path in tqdm(images, desc="predict", disable=not progress):
         image = load_image(path)
-        prior = None if centerbias is None else centerbias.log_density(shape=image.shape[:2])
-        log_density = model.log_density(image, store, prior)
+        log_density = density.log_density_of(image)
         target = out / f"{path.stem}_logdensity.npy"
         with atomic_path(target) as tmp, open(tmp, "wb") as handle:
             np.save(handle, log_density)

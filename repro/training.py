@@ -22,13 +22,14 @@ from tqdm.auto import tqdm
 
 from .bfloat16 import compact, expand
 from .datasets import check_points
+from .density import as_density
 from .features import feature_scales
-from .model import DeepGazeI
+from .model import DeepGazeI, Stacker
 from .sfo import SFO
 
-__all__ = ["DEFAULT_LAMBDA", "MEMORY_BUDGET", "COMPACT_ABOVE", "Stacker", "ImageData", "log_prior_in_cells",
+__all__ = ["DEFAULT_LAMBDA", "MEMORY_BUDGET", "COMPACT_ABOVE", "ImageData", "log_prior_in_cells",
            "prepare_images", "saliencies", "log_masses", "log_likelihoods", "fixation_log_likelihoods",
-           "log_densities", "density_function", "minibatches", "sparsity_penalty", "objective", "fit", "train_model"]
+           "log_densities", "minibatches", "sparsity_penalty", "objective", "fit", "train_model"]
 
 #: The paper's sparsity parameter lambda.
 DEFAULT_LAMBDA = 0.001
@@ -43,41 +44,6 @@ STACK_ONCE_BELOW = 2 ** 30
 COMPACT_ABOVE = STACK_ONCE_BELOW
 #: Images evaluated per Theano call when scoring.
 SCORE_STACK = 32
-
-
-class Stacker:
-    """Stacks per-image feature maps into ``(C_l, B, h_l, w_l)`` arrays, one per layer: float32 maps into
-    float32 stacks, :func:`repro.bfloat16.compact` maps into uint16 stacks (the readout reads those directly).
-
-    With ``reuse`` the arrays live in buffers that the next call overwrites: stacking many batches
-    then costs no fresh memory (and no page faults), only the copy.
-    """
-
-    def __init__(self, reuse=True):
-        self.reuse = reuse
-        self._buffers = {}          # (layer, dtype) -> flat buffer
-
-    def _buffer(self, layer, size, dtype):
-        buffer = self._buffers.get((layer, dtype)) if self.reuse else None
-        if buffer is None or buffer.size < size:
-            buffer = np.empty(size, dtype)
-        if self.reuse:
-            self._buffers[layer, dtype] = buffer
-        return buffer
-
-    def __call__(self, feature_lists):
-        stacks = []
-        for layer, maps in enumerate(zip(*feature_lists)):
-            shape = (maps[0].shape[0], len(maps)) + maps[0].shape[1:]
-            dtypes = {m.dtype for m in maps}
-            if len(dtypes) > 1:
-                raise ValueError("cannot stack compact and float32 feature maps together")
-            dtype = np.dtype(np.uint16) if dtypes.pop() == np.uint16 else np.dtype(np.float32)
-            stacked = self._buffer(layer, int(np.prod(shape)), dtype)[:int(np.prod(shape))].reshape(shape)
-            for b, m in enumerate(maps):
-                stacked[:, b] = m
-            stacks.append(stacked)
-        return stacks
 
 
 @dataclass
@@ -145,17 +111,16 @@ class ImageData:
         return id(self.grid), self.compact
 
 
-def log_prior_in_cells(log_centerbias, n, grid):
-    """Log centre-bias mass ``(h, w)`` in the cells of ``grid`` for image ``n``.
+def log_prior_in_cells(centerbias, n, grid):
+    """Log centre-bias mass ``(h, w)`` in the cells of ``grid`` for dataset image ``n``.
 
-    ``log_centerbias`` is None (uniform), a :class:`repro.centerbias.CenterBias` (leave-one-image-out,
-    summed over cells directly) or a callable ``n -> (H, W)`` pixel log-density.
+    ``centerbias`` is None (uniform) or anything :func:`repro.density.as_density` takes: a density model (a
+    :class:`repro.centerbias.CenterBias` leaves image ``n`` out, summed over the cells directly) or a function
+    ``n -> (H, W)`` pixel log-density.
     """
-    if log_centerbias is None:
+    if centerbias is None:
         return grid.log_pixels
-    if hasattr(log_centerbias, "log_cell_mass"):
-        return log_centerbias.log_cell_mass(n, grid)
-    return grid.log_cell_sums(log_centerbias(n))
+    return as_density(centerbias).log_cell_mass(n, grid)
 
 
 def prepare_images(store, stimuli, fixations, layers, log_centerbias=None, images=None, in_memory="auto",
@@ -169,8 +134,8 @@ def prepare_images(store, stimuli, fixations, layers, log_centerbias=None, image
     fixations : repro.datasets.Fixations
         Fixations of any images of ``stimuli`` (``n`` indexes ``stimuli``).
     layers : list of str
-    log_centerbias : CenterBias or callable, optional
-        See :func:`log_prior_in_cells`; default: uniform.
+    log_centerbias : repro.density.DensityModel or callable, optional
+        The prior, see :func:`log_prior_in_cells`; default: uniform.
     images : sequence of int, optional
         Image indices to prepare (default: every image that has fixations).
     in_memory : bool, "compact" or "auto"
@@ -253,22 +218,6 @@ def log_densities(model, images):
     """The model's pixel log-density ``(H, W)`` of each image, as a list in the order of ``images``."""
     return [image.grid.to_pixels(image.grid.pixel_log_density(mass))
             for mass, image in zip(log_masses(model, images), images)]
-
-
-def density_function(model, store, stimuli, log_centerbias=None):
-    """``n -> (H, W)`` log-density of ``model`` on image ``n``, computed when asked (nothing kept).
-
-    What the metrics of :mod:`repro.metrics` take as ``log_densities`` / ``saliency_maps``; each
-    call reads the image's features from ``store``. ``log_centerbias`` as in :func:`prepare_images`.
-    """
-    def log_density(n):
-        image = stimuli[int(n)]
-        features = store.features(image, model.layers)
-        grid = model.grid(image.shape, features)
-        log_prior = log_prior_in_cells(log_centerbias, int(n), grid)
-        return grid.to_pixels(grid.pixel_log_density(
-            model.log_mass(Stacker(reuse=False)([features]), grid, log_prior[None])[0]))
-    return log_density
 
 
 def minibatches(n_images, n_batches, seed=0):

@@ -129,7 +129,7 @@ def test_images_too_small_for_the_network_are_refused(alexnet_full):
     extractor = FeatureExtractor(alexnet_full)
     for shape in [(1, 500), (500, 1)]:
         with pytest.raises(ValueError, match=rf"\(height, width\) = \({shape[0]}, {shape[1]}\) pixels is too small"):
-            extractor(np.zeros(shape + (3,), np.uint8), ["conv5"])
+            extractor.features(np.zeros(shape + (3,), np.uint8), ["conv5"])
 
 
 # --------------------------------------------------------------------------- networks and models

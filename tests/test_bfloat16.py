@@ -6,7 +6,7 @@ from repro.backend import T, theano
 from repro.bfloat16 import Projection, WeightedSum, compact, expand, weighted_sum
 from repro.datasets import load_osie
 from repro.features import FeatureExtractor
-from repro.model import DeepGazeI, is_compact, stack
+from repro.model import DeepGazeI, Stacker, is_compact
 
 RNG = np.random.RandomState(0)
 
@@ -16,8 +16,8 @@ def real_maps(osie_dir, alexnet_full):
     """conv1 and conv5 maps ``(C, h, w)`` of two OSIE images, stacked ``(C, 2, h, w)`` and compact; their geometry."""
     stimuli, _ = load_osie(osie_dir, keep_first=False)
     extractor = FeatureExtractor(alexnet_full)
-    per_image = [extractor(stimuli[n], ["conv1", "conv5"]) for n in (0, 1)]
-    return [compact(s) for s in stack(per_image)], extractor.geometry(["conv1", "conv5"])
+    per_image = [extractor.features(stimuli[n], ["conv1", "conv5"]) for n in (0, 1)]
+    return [compact(s) for s in Stacker(reuse=False)(per_image)], extractor.geometry(["conv1", "conv5"])
 
 
 def _ops(mode=None):

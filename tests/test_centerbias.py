@@ -26,7 +26,7 @@ def test_loo_shortcut_equals_explicit_maps():
     fixations = synthetic_fixations()
     center_bias = CenterBias(SIZES, fixations, bandwidth=0.05, eps=0.01)
     fast = center_bias.log_likelihoods()
-    explicit = metrics.log_likelihoods(lambda n: center_bias.log_density(n=n), fixations)
+    explicit = metrics.log_likelihoods(center_bias, fixations)
     np.testing.assert_allclose(fast, explicit, rtol=1e-10)
 
 
@@ -35,12 +35,12 @@ def test_log_density_is_normalised_and_leaves_the_image_out():
     center_bias = CenterBias(SIZES, fixations, bandwidth=0.05, eps=1e-3)
     for n in range(len(SIZES)):
         assert logsumexp(center_bias.log_density(n=n)) == pytest.approx(0, abs=1e-12)
-    assert logsumexp(center_bias.log_density(shape=(17, 23))) == pytest.approx(0, abs=1e-12)
+    assert logsumexp(center_bias.log_density_of(np.zeros((17, 23, 3), np.uint8))) == pytest.approx(0, abs=1e-12)
     # a dataset image at half resolution: leave-one-out at another size
     half = center_bias.log_density(n=0, shape=(15, 20))
     assert half.shape == (15, 20) and logsumexp(half) == pytest.approx(0, abs=1e-12)
-    with pytest.raises(ValueError, match="give n"):
-        center_bias.log_density()
+    with pytest.raises(ValueError, match=r"expected an image \(H, W, 3\).*shape \(2,\)"):
+        center_bias.log_density_of((17, 23))                 # a shape is not an image
     # moving image 0's fixations changes every density but image 0's own
     moved = fixations.filter(np.arange(len(fixations)))
     moved.x[moved.n == 0] = 0.0
@@ -78,12 +78,12 @@ def test_frame_variant_matches_plain_estimate_at_frame_size():
     plain = CenterBias(sizes, fixations, 0.05, 0.01)
     framed = CenterBias(sizes, fixations, 0.05, 0.01, frame=(30, 40))
     np.testing.assert_allclose(framed.log_density(n=1), plain.log_density(n=1), rtol=1e-10)
-    rescaled = framed.log_density(shape=(61, 83))
+    rescaled = framed.log_density_of(np.zeros((61, 83)))
     assert rescaled.shape == (61, 83) and logsumexp(rescaled) == pytest.approx(0, abs=1e-12)
     fixations = synthetic_fixations()
     fitted = fit_center_bias(SIZES, fixations, frame=(100, 100))
     assert 1e-3 < fitted.bandwidth < 0.3
-    explicit = metrics.log_likelihoods(lambda n: fitted.log_density(n=n), fixations)
+    explicit = metrics.log_likelihoods(fitted, fixations)
     np.testing.assert_allclose(fitted.log_likelihoods(), explicit, rtol=1e-10)
 
 
@@ -136,8 +136,11 @@ def test_template_is_the_framed_centre_bias_at_any_size_and_survives_a_file(tmp_
     template.save(tmp_path / "cb.npz")
     loaded = CenterBiasTemplate.load(tmp_path / "cb.npz")
     for shape in [(37, 123), (600, 800), (100, 100)]:
-        np.testing.assert_allclose(loaded.log_density(shape), fitted.log_density(shape=shape), rtol=1e-12)
-        assert np.exp(loaded.log_density(shape)).sum() == pytest.approx(1, abs=1e-12)
+        image = np.zeros(shape + (3,), np.uint8)
+        np.testing.assert_allclose(loaded.log_density_of(image), fitted.log_density_of(image), rtol=1e-12)
+        assert np.exp(loaded.log_density_of(image)).sum() == pytest.approx(1, abs=1e-12)
+    with pytest.raises(TypeError, match="knows no dataset images"):
+        loaded.log_density(0)
     assert (tmp_path / "cb.npz").stat().st_size < 100_000 and loaded.source == "synthetic"
     (tmp_path / "bad.npz").write_bytes(b"no template")
     with pytest.raises(ValueError, match="bad.npz: not a centre-bias template"):

@@ -17,9 +17,9 @@ class Counting:
     def geometry(self, layers):
         return self.extractor.geometry(layers)
 
-    def __call__(self, image, layers):
+    def features(self, image, layers):
         self.calls.append(list(layers))
-        return self.extractor(image, layers)
+        return self.extractor.features(image, layers)
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def extractor(alexnet_full):
 
 
 def test_features_are_the_networks_outputs_on_the_downsampled_image(extractor, alexnet_full, images):
-    conv5, = extractor(images[0], ["conv5"])
+    conv5, = extractor.features(images[0], ["conv5"])
     direct, = alexnet_full.function(["conv5"])(preprocess(images[0], downsample=2))
     np.testing.assert_array_equal(conv5, direct)
     assert conv5.shape == alexnet_full.output_shape("conv5", (300, 400))
@@ -65,16 +65,19 @@ def test_reader_reads_back_from_disk(extractor, images, tmp_path):
     first, second = read(), read()
     assert counting.calls == [["pool5", "conv5"]]                    # the reads came from the file
     assert first[0] is not second[0]
-    for got, want in zip(first, extractor(images[1], ["pool5", "conv5"])):
+    for got, want in zip(first, extractor.features(images[1], ["pool5", "conv5"])):
         np.testing.assert_array_equal(got, want)
 
 
 def test_failed_extraction_leaves_no_file(images, tmp_path):
-    def broken(image, layers):
-        raise RuntimeError("network died")
-    broken.cache_key = "broken"
+    class Broken:
+        cache_key = "broken"
+
+        def features(self, image, layers):
+            raise RuntimeError("network died")
+
     with pytest.raises(RuntimeError):
-        FeatureStore(broken, tmp_path).features(images[0], ["conv5"])
+        FeatureStore(Broken(), tmp_path).features(images[0], ["conv5"])
     assert list(tmp_path.iterdir()) == []
 
 
@@ -115,7 +118,7 @@ def test_constant_features_get_scale_zero():
 
 def test_dead_alexnet_filter_is_not_amplified(extractor, images):
     """BVLC AlexNet's conv2 has a filter whose response is its bias everywhere; 1/std must not blow it up."""
-    maps = [extractor(image, ["conv2"]) for image in images]
+    maps = [extractor.features(image, ["conv2"]) for image in images]
     dead = [c for c in range(maps[0][0].shape[0]) if all(np.ptp(m[0][c]) == 0 for m in maps)]
     assert dead, "expected at least one constant conv2 feature in BVLC AlexNet"
     scales = feature_scales(((image.shape[:2], m) for image, m in zip(images, maps)), extractor.geometry(["conv2"]))
@@ -131,7 +134,7 @@ def test_grid_is_conv1_and_store_caches_scales_per_layer(extractor, images, tmp_
     counting = Counting(extractor)
     store = FeatureStore(counting, tmp_path)
     both = store.feature_scales(images, ["conv5", "pool5"], progress=False)
-    maps = [extractor(image, ["conv5", "pool5"]) for image in images]
+    maps = [extractor.features(image, ["conv5", "pool5"]) for image in images]
     expected = feature_scales(((image.shape[:2], m) for image, m in zip(images, maps)),
                               extractor.geometry(["conv5", "pool5"]))
     np.testing.assert_allclose(both, expected, rtol=1e-6)

@@ -20,7 +20,7 @@ def test_information_gain_and_auc_through_pysaliency_equal_ours(alexnet_full, os
                       w=np.random.RandomState(0).randn(256), sigma=2.0, alpha=1.0,
                       metadata={"network": extractor.metadata})
     store = FeatureStore(extractor, tmp_path)
-    ours = [model.log_density(stimuli[n], store) for n in range(len(images))]
+    ours = [model.density(store).log_density_of(stimuli[n]) for n in range(len(images))]
     ll = metrics.log_likelihoods(ours, fixations)
     ig = metrics.information_gain(ll, metrics.log_uniform(fixations, stimuli.sizes))
     auc = metrics.auc(ours, fixations)

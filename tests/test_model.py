@@ -5,7 +5,7 @@ import pytest
 from scipy.ndimage import gaussian_filter
 from scipy.special import logsumexp
 
-from repro.model import DeepGazeI, stack
+from repro.model import DeepGazeI, Stacker
 from repro.resampling import Geometry
 
 RNG = np.random.RandomState(0)
@@ -98,7 +98,7 @@ def test_loglik_is_the_pixel_log_density_at_the_fixations_and_its_gradient_match
     grid = model.grid(LOG_CB.shape, FEATURES)
     prior = grid.log_cell_sums(LOG_CB)[None]
     counts = grid.counts(x, y)[None]
-    value, grad = model.loglik_and_grad(stack([FEATURES]), grid, prior, counts)
+    value, grad = model.loglik_and_grad(Stacker(reuse=False)([FEATURES]), grid, prior, counts)
     density = model.log_density_from_features(FEATURES, LOG_CB)
     assert value == pytest.approx(density[y.astype(int), x.astype(int)].sum(), rel=1e-5)
     theta = model.parameters
@@ -106,8 +106,8 @@ def test_loglik_is_the_pixel_log_density_at_the_fixations_and_its_gradient_match
         up, down = model.parameters, model.parameters
         up[key][index] += eps
         down[key][index] -= eps
-        numeric = (model.loglik_and_grad(stack([FEATURES]), grid, prior, counts, up)[0]
-                   - model.loglik_and_grad(stack([FEATURES]), grid, prior, counts, down)[0]) / (2 * eps)
+        numeric = (model.loglik_and_grad(Stacker(reuse=False)([FEATURES]), grid, prior, counts, up)[0]
+                   - model.loglik_and_grad(Stacker(reuse=False)([FEATURES]), grid, prior, counts, down)[0]) / (2 * eps)
         assert grad[key][index] == pytest.approx(numeric, rel=2e-2, abs=2e-2), key
     assert model.parameters["w"] == pytest.approx(theta["w"])
 
@@ -117,9 +117,9 @@ def test_a_stack_of_images_equals_the_images_one_by_one():
     other = [RNG.rand(*f.shape).astype("float32") for f in FEATURES]
     grid = model.grid(LOG_CB.shape, FEATURES)
     priors = np.stack([grid.log_cell_sums(LOG_CB), np.log(grid.pixels)])
-    both = model.log_mass(stack([FEATURES, other]), grid, priors)
+    both = model.log_mass(Stacker(reuse=False)([FEATURES, other]), grid, priors)
     for maps, prior, mass in zip([FEATURES, other], priors, both):
-        np.testing.assert_allclose(model.log_mass(stack([maps]), grid, prior[None])[0], mass, atol=1e-6)
+        np.testing.assert_allclose(model.log_mass(Stacker(reuse=False)([maps]), grid, prior[None])[0], mass, atol=1e-6)
 
 
 def test_save_load_round_trip_and_bad_files(tmp_path):

@@ -5,6 +5,7 @@ from PIL import Image
 
 from repro.__main__ import main
 from repro.datasets import load_image
+from repro.density import DensityModel
 from repro.features import FeatureExtractor
 from repro.model import DeepGazeI
 
@@ -30,7 +31,7 @@ def test_predict_command_writes_the_models_log_density_and_a_picture(saved_model
     image = load_image(image_file)
     assert log_density.shape == image.shape[:2]
     assert np.exp(log_density.astype(np.float64)).sum() == pytest.approx(1, abs=1e-4)
-    np.testing.assert_allclose(log_density, model.log_density(image, extractor), rtol=1e-6)
+    np.testing.assert_allclose(log_density, model.density(extractor).log_density_of(image), rtol=1e-6)
     with Image.open(tmp_path / "out" / "1003_density.png") as picture:
         assert picture.size[0] == 1200 and picture.mode in ("RGB", "RGBA")     # two panels, 12 inches at 100 dpi
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["1003_density.png", "1003_logdensity.npy"]
@@ -47,8 +48,13 @@ def test_prediction_refuses_another_network(saved_model, osie_dir, weights_sourc
 
 def test_log_density_checks_the_prior_shape(saved_model, osie_dir):
     model, extractor, _ = saved_model
-    with pytest.raises(ValueError, match="log_centerbias has shape"):
-        model.log_density(load_image(osie_dir / "stimuli" / "1003.jpg"), extractor, np.zeros((10, 10)))
+
+    class WrongSize(DensityModel):
+        def log_density_of(self, image):
+            return np.zeros((10, 10))
+
+    with pytest.raises(ValueError, match=r"gave a log-density of shape \(10, 10\), the image is \(600, 800\)"):
+        model.density(extractor, WrongSize()).log_density_of(load_image(osie_dir / "stimuli" / "1003.jpg"))
 
 
 def test_highest_density_levels_enclose_the_asked_mass():
@@ -78,8 +84,8 @@ def test_train_then_predict_with_the_default_model(osie_dir, weights_source, dat
     assert main(["predict", str(osie_dir / "stimuli" / "1003.jpg"), "--network", str(weights_source / "bvlc_alexnet"),
                  "--fixations", str(tmp_path / "fixations.csv"), "--out", str(tmp_path / "out")]) == 0
     log_density = np.load(tmp_path / "out" / "1003_logdensity.npy")
-    np.testing.assert_allclose(log_density, model.log_density(load_image(osie_dir / "stimuli" / "1003.jpg"),
-                                                              FeatureExtractor(model_network(weights_source))),
+    expected = model.density(FeatureExtractor(model_network(weights_source)))
+    np.testing.assert_allclose(log_density, expected.log_density_of(load_image(osie_dir / "stimuli" / "1003.jpg")),
                                rtol=1e-6)
     assert (tmp_path / "out" / "1003_density.png").stat().st_size > 10_000
 
@@ -110,6 +116,7 @@ def test_a_datasets_centre_bias_template_is_fitted_once_then_read(data_dir, tmp_
     again = center_bias_template("mit1003", data_dir)
     assert path.stat().st_mtime_ns == stamp and "fitting" not in capsys.readouterr().err
     stimuli, fixations = load_dataset("mit1003", data_dir, keep_first=False)
-    expected = fit_center_bias(stimuli.sizes, fixations, frame=(100, 100)).log_density(shape=(480, 640))
-    np.testing.assert_allclose(again.log_density((480, 640)), expected, rtol=1e-10)
+    image = np.zeros((480, 640, 3), np.uint8)
+    expected = fit_center_bias(stimuli.sizes, fixations, frame=(100, 100)).log_density_of(image)
+    np.testing.assert_allclose(again.log_density_of(image), expected, rtol=1e-10)
     assert center_bias_template(str(path)).eps == template.eps and center_bias_template("uniform") is None

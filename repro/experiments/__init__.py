@@ -11,9 +11,9 @@
 Every public name is re-exported here, so a script reads ``from repro import experiments as ex`` and
 ``ex.load_setup``, ``ex.run_grid``, ``ex.write_results``.
 """
-from .grid import (FIT_VERSION, GridResults, aggregate, cached_result, config_key, estimate_seconds,
+from .grid import (FIT_SOURCES, NOT_IN_FITS, GridResults, aggregate, cached_result, config_key, estimate_seconds,
                    feature_values, fit_and_score, fit_config, grid_runner, is_prepared, prepared, release_prepared,
-                   run_grid, same_blas_threads, score_images, train_readout, transfer_scores)
+                   run_grid, same_blas_threads, train_readout, transfer_scores)
 from .patches import crop, load_model, strongest_units, top_feature_patches, top_features, unit_box
 from .results import (PAPER, PUBLISHED_RESULTS, bar_chart, is_published, label_figure, portable_options, pyplot,
                       run_record, tag, write_results)
@@ -22,7 +22,7 @@ from .setups import (FULL, GOOGLENET_LAYER, NETWORKS, QUICK, Setup, alexnet, goo
 
 __all__ = ["QUICK", "FULL", "NETWORKS", "GOOGLENET_LAYER", "parser", "options_of", "Setup", "alexnet",
            "googlenet_weights", "googlenet", "setup_store", "load_setup",
-           "FIT_VERSION", "fit_config", "config_key", "release_prepared", "is_prepared", "prepared", "score_images",
+           "NOT_IN_FITS", "FIT_SOURCES", "fit_config", "config_key", "release_prepared", "is_prepared", "prepared",
            "transfer_scores", "fit_and_score", "train_readout", "cached_result", "same_blas_threads", "GridResults",
            "run_grid", "feature_values", "estimate_seconds", "aggregate", "grid_runner",
            "PAPER", "PUBLISHED_RESULTS", "tag", "portable_options", "run_record", "write_results", "is_published",

@@ -18,29 +18,34 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import crossvalidation, metrics, paths
+from ..crossvalidation import aggregate
 from ..model import compile_readout
 from ..training import train_model
 from .setups import FULL, QUICK, _check_network, _load_setup, load_setup, setup_store
 
-__all__ = ["FIT_VERSION", "fit_config", "config_key", "release_prepared", "is_prepared", "prepared", "score_images",
+__all__ = ["NOT_IN_FITS", "FIT_SOURCES", "fit_config", "config_key", "release_prepared", "is_prepared", "prepared",
            "transfer_scores", "fit_and_score", "train_readout", "cached_result", "same_blas_threads", "GridResults",
            "run_grid", "feature_values", "estimate_seconds", "aggregate", "grid_runner"]
 
 log = logging.getLogger(__name__)
 
-#: Part of every fit's cache key: raise it whenever a change to features, model, training or SFO
-#: changes fitted results, so that cached fits from older code are not reused.
-FIT_VERSION = 5
+#: Modules of the package that take no part in a fit (command-line front ends, downloads, figures): changing them
+#: keeps the cached fits.
+NOT_IN_FITS = ("__main__.py", "predict.py", "interop.py", "download.py", "experiments/results.py",
+               "experiments/patches.py")
+#: Part of every fit's cache key: the digest of the sources a fit runs (:func:`repro.paths.sources_digest`), so
+#: that fits cached by other code are never reused.
+FIT_SOURCES = paths.sources_digest(exclude=NOT_IN_FITS)
 
 
 def fit_config(setup, layers, subject, regularization=1e-3, network="alexnet"):
     """The configuration of one fit: dataset options, network and layers, held-out subject, lambda,
-    SFO settings."""
+    SFO settings, and the digest of the sources that fit it (:data:`FIT_SOURCES`)."""
     _check_network(network)
     sfo = QUICK if setup.options["quick"] else FULL
     return {"options": setup.options, "network": network, "layers": list(layers), "subject": int(subject),
             "regularization": float(regularization), "passes": sfo["passes"], "batches": sfo["batches"],
-            "seed": setup.options["seed"], "version": FIT_VERSION}
+            "seed": setup.options["seed"], "sources": FIT_SOURCES}
 
 
 def config_key(config):
@@ -51,7 +56,7 @@ def config_key(config):
 def _prepare(options_json, network, layers, progress=False):
     setup = _load_setup(options_json)
     return crossvalidation.prepare(setup_store(setup, network), setup.stimuli, setup.fixations, setup.train,
-                                   setup.test, layers, setup.center_bias, progress=progress)
+                                   setup.test, layers, setup.center_bias, setup.cb_ll, setup.gold_ll, progress=progress)
 
 
 #: The one :class:`repro.crossvalidation.Prepared` a process holds, ``{key: Prepared}`` (see :func:`prepared`).
@@ -86,17 +91,6 @@ def prepared(setup, network, layers, progress=False):
     return _PREPARED[key]
 
 
-def _sums(ll, baseline, gold, mask):
-    return {"model": float(np.sum(ll[mask] - baseline[mask])), "gold": float(np.sum(gold[mask] - baseline[mask])),
-            "n": int(mask.sum())}
-
-
-def score_images(model, setup, data):
-    """A readout's log-likelihoods and pixel log-densities on the prepared images of ``setup``
-    (:func:`repro.crossvalidation.score` of all its fixations)."""
-    return crossvalidation.score(model, data, len(setup.fixations))
-
-
 def transfer_scores(models, setup, images, network="alexnet"):
     """Cross-validated scores of readouts trained elsewhere (e.g. on another dataset) on images of ``setup``.
 
@@ -116,21 +110,20 @@ def transfer_scores(models, setup, images, network="alexnet"):
     Returns
     -------
     dict
-        ``explained``, ``ig`` (bit/fix), ``auc`` (centre-bias prior), ``sauc`` (uniform prior), ``n_images``,
+        ``explained``, ``ig_bits`` (bit/fix), ``auc`` (centre-bias prior), ``sauc`` (uniform prior), ``n_images``,
         ``n_fixations``.
     """
     fx = setup.fixations
     data = prepared(setup, network, models[0].layers)
     mask = np.isin(fx.n, images)
     scored = fx.filter(mask)
-    sums, aucs, saucs = [], [], []
+    sums, aucs, saucs = metrics.InformationSums(), [], []
     for model in models:
-        ll, with_prior, flat = score_images(model, setup, data)
-        sums.append(_sums(ll, setup.cb_ll, setup.gold_ll, mask))
+        ll, with_prior, flat = crossvalidation.score(model, data, len(fx))
+        sums = sums + metrics.InformationSums.of(ll[mask], setup.cb_ll[mask], setup.gold_ll[mask])
         aucs.append(metrics.auc(with_prior, scored))
         saucs.append(metrics.shuffled_auc(flat, scored, setup.stimuli.sizes))
-    model_gain, gold_gain, n = (sum(s[key] for s in sums) for key in ("model", "gold", "n"))
-    return {"explained": model_gain / gold_gain, "ig": model_gain / n / np.log(2), "auc": float(np.mean(aucs)),
+    return {"explained": sums.explained_information, "ig_bits": sums.information_gain, "auc": float(np.mean(aucs)),
             "sauc": float(np.mean(saucs)), "n_images": len(np.unique(fx.n[mask])), "n_fixations": int(mask.sum())}
 
 
@@ -140,15 +133,10 @@ def fit_and_score(config):
     Returns
     -------
     result : dict
-        ``'ig'``: for ``'test_subjects'`` (held-out subject, training images), ``'train_subjects'``
-        (the others, training images) and ``'test_images'``: summed log-likelihood gains over the
-        centre bias of the model (``'model'``) and the gold standard (``'gold'``) in nats, and the count
-        ``'n'``; ``'sauc_train'``, ``'sauc_test'``: shuffled AUC with a uniform prior on training /
-        test images; ``'auc_test'``: AUC with the centre-bias prior on test images;
-        ``'w'``, ``'sigma'``, ``'alpha'``: the fitted readout; ``'seconds'``: the whole call,
-        ``'seconds_fit'``, ``'seconds_score'``: SFO and scoring alone; ``'seconds_prepare'``: the
-        per-process preparation of these layers' data (:func:`prepared`), 0 when an earlier fold did it;
-        ``'seconds_compile'``: compiling the readout's graphs, about 0 once the process has them.
+        :func:`repro.crossvalidation.fold_scores` (``'gains'`` of each role, AUCs, the fitted parameters), and
+        ``'seconds'``: the whole call, ``'seconds_fit'``, ``'seconds_score'``: SFO and scoring alone;
+        ``'seconds_prepare'``: the per-process preparation of these layers' data (:func:`prepared`), 0 when an
+        earlier fold did it; ``'seconds_compile'``: compiling the readout's graphs, about 0 once the process has them.
     model : repro.model.DeepGazeI
     """
     start = time.perf_counter()
@@ -164,14 +152,7 @@ def fit_and_score(config):
                                  regularization=config["regularization"], n_batches=config["batches"],
                                  num_passes=config["passes"], seed=config["seed"])
     scoring = time.perf_counter()
-    ll, with_prior, flat = score_images(model, setup, data)
-    on_train, on_test = np.isin(fx.n, setup.train), np.isin(fx.n, setup.test)
-    masks = crossvalidation.roles(fx, subject, setup.train, setup.test)
-    result = {"ig": {key: _sums(ll, setup.cb_ll, setup.gold_ll, mask) for key, mask in masks.items()},
-              "sauc_train": metrics.shuffled_auc(flat, fx.filter(on_train), setup.stimuli.sizes),
-              "sauc_test": metrics.shuffled_auc(flat, fx.filter(on_test), setup.stimuli.sizes),
-              "auc_test": metrics.auc(with_prior, fx.filter(on_test)),
-              "w": model.w.tolist(), "sigma": model.sigma, "alpha": model.alpha}
+    result = crossvalidation.fold_scores(model, data, fx, subject)
     end = time.perf_counter()
     result.update(seconds=end - start, seconds_fit=scoring - fitting, seconds_score=end - scoring,
                   seconds_prepare=preparation, seconds_compile=fitting - compiling)
@@ -202,13 +183,13 @@ def train_readout(setup, layers, network="alexnet", regularization=1e-3, progres
     model, _ = train_model(data.train, list(layers), data.geometry, regularization=regularization,
                            n_batches=sfo["batches"], num_passes=sfo["passes"], seed=setup.options["seed"],
                            scales=data.scales, progress=progress, metadata=metadata)
-    ll, with_prior, flat = score_images(model, setup, data)
+    ll, with_prior, flat = crossvalidation.score(model, data, len(fx))
     on_test = np.isin(fx.n, setup.test)
-    sums = _sums(ll, setup.cb_ll, setup.gold_ll, on_test)
-    return model, {"ig_bits": sums["model"] / sums["n"] / np.log(2), "explained": sums["model"] / sums["gold"],
+    sums = metrics.InformationSums.of(ll[on_test], setup.cb_ll[on_test], setup.gold_ll[on_test])
+    return model, {"ig_bits": sums.information_gain, "explained": sums.explained_information,
                    "auc": metrics.auc(with_prior, fx.filter(on_test)),
                    "sauc": metrics.shuffled_auc(flat, fx.filter(on_test), setup.stimuli.sizes),
-                   "n_fixations": sums["n"]}
+                   "n_fixations": sums.n}
 
 
 def _fit_and_cache(config, folder):
@@ -368,28 +349,6 @@ def estimate_seconds(sizes, calibration, workers=1):
     total = sum(folds * at(size, ("seconds_fit", "seconds_score")) + min(workers, folds) * at(size, ("seconds_prepare",))
                 for size, folds in sizes.values())
     return total / workers + sum(result.get("seconds_compile", 0.0) for result in calibration.values())
-
-
-def aggregate(results):
-    """Cross-validated scores of the folds of one model (a list of :func:`fit_and_score` results).
-
-    Returns
-    -------
-    dict
-        ``explained_<part>`` (fraction of the gold standard's gain) and ``ig_<part>`` (bit/fix) for
-        ``test_subjects``, ``train_subjects``, ``test_images``; fold means of ``sauc_train``,
-        ``sauc_test``, ``auc_test``.
-    """
-    out = {}
-    for part in ("test_subjects", "train_subjects", "test_images"):
-        model = sum(r["ig"][part]["model"] for r in results)
-        gold = sum(r["ig"][part]["gold"] for r in results)
-        n = sum(r["ig"][part]["n"] for r in results)
-        out[f"explained_{part}"] = model / gold if gold else float("nan")
-        out[f"ig_{part}"] = model / n / np.log(2) if n else float("nan")
-    for key in ("sauc_train", "sauc_test", "auc_test"):
-        out[key] = float(np.mean([r[key] for r in results]))
-    return out
 
 
 def grid_runner(args):
