@@ -20,6 +20,13 @@ and it is collapsed to the most informative directions when full. Memory is
 ``8 (K_max + 2) (M + N (4 max_history + 4))`` bytes, e.g. 0.17 GB for
 M = 10,000 parameters and N = 300 subfunctions (K_max = 903).
 
+The state has three parts: :class:`Subspace` holds the basis and maps vectors
+into and out of it; :class:`SubfunctionModels` holds every subfunction's
+quadratic model and their sum, in the subspace's coordinates; :class:`SFO`
+orchestrates them: it proposes steps, chooses and evaluates subfunctions,
+handles failed steps, grows the active set, collapses the subspace (which
+changes both parts together) and keeps the record.
+
 Example
 -------
 >>> def f_df(theta, ref):                       # doctest: +SKIP
@@ -35,8 +42,8 @@ import time
 import numpy as np
 import scipy.linalg
 
-__all__ = ["SFO", "GradCheck", "ParameterLayout", "history_scale", "bfgs_curvature", "orthogonal_residual",
-           "orthonormal_columns"]
+__all__ = ["SFO", "GradCheck", "ParameterLayout", "Subspace", "SubfunctionModels", "history_scale",
+           "bfgs_curvature", "orthogonal_residual", "orthonormal_columns", "bound_step", "project_coordinates"]
 
 #: Relative size below which a vector, a history pair or an eigenvalue is
 #: treated as zero.
@@ -50,7 +57,7 @@ MAX_STEP_RATIO = 10.0
 #: replaced by a typical positive value.
 EIG_FLOOR = 1e8
 #: A history pair is forgotten when a collapse of the subspace removes more
-#: than this fraction of its length (see ``SFO._drop_lost_pairs``).
+#: than this fraction of its length (see ``SubfunctionModels._drop_lost_pairs``).
 PROJECTION_LOSS = 0.3
 #: ``step_scale`` never falls below this after repeated failed steps.
 MIN_STEP_SCALE = 1e-5
@@ -248,6 +255,405 @@ def bfgs_curvature(S, Y, beta):
     return Q @ V, lam - beta
 
 
+def bound_step(step, limit=None):
+    """Bound the length of a step, in place.
+
+    A non-zero step shorter than ``MIN_STEP_LENGTH`` is lengthened to it;
+    otherwise a step longer than ``limit`` (if given and positive) is
+    shortened to it.
+
+    Parameters
+    ----------
+    step : ndarray, shape (K,)
+    limit : float or None
+
+    Returns
+    -------
+    ndarray, shape (K,)
+        ``step`` itself.
+    """
+    length = np.linalg.norm(step)
+    if 0 < length < MIN_STEP_LENGTH:
+        step *= MIN_STEP_LENGTH / length
+    elif limit is not None and length > limit > 0:
+        step *= limit / length
+    return step
+
+
+def project_coordinates(a, Q):
+    """Re-express coordinates in a new basis, in place.
+
+    Parameters
+    ----------
+    a : ndarray, shape (rows, ...)
+        Coordinates along axis 0 in the old basis; entries beyond ``K`` are zero.
+    Q : ndarray, shape (K, k)
+        Orthonormal columns: the new basis is the old one times ``Q``.
+        Afterwards entries beyond ``k`` are zero.
+    """
+    K, k = Q.shape
+    a[:k] = np.tensordot(Q.T, a[:K], axes=1)
+    a[k:] = 0
+
+
+# ----------------------------------------------------------------------------
+# The shared subspace
+# ----------------------------------------------------------------------------
+
+class Subspace:
+    """The low-dimensional subspace shared by all models.
+
+    An orthonormal basis ``P`` of which the first ``K`` columns are in use;
+    or, when the parameters are few (``M <= K_max``), the whole parameter
+    space, where ``P`` is the identity and is not stored. A vector in the
+    subspace is stored as its coordinates, shape ``(rows,)``, zero beyond ``K``.
+
+    Parameters
+    ----------
+    M : int
+        Number of parameters.
+    N : int
+        Number of subfunctions; ``K_min = min(2 N + 2, M)``,
+        ``K_max = min(ceil(1.5 K_min), M)``.
+    rng : numpy.random.Generator
+        The optimiser's generator (random directions).
+
+    Attributes
+    ----------
+    K_min, K_max : int
+        Columns kept by a collapse, and columns that trigger one.
+    full : bool
+        True if the subspace is the whole parameter space (``K = M``).
+    rows : int
+        Length of a coordinate vector: ``M`` in the full space, else
+        ``K_max + 2`` (room for one push before a collapse).
+    P : ndarray, shape (M, rows), or None
+        The basis, zero beyond column ``K``; None in the full space.
+    K : int
+        Columns of ``P`` in use.
+    """
+
+    def __init__(self, M, N, rng):
+        self.M, self.rng = M, rng
+        self.K_min = min(2 * N + 2, M)
+        self.K_max = min(math.ceil(1.5 * self.K_min), M)
+        self.full = M <= self.K_max
+        self.rows = M if self.full else self.K_max + 2
+        self.P, self.K = (None, M) if self.full else (np.zeros((M, self.rows)), 0)
+
+    def start(self, theta0):
+        """Start the basis from ``theta0`` ``(M,)``, normalised (a random unit
+        vector if it is zero); returns the coordinates ``(rows,)`` of ``theta0``."""
+        if self.full:
+            return theta0.copy()
+        norm = np.linalg.norm(theta0)
+        self.P[:, 0] = theta0 / norm if norm > 0 else self.random_unit()
+        self.K = 1
+        coords = np.zeros(self.rows)
+        coords[0] = norm
+        return coords
+
+    def to_full(self, coords):
+        """Coordinates ``(rows,)`` -> parameter vector ``(M,)``."""
+        return coords.copy() if self.full else self.P[:, :self.K] @ coords[:self.K]
+
+    def to_coords(self, v):
+        """Parameter-space vector ``(M,)`` -> coordinates ``(rows,)`` (its projection)."""
+        if self.full:
+            return v.copy()
+        out = np.zeros(self.rows)
+        out[:self.K] = self.P[:, :self.K].T @ v
+        return out
+
+    def random_unit(self):
+        """A random unit vector ``(M,)``."""
+        v = self.rng.standard_normal(self.M)
+        return v / np.linalg.norm(v)
+
+    def append(self, v):
+        """Append the normalised part of ``v`` ``(M,)`` orthogonal to P as
+        column ``K``, if it is not tiny; True if it was appended."""
+        r = orthogonal_residual(self.P[:, :self.K], v)
+        norm = np.linalg.norm(r)
+        if norm > 1e-10 * np.linalg.norm(v) and norm > 0:
+            self.P[:, self.K] = r / norm
+            self.K += 1
+            return True
+        return False
+
+    def rebase(self, A):
+        """Replace the basis by one of the span of the columns of ``A``.
+
+        Parameters
+        ----------
+        A : ndarray, shape (K, n)
+            Vectors in current coordinates; each is normalised first (so the
+            choice is scale-free), and at most ``K_min`` directions are kept.
+
+        Returns
+        -------
+        Q : ndarray, shape (K, k)
+            Orthonormal columns: the new basis is the old one times ``Q``
+            (see :func:`project_coordinates`); ``K`` becomes ``k``.
+        """
+        norms = np.linalg.norm(A, axis=0)
+        Q = orthonormal_columns(A[:, norms > 0] / norms[norms > 0])[:, :self.K_min]
+        k = Q.shape[1]
+        self.P[:, :k] = self.P[:, :self.K] @ Q
+        self.P[:, k:] = 0
+        self.K = k
+        return Q
+
+    def reorthonormalise(self):
+        """Re-orthonormalise P if rounding made ``P^T P`` drift from the identity
+        (coordinates then change by about the drift)."""
+        drift = np.abs(self.P[:, :self.K].T @ self.P[:, :self.K] - np.eye(self.K)).max()
+        if drift > 1e-8:
+            Q, R = np.linalg.qr(self.P[:, :self.K])
+            self.P[:, :self.K] = Q * np.sign(np.diag(R))
+
+
+# ----------------------------------------------------------------------------
+# The per-subfunction quadratic models
+# ----------------------------------------------------------------------------
+
+class SubfunctionModels:
+    """The quadratic model of every subfunction, and their sum.
+
+    Model ``i`` is ``g_i(x) = f_i + df_i^T (x - theta_i) + 0.5 (x - theta_i)^T
+    H_i (x - theta_i)`` with ``H_i = beta_i I + B_i diag(d_i) B_i^T``, all in
+    the coordinates of ``space`` (entries beyond ``space.K`` are zero).
+
+    Parameters
+    ----------
+    space : Subspace
+        The subspace the models live in; shared with the optimiser.
+    N : int
+        Number of subfunctions.
+    max_history : int
+        Curvature pairs kept per subfunction (``h`` below).
+    hessian_init : float
+        Curvature of a model without history before any model has one.
+
+    Attributes
+    ----------
+    theta_i, df_i : ndarray, shape (rows, N)
+        Where each subfunction was last evaluated, and its gradient there.
+    f_i : ndarray, shape (N,)
+        Its value there; NaN until evaluated.
+    eval_count : ndarray of int, shape (N,)
+        Evaluations of each subfunction that entered its model.
+    S, Y : ndarray, shape (rows, h, N)
+        History pairs (position and gradient differences), oldest first;
+        the first ``n_hist[i]`` columns of subfunction ``i`` are in use.
+    n_hist : ndarray of int, shape (N,)
+    beta : ndarray, shape (N,)
+        Curvature of each model outside its history.
+    B : ndarray, shape (rows, 2 h, N)
+        Orthonormal directions of each model's extra curvature, the first
+        ``rank[i]`` in use.
+    d : ndarray, shape (2 h, N)
+        Curvature along ``B`` minus ``beta``.
+    rank : ndarray of int, shape (N,)
+    in_sum : ndarray of bool, shape (N,)
+        Model ``i`` is part of ``H_sum`` and ``b_sum``.
+    H_sum : ndarray, shape (rows, rows)
+        ``sum_i H_i``; the summed model is minimal at ``H_sum^-1 b_sum``.
+    b_sum : ndarray, shape (rows,)
+        ``sum_i (H_i theta_i - df_i)``.
+    """
+
+    def __init__(self, space, N, max_history, hessian_init):
+        self.space, self.N = space, N
+        self.max_history, self.hessian_init = int(max_history), float(hessian_init)
+        rows, H = space.rows, self.max_history
+        self.theta_i = np.zeros((rows, N))
+        self.df_i = np.zeros((rows, N))
+        self.f_i = np.full(N, np.nan)
+        self.eval_count = np.zeros(N, dtype=int)
+        self.S = np.zeros((rows, H, N))
+        self.Y = np.zeros((rows, H, N))
+        self.n_hist = np.zeros(N, dtype=int)
+        self.beta = np.zeros(N)
+        self.B = np.zeros((rows, 2 * H, N))
+        self.d = np.zeros((2 * H, N))
+        self.rank = np.zeros(N, dtype=int)
+        self.in_sum = np.zeros(N, dtype=bool)
+        self.H_sum = np.zeros((rows, rows))
+        self.b_sum = np.zeros(rows)
+
+    # -- reading the models ----------------------------------------------------
+
+    def hessian_times(self, i, v):
+        """``H_i v`` for a coordinate vector ``v`` of shape ``(K,)``."""
+        K, r = self.space.K, self.rank[i]
+        B = self.B[:K, :r, i]
+        return self.beta[i] * v + B @ (self.d[:r, i] * (B.T @ v))
+
+    def model_value(self, i, theta):
+        """The model ``g_i`` at coordinates ``theta`` ``(rows,)``."""
+        K = self.space.K
+        delta = theta[:K] - self.theta_i[:K, i]
+        return self.f_i[i] + self.df_i[:K, i] @ delta + 0.5 * delta @ self.hessian_times(i, delta)
+
+    def _offsets(self, theta, which):
+        """``theta - theta_i`` ``(K, n)`` for the ``n`` subfunctions ``which``,
+        and its components along their ``B`` ``(2 h, n)``."""
+        K = self.space.K
+        delta = theta[:K, None] - self.theta_i[:K, which]
+        return delta, np.einsum("krn,kn->rn", self.B[:K, :, which], delta)
+
+    def gradients(self, theta, which):
+        """The gradients ``(K, n)`` of the models ``which`` ``(n,)`` at coordinates ``theta``."""
+        K = self.space.K
+        delta, proj = self._offsets(theta, which)
+        return (self.df_i[:K, which] + self.beta[which] * delta
+                + np.einsum("krn,rn->kn", self.B[:K, :, which], self.d[:, which] * proj))
+
+    def distances(self, theta, which, summed):
+        """Squared distances ``(n,)`` of ``theta`` from the models ``which``
+        ``(n,)`` in the metric of ``H_sum`` (``summed``) or of each ``H_i``."""
+        K = self.space.K
+        if summed:
+            delta = theta[:K, None] - self.theta_i[:K, which]
+            return np.sum(delta * (self.H_sum[:K, :K] @ delta), axis=0)
+        delta, proj = self._offsets(theta, which)
+        return self.beta[which] * np.sum(delta ** 2, axis=0) + np.sum(self.d[:, which] * proj ** 2, axis=0)
+
+    def minimum(self):
+        """The minimum ``(K,)`` of the summed model, and ``H_sum`` ``(K, K)``.
+
+        An indefinite ``H_sum`` has its eigenvalues floored at
+        ``largest / EIG_FLOOR``.
+        """
+        K = self.space.K
+        H, b = self.H_sum[:K, :K], self.b_sum[:K]
+        try:
+            return scipy.linalg.cho_solve(scipy.linalg.cho_factor(H), b), H
+        except np.linalg.LinAlgError:
+            lam, V = np.linalg.eigh(0.5 * (H + H.T))
+            lam = np.maximum(lam, np.max(np.abs(lam)) / EIG_FLOOR)
+            return V @ ((V.T @ b) / lam), H
+
+    # -- updating them ---------------------------------------------------------
+
+    def contribute(self, i, sign):
+        """Add (``sign=+1``) or remove (-1) model ``i`` from ``H_sum`` and ``b_sum``."""
+        if self.eval_count[i] == 0 or self.in_sum[i] == (sign > 0):
+            return
+        self.in_sum[i] = sign > 0
+        K, r = self.space.K, self.rank[i]
+        B = self.B[:K, :r, i]
+        self.H_sum[:K, :K] += sign * ((B * self.d[:r, i]) @ B.T)
+        self.H_sum[np.arange(K), np.arange(K)] += sign * self.beta[i]
+        self.b_sum[:K] += sign * (self.hessian_times(i, self.theta_i[:K, i]) - self.df_i[:K, i])
+
+    def new_direction(self):
+        """Give the subspace's newest direction (column ``K - 1``) the curvature
+        ``sum_i beta_i`` of the models in the sum."""
+        K = self.space.K
+        self.H_sum[K - 1, K - 1] = self.beta[self.in_sum].sum()
+
+    def step_since(self, i, theta_full, g):
+        """The pair ``(theta_full - theta_i, g - df_i)``, each ``(M,)``, since the
+        last evaluation of subfunction ``i``; None if it has none."""
+        if self.eval_count[i] == 0:
+            return None
+        to_full = self.space.to_full
+        return theta_full - to_full(self.theta_i[:, i]), g - to_full(self.df_i[:, i])
+
+    def record(self, i, theta_full, f, g, pair, first_pass):
+        """Record an evaluation of subfunction ``i`` (out of the sum): ``f`` and
+        gradient ``g`` ``(M,)`` at ``theta_full`` ``(M,)``, with ``pair`` from
+        :meth:`step_since`; push the pair into its history, rebuild its model
+        and add it to the sum. The subspace must already contain both vectors."""
+        to_coords = self.space.to_coords
+        theta, df = to_coords(theta_full), to_coords(g)
+        if pair is not None and self.usable_pair(*pair):
+            h = self.n_hist[i]
+            if h == self.max_history:
+                self.S[:, :-1, i], self.Y[:, :-1, i] = self.S[:, 1:, i], self.Y[:, 1:, i]
+                h -= 1
+            self.S[:, h, i], self.Y[:, h, i] = to_coords(pair[0]), to_coords(pair[1])
+            self.n_hist[i] = h + 1
+        self.theta_i[:, i], self.df_i[:, i], self.f_i[i] = theta, df, f
+        self.eval_count[i] += 1
+        self.rebuild(i, first_pass)
+        self.contribute(i, +1)
+
+    def usable_pair(self, s_full, y_full):
+        """A curvature pair ``(M,)``, ``(M,)`` is kept if neither part is tiny,
+        they are not orthogonal, and the subspace holds all but PROJECTION_LOSS of both."""
+        ns, ny = np.linalg.norm(s_full), np.linalg.norm(y_full)
+        if ns == 0 or ny == 0 or abs(s_full @ y_full) <= EPS * ns * ny:
+            return False
+        s, y = self.space.to_coords(s_full), self.space.to_coords(y_full)
+        return np.linalg.norm(s) >= (1 - PROJECTION_LOSS) * ns and \
+            np.linalg.norm(y) >= (1 - PROJECTION_LOSS) * ny
+
+    def default_beta(self, first_pass):
+        """Curvature for a subfunction without history: the median eigenvalue of
+        the summed curvature of the subfunctions with history, per subfunction
+        (``hessian_init`` before any has history; 10 times smaller during the
+        ``first_pass``, so early steps explore)."""
+        with_history = self.in_sum & (self.n_hist > 0)
+        if not with_history.any():
+            return self.hessian_init
+        without = self.in_sum & (self.n_hist == 0)
+        K = self.space.K
+        lam = np.linalg.eigvalsh(self.H_sum[:K, :K]) - self.beta[without].sum()
+        beta = np.median(lam) / with_history.sum()
+        if not beta > 0:
+            beta = np.max(lam) / with_history.sum() / EIG_FLOOR
+        return beta / 10 if first_pass else beta
+
+    def rebuild(self, i, first_pass):
+        """Recompute the curvature ``H_i = beta_i I + B_i diag(d_i) B_i^T``
+        from the history (see :meth:`default_beta` for ``first_pass``)."""
+        K, h = self.space.K, self.n_hist[i]
+        S, Y = self.S[:K, :h, i], self.Y[:K, :h, i]
+        beta = history_scale(S, Y) if h else None
+        self.beta[i] = beta if beta is not None else self.default_beta(first_pass)
+        B, d = bfgs_curvature(S, Y, self.beta[i])
+        r = B.shape[1]
+        self.B[:, :, i] = 0
+        self.B[:K, :r, i] = B
+        self.d[:, i] = 0
+        self.d[:r, i] = d
+        self.rank[i] = r
+
+    def project(self, Q):
+        """Follow a rebase of the subspace (new basis = old one times ``Q``
+        ``(K, k)``): re-express everything stored, and forget the history
+        pairs the new subspace lost too much of."""
+        K = Q.shape[0]
+        norms = np.linalg.norm(self.S[:K], axis=0), np.linalg.norm(self.Y[:K], axis=0)
+        for a in (self.theta_i, self.df_i, self.S, self.Y, self.B, self.b_sum):
+            project_coordinates(a, Q)
+        self._drop_lost_pairs(norms)
+        k = Q.shape[1]
+        self.H_sum[:k, :k] = Q.T @ self.H_sum[:K, :K] @ Q
+        self.H_sum[k:, :] = 0
+        self.H_sum[:, k:] = 0
+
+    def _drop_lost_pairs(self, norms_before):
+        """Forget history pairs that lost more than ``PROJECTION_LOSS`` of their
+        length ``norms_before`` (two ``(h, N)``) in a collapse: a partly projected
+        pair no longer obeys the secant relation, and one such pair can set a
+        far too small curvature."""
+        kept_s = np.linalg.norm(self.S, axis=0) >= (1 - PROJECTION_LOSS) * norms_before[0]
+        kept_y = np.linalg.norm(self.Y, axis=0) >= (1 - PROJECTION_LOSS) * norms_before[1]
+        for j in range(self.N):
+            h = self.n_hist[j]
+            good = np.flatnonzero(kept_s[:h, j] & kept_y[:h, j])
+            if good.size < h:
+                self.S[:, :good.size, j] = self.S[:, good, j]
+                self.Y[:, :good.size, j] = self.Y[:, good, j]
+                self.S[:, good.size:, j] = 0
+                self.Y[:, good.size:, j] = 0
+                self.n_hist[j] = good.size
+
+
 # ----------------------------------------------------------------------------
 # The optimizer
 # ----------------------------------------------------------------------------
@@ -320,6 +726,16 @@ class SFO:
     theta : the current parameters in the structure of ``theta_init``.
     passes : float
         Effective passes so far.
+    space : Subspace
+        The shared subspace (basis ``P``, its size ``K``).
+    models : SubfunctionModels
+        The quadratic model of every subfunction and their sum.
+    coords : ndarray, shape (rows,)
+        The current parameters, in subspace coordinates.
+    active : ndarray of bool, shape (N,)
+        The active set.
+    step_scale : float
+        Damping of the Newton step; halved by a failed step, relaxed towards 1.
     """
 
     def __init__(self, f_df, theta_init, subfunction_references, *, max_history=10,
@@ -336,45 +752,15 @@ class SFO:
         self.M = self.layout.size
         if self.M < 1:
             raise ValueError("theta_init has no parameters")
-        self.max_history, self.hessian_init, self.display = int(max_history), float(hessian_init), display
+        self.display = display
         self.rng = np.random.default_rng(seed)
 
-        self.K_min = min(2 * self.N + 2, self.M)
-        self.K_max = min(math.ceil(1.5 * self.K_min), self.M)
-        self.full_space = self.M <= self.K_max
-        rows = self.M if self.full_space else self.K_max + 2   # room for one push before a collapse
-        self.rows = rows
-        if self.full_space:
-            self.P, self.K = None, self.M
-            self.coords = theta0.copy()
-        else:
-            self.P = np.zeros((self.M, rows))
-            norm = np.linalg.norm(theta0)
-            self.P[:, 0] = theta0 / norm if norm > 0 else self._random_unit()
-            self.K = 1
-            self.coords = np.zeros(rows)
-            self.coords[0] = norm
+        self.space = Subspace(self.M, self.N, self.rng)
+        self.coords = self.space.start(theta0)
+        self.models = SubfunctionModels(self.space, self.N, max_history, hessian_init)
 
-        # per-subfunction models, in subspace coordinates (rows beyond K are zero)
-        N, H = self.N, self.max_history
-        self.theta_i = np.zeros((rows, N))
-        self.df_i = np.zeros((rows, N))
-        self.f_i = np.full(N, np.nan)
-        self.S = np.zeros((rows, H, N))
-        self.Y = np.zeros((rows, H, N))
-        self.n_hist = np.zeros(N, dtype=int)
-        self.beta = np.zeros(N)
-        self.B = np.zeros((rows, 2 * H, N))
-        self.d = np.zeros((2 * H, N))
-        self.rank = np.zeros(N, dtype=int)
-        self.eval_count = np.zeros(N, dtype=int)
-        self.in_sum = np.zeros(N, dtype=bool)        # model i is part of H_sum, b_sum
-        # the summed model: H_sum = sum_i H_i, b_sum = sum_i (H_i theta_i - df_i)
-        self.H_sum = np.zeros((rows, rows))
-        self.b_sum = np.zeros(rows)
-
-        self.active = np.zeros(N, dtype=bool)
-        self.active[self.rng.choice(N, size=min(init_subf, N), replace=False)] = True
+        self.active = np.zeros(self.N, dtype=bool)
+        self.active[self.rng.choice(self.N, size=min(init_subf, self.N), replace=False)] = True
         self.steps_since_growth = 0
         self.step_scale = 1.0
         self.n_evals = 0
@@ -399,7 +785,7 @@ class SFO:
     @property
     def theta(self):
         """The current parameters, float64 arrays in the structure of ``theta_init``."""
-        return self.layout.unflatten(self._to_full(self.coords))
+        return self.layout.unflatten(self.space.to_full(self.coords))
 
     def get_theta(self):
         """The current parameters (same as :attr:`theta`)."""
@@ -455,7 +841,7 @@ class SFO:
         -------
         GradCheck
         """
-        theta = self._to_full(self.coords)
+        theta = self.space.to_full(self.coords)
         index = np.arange(self.M)
         if num_params is not None and num_params < self.M:
             index = np.sort(self.rng.choice(self.M, size=num_params, replace=False))
@@ -483,12 +869,12 @@ class SFO:
         """Propose a point, evaluate one subfunction there, update its model."""
         theta_new = self._proposal()
         i = self._choose_subfunction(theta_new)
-        theta_new_full = self._to_full(theta_new)
+        theta_new_full = self.space.to_full(theta_new)
         f, g = self._call(i, theta_new_full)
         reason = self._failure(i, f, g, theta_new)
         if reason is None:
             self._push(i, theta_new_full, f, g)
-            self.coords = self._to_coords(theta_new_full)
+            self.coords = self.space.to_coords(theta_new_full)
             self.step_scale = 1.0 / self.N + (1.0 - 1.0 / self.N) * self.step_scale
         else:
             self._failed_step(i, reason, theta_new_full, f, g)
@@ -503,24 +889,14 @@ class SFO:
         taken, which the failure test compares against.
         """
         self.predicted_gain = 0.0
-        if not np.any(self.eval_count > 0):
+        if not np.any(self.models.eval_count > 0):
             return self.coords.copy()
-        K = self.K
-        H, b = self.H_sum[:K, :K], self.b_sum[:K]
-        try:
-            optimum = scipy.linalg.cho_solve(scipy.linalg.cho_factor(H), b)
-        except np.linalg.LinAlgError:
-            lam, V = np.linalg.eigh(0.5 * (H + H.T))
-            lam = np.maximum(lam, np.max(np.abs(lam)) / EIG_FLOOR)
-            optimum = V @ ((V.T @ b) / lam)
-        step = self.step_scale * (optimum - self.coords[:K])
-        length = np.linalg.norm(step)
-        if 0 < length < MIN_STEP_LENGTH:
-            step *= MIN_STEP_LENGTH / length
-        elif self.n_evals >= self.N and self.n_steps > 0:
+        K = self.space.K
+        optimum, H = self.models.minimum()
+        limit = None
+        if self.n_evals >= self.N and self.n_steps > 0:   # after the first pass
             limit = MAX_STEP_RATIO * self.step_length_sum / self.n_steps
-            if length > limit > 0:
-                step *= limit / length
+        step = bound_step(self.step_scale * (optimum - self.coords[:K]), limit)
         self.step_length_sum += np.linalg.norm(step)
         self.predicted_gain = 0.5 * step @ (H @ step)
         theta_new = self.coords.copy()
@@ -534,17 +910,11 @@ class SFO:
         the summed Hessian or the subfunction's own, chosen at random.
         """
         active = np.flatnonzero(self.active)
-        counts = self.eval_count[active]
+        counts = self.models.eval_count[active]
         if counts.min() < 2:
             fewest = active[counts == counts.min()]
             return int(self.rng.choice(fewest))
-        K = self.K
-        delta = theta_new[:K, None] - self.theta_i[:K, active]
-        if self.rng.random() < 0.5:
-            dist = np.sum(delta * (self.H_sum[:K, :K] @ delta), axis=0)
-        else:
-            proj = np.einsum("krn,kn->rn", self.B[:K, :, active], delta)
-            dist = self.beta[active] * np.sum(delta ** 2, axis=0) + np.sum(self.d[:, active] * proj ** 2, axis=0)
+        dist = self.models.distances(theta_new, active, summed=self.rng.random() < 0.5)
         return int(active[np.argmax(dist)])
 
     def _failure(self, i, f, g, theta_new):
@@ -560,14 +930,15 @@ class SFO:
         """
         if not (np.isfinite(f) and np.all(np.isfinite(g))):
             return "non-finite value or gradient"
-        if self.eval_count[i] == 0:
-            others = self.f_i[self.eval_count > 0]
+        models = self.models
+        if models.eval_count[i] == 0:
+            others = models.f_i[models.eval_count > 0]
             if others.size >= 2 and f > others.mean() + FIRST_EVAL_SIGMAS * others.std():
                 return "first value far above the others"
             return None
-        predicted = self._model_value(i, theta_new)
-        gain_of_others = self.predicted_gain - (self.f_i[i] - predicted)
-        if f > self.f_i[i] and f - predicted > gain_of_others + EPS * abs(f):
+        predicted = models.model_value(i, theta_new)
+        gain_of_others = self.predicted_gain - (models.f_i[i] - predicted)
+        if f > models.f_i[i] and f - predicted > gain_of_others + EPS * abs(f):
             return "value rose more than the model allows"
         return None
 
@@ -577,16 +948,16 @@ class SFO:
         self.failed_steps.append({"passes": self.passes, "subfunction": i, "reason": reason})
         if self.display >= 2:
             self._say(f"  failed step at pass {self.passes:.2f}, subfunction {i}: {reason}")
-        theta_full = self._to_full(self.coords)
+        theta_full = self.space.to_full(self.coords)
         f_old, g_old = self._call(i, theta_full)
         old_ok = np.isfinite(f_old) and np.all(np.isfinite(g_old))
         new_ok = np.isfinite(f_new) and np.all(np.isfinite(g_new))
         if not old_ok:
             if new_ok:                      # the current point is unusable: take the new one
                 self._push(i, theta_new_full, f_new, g_new)
-                self.coords = self._to_coords(theta_new_full)
-            elif self.eval_count[i] > 0:    # both unusable: back to its last finite point
-                self.coords = self.theta_i[:, i].copy()
+                self.coords = self.space.to_coords(theta_new_full)
+            elif self.models.eval_count[i] > 0:    # both unusable: back to its last finite point
+                self.coords = self.models.theta_i[:, i].copy()
             elif self.step_scale == MIN_STEP_SCALE:
                 raise FloatingPointError(
                     f"subfunction {i} (reference {self.refs[i]!r}) stays non-finite near the "
@@ -598,11 +969,11 @@ class SFO:
             points.sort(key=lambda p: -p[0])      # worse first, the better one is pushed last
         for f, th, g in points:
             self._push(i, th, f, g)
-        self.coords = self._to_coords(points[-1][1])
+        self.coords = self.space.to_coords(points[-1][1])
 
     def _maybe_grow(self, force):
         """Add a random inactive subfunction when the active ones disagree or stall."""
-        if self.active.all() or self.eval_count[self.active].min() < 2:
+        if self.active.all() or self.models.eval_count[self.active].min() < 2:
             return
         grow = force or self.steps_since_growth > self.active.sum() or self._gradients_disagree()
         if grow:
@@ -615,18 +986,15 @@ class SFO:
     def _gradients_disagree(self):
         """True if the squared standard error of the active model gradients at
         theta exceeds the squared norm of their mean, both in the H^-1 metric."""
-        K, active = self.K, np.flatnonzero(self.active)
+        K, active = self.space.K, np.flatnonzero(self.active)
         n = active.size
         if n < 2:
             return True
-        delta = self.coords[:K, None] - self.theta_i[:K, active]
-        proj = np.einsum("krn,kn->rn", self.B[:K, :, active], delta)
-        grads = (self.df_i[:K, active] + self.beta[active] * delta
-                 + np.einsum("krn,rn->kn", self.B[:K, :, active], self.d[:, active] * proj))
+        grads = self.models.gradients(self.coords, active)
         mean = grads.mean(axis=1)
         centred = grads - mean[:, None]
         try:
-            factor = scipy.linalg.cho_factor(self.H_sum[:K, :K])
+            factor = scipy.linalg.cho_factor(self.models.H_sum[:K, :K])
         except np.linalg.LinAlgError:
             return True
         solved = scipy.linalg.cho_solve(factor, np.column_stack([mean, centred]))
@@ -634,180 +1002,47 @@ class SFO:
         sq_err = np.sum(centred * solved[:, 1:]) / (n - 1) / n
         return sq_err > mean_sq
 
-    # -- models --------------------------------------------------------------
-
-    def _hessian_times(self, i, v):
-        """``H_i v`` for a coordinate vector ``v`` of shape ``(K,)``."""
-        K, r = self.K, self.rank[i]
-        B = self.B[:K, :r, i]
-        return self.beta[i] * v + B @ (self.d[:r, i] * (B.T @ v))
-
-    def _model_value(self, i, theta):
-        """The quadratic model g_i of subfunction ``i`` at coordinates ``theta``."""
-        delta = theta[:self.K] - self.theta_i[:self.K, i]
-        return self.f_i[i] + self.df_i[:self.K, i] @ delta + 0.5 * delta @ self._hessian_times(i, delta)
-
-    def _contribution(self, i, sign):
-        """Add (``sign=+1``) or remove (-1) model ``i`` from ``H_sum`` and ``b_sum``."""
-        if self.eval_count[i] == 0 or self.in_sum[i] == (sign > 0):
-            return
-        self.in_sum[i] = sign > 0
-        K, r = self.K, self.rank[i]
-        B = self.B[:K, :r, i]
-        self.H_sum[:K, :K] += sign * ((B * self.d[:r, i]) @ B.T)
-        self.H_sum[np.arange(K), np.arange(K)] += sign * self.beta[i]
-        self.b_sum[:K] += sign * (self._hessian_times(i, self.theta_i[:K, i]) - self.df_i[:K, i])
-
-    def _default_beta(self):
-        """Curvature for a subfunction without history: the median eigenvalue of
-        the summed curvature of the subfunctions with history, per subfunction
-        (``hessian_init`` before any has history; 10 times smaller during the
-        first pass, so early steps explore)."""
-        with_history = self.in_sum & (self.n_hist > 0)
-        if not with_history.any():
-            return self.hessian_init
-        without = self.in_sum & (self.n_hist == 0)
-        K = self.K
-        lam = np.linalg.eigvalsh(self.H_sum[:K, :K]) - self.beta[without].sum()
-        beta = np.median(lam) / with_history.sum()
-        if not beta > 0:
-            beta = np.max(lam) / with_history.sum() / EIG_FLOOR
-        return beta / 10 if self.n_evals < self.N else beta
-
-    def _rebuild_model(self, i):
-        """Recompute the curvature ``H_i = beta_i I + B_i diag(d_i) B_i^T``."""
-        K, h = self.K, self.n_hist[i]
-        S, Y = self.S[:K, :h, i], self.Y[:K, :h, i]
-        beta = history_scale(S, Y) if h else None
-        self.beta[i] = beta if beta is not None else self._default_beta()
-        B, d = bfgs_curvature(S, Y, self.beta[i])
-        r = B.shape[1]
-        self.B[:, :, i] = 0
-        self.B[:K, :r, i] = B
-        self.d[:, i] = 0
-        self.d[:r, i] = d
-        self.rank[i] = r
+    # -- updating models and subspace together --------------------------------
 
     def _push(self, i, theta_full, f, g):
         """Record an evaluation of subfunction ``i``: ``f`` and gradient ``g``
         ``(M,)`` at ``theta_full`` ``(M,)``; update its history and model."""
-        self._contribution(i, -1)
-        pair = None
-        if self.eval_count[i] > 0:          # in parameter space: a collapse may follow
-            pair = theta_full - self._to_full(self.theta_i[:, i]), g - self._to_full(self.df_i[:, i])
+        self.models.contribute(i, -1)
+        pair = self.models.step_since(i, theta_full, g)    # in parameter space: a collapse may follow
         self._expand(i, [theta_full, g])
-        theta, df = self._to_coords(theta_full), self._to_coords(g)
-        if pair is not None and self._usable_pair(*pair):
-            h = self.n_hist[i]
-            if h == self.max_history:
-                self.S[:, :-1, i], self.Y[:, :-1, i] = self.S[:, 1:, i], self.Y[:, 1:, i]
-                h -= 1
-            self.S[:, h, i], self.Y[:, h, i] = self._to_coords(pair[0]), self._to_coords(pair[1])
-            self.n_hist[i] = h + 1
-        self.theta_i[:, i], self.df_i[:, i], self.f_i[i] = theta, df, f
-        self.eval_count[i] += 1
-        self._rebuild_model(i)
-        self._contribution(i, +1)
-
-    def _usable_pair(self, s_full, y_full):
-        """A curvature pair ``(M,)``, ``(M,)`` is kept if neither part is tiny,
-        they are not orthogonal, and the subspace holds all but PROJECTION_LOSS of both."""
-        ns, ny = np.linalg.norm(s_full), np.linalg.norm(y_full)
-        if ns == 0 or ny == 0 or abs(s_full @ y_full) <= EPS * ns * ny:
-            return False
-        s, y = self._to_coords(s_full), self._to_coords(y_full)
-        return np.linalg.norm(s) >= (1 - PROJECTION_LOSS) * ns and \
-            np.linalg.norm(y) >= (1 - PROJECTION_LOSS) * ny
-
-    # -- the shared subspace ---------------------------------------------------
-
-    def _to_full(self, coords):
-        """Coordinates ``(rows,)`` -> parameter vector ``(M,)``."""
-        return coords.copy() if self.full_space else self.P[:, :self.K] @ coords[:self.K]
-
-    def _to_coords(self, v):
-        """Parameter-space vector ``(M,)`` -> coordinates ``(rows,)`` (its projection)."""
-        if self.full_space:
-            return v.copy()
-        out = np.zeros(self.rows)
-        out[:self.K] = self.P[:, :self.K].T @ v
-        return out
-
-    def _random_unit(self):
-        v = self.rng.standard_normal(self.M)
-        return v / np.linalg.norm(v)
+        self.models.record(i, theta_full, f, g, pair, first_pass=self.n_evals < self.N)
 
     def _append_direction(self, v):
-        """Append the normalised part of ``v`` orthogonal to P, if it is not tiny."""
-        r = orthogonal_residual(self.P[:, :self.K], v)
-        norm = np.linalg.norm(r)
-        if norm > 1e-10 * np.linalg.norm(v) and norm > 0:
-            self.P[:, self.K] = r / norm
-            self.K += 1
-            self.H_sum[self.K - 1, self.K - 1] = self.beta[self.in_sum].sum()
-            return True
-        return False
+        """Append the part of ``v`` ``(M,)`` orthogonal to the subspace, if it is not tiny."""
+        if self.space.append(v):
+            self.models.new_direction()
 
     def _expand(self, i, vectors):
         """Expand the subspace to contain ``vectors`` (each ``(M,)``); collapse if
         it grew beyond K_max. Subfunction ``i`` is being updated with them."""
-        if self.full_space:
+        if self.space.full:
             return
         for v in vectors:
             self._append_direction(v)
-        if self.K > self.K_max:
+        if self.space.K > self.space.K_max:
             self._collapse(i, vectors)
 
     def _collapse(self, i, vectors):
         """Rebuild P from the latest position and gradient of every evaluated
         active subfunction (``vectors`` for subfunction ``i``), the current
         theta, padded with random directions up to K_min; project all models."""
-        K = self.K
-        keep = np.flatnonzero((self.eval_count > 0) & self.active)
+        space, models = self.space, self.models
+        K = space.K
+        keep = np.flatnonzero((models.eval_count > 0) & self.active)
         keep = keep[keep != i]
-        columns = [self.theta_i[:K, keep], self.df_i[:K, keep], self.coords[:K, None]]
-        columns += [(self.P[:, :K].T @ v)[:, None] for v in vectors]
-        A = np.hstack(columns)
-        norms = np.linalg.norm(A, axis=0)
-        Q = orthonormal_columns(A[:, norms > 0] / norms[norms > 0])[:, :self.K_min]   # scale-free
-        k = Q.shape[1]
-        self.P[:, :k] = self.P[:, :K] @ Q
-        self.P[:, k:] = 0
-        self.K = k
-
-        def project(a):                     # (rows, ...) along axis 0
-            a[:k] = np.tensordot(Q.T, a[:K], axes=1)
-            a[k:] = 0
-
-        norms = np.linalg.norm(self.S[:K], axis=0), np.linalg.norm(self.Y[:K], axis=0)
-        for a in (self.coords, self.theta_i, self.df_i, self.S, self.Y, self.B, self.b_sum):
-            project(a)
-        self._drop_lost_pairs(norms)
-        self.H_sum[:k, :k] = Q.T @ self.H_sum[:K, :K] @ Q
-        self.H_sum[k:, :] = 0
-        self.H_sum[:, k:] = 0
-        while self.K < self.K_min:
-            self._append_direction(self._random_unit())
-        drift = np.abs(self.P[:, :self.K].T @ self.P[:, :self.K] - np.eye(self.K)).max()
-        if drift > 1e-8:                    # re-orthonormalise; coordinates change by ~drift
-            Q, R = np.linalg.qr(self.P[:, :self.K])
-            self.P[:, :self.K] = Q * np.sign(np.diag(R))
-
-    def _drop_lost_pairs(self, norms_before):
-        """Forget history pairs that lost more than ``PROJECTION_LOSS`` of their
-        length in a collapse: a partly projected pair no longer obeys the
-        secant relation, and one such pair can set a far too small curvature."""
-        kept_s = np.linalg.norm(self.S, axis=0) >= (1 - PROJECTION_LOSS) * norms_before[0]
-        kept_y = np.linalg.norm(self.Y, axis=0) >= (1 - PROJECTION_LOSS) * norms_before[1]
-        for j in range(self.N):
-            h = self.n_hist[j]
-            good = np.flatnonzero(kept_s[:h, j] & kept_y[:h, j])
-            if good.size < h:
-                self.S[:, :good.size, j] = self.S[:, good, j]
-                self.Y[:, :good.size, j] = self.Y[:, good, j]
-                self.S[:, good.size:, j] = 0
-                self.Y[:, good.size:, j] = 0
-                self.n_hist[j] = good.size
+        columns = [models.theta_i[:K, keep], models.df_i[:K, keep], self.coords[:K, None]]
+        columns += [space.to_coords(v)[:K, None] for v in vectors]
+        Q = space.rebase(np.hstack(columns))
+        project_coordinates(self.coords, Q)
+        models.project(Q)
+        while space.K < space.K_min:
+            self._append_direction(space.random_unit())
+        space.reorthonormalise()
 
     # -- evaluation and bookkeeping ------------------------------------------
 
@@ -823,9 +1058,9 @@ class SFO:
         return f, self.layout.flatten(df, f"gradient of subfunction {i}")
 
     def _record(self):
-        evaluated = self.eval_count > 0
-        f_sum = self.f_i[evaluated].sum() * self.N / max(evaluated.sum(), 1)
-        entry = {"passes": self.passes, "objective": f_sum, "f_subfunctions": self.f_i.copy(),
+        f_i, evaluated = self.models.f_i, self.models.eval_count > 0
+        f_sum = f_i[evaluated].sum() * self.N / max(evaluated.sum(), 1)
+        entry = {"passes": self.passes, "objective": f_sum, "f_subfunctions": f_i.copy(),
                  "n_active": int(self.active.sum()), "n_failed": len(self.failed_steps),
                  "step_scale": self.step_scale, "seconds": self._seconds}
         for key, value in entry.items():

@@ -37,8 +37,8 @@ def test_random_quadratics_reach_exact_optimum(M, N):
     f = full_objective(f_df, theta, range(N))
     assert abs(f - f_opt) <= 1e-8 * abs(f_opt)
     assert set(theta) == {"x"} and theta["x"].shape == (M,)
-    if M > opt.K_max:
-        assert opt.P.shape[1] <= opt.K_max + 2                # the subspace really was used
+    if M > opt.space.K_max:
+        assert opt.space.P.shape[1] <= opt.space.K_max + 2    # the subspace really was used
 
 
 def logistic_problem(M=20, N=100, per_batch=10, l2=1e-2, seed=0):
@@ -142,7 +142,9 @@ def test_memory_is_linear_in_parameters():
         opt = SFO(lambda th, i: (0.5 * np.sum((th - c[i]) ** 2), th - c[i]), np.zeros(M),
                   list(range(40)), seed=0, display=0)
         opt.optimize(num_steps=30)
-        return sum(v.nbytes for v in vars(opt).values() if isinstance(v, np.ndarray)), opt.P.shape[1]
+        parts = (opt, opt.space, opt.models)
+        return (sum(v.nbytes for part in parts for v in vars(part).values() if isinstance(v, np.ndarray)),
+                opt.space.P.shape[1])
 
     small, K = stored_bytes(2000)
     large, _ = stored_bytes(4000)
