@@ -52,6 +52,12 @@ def test_loo_shortcut_equals_explicit_maps():
             assert logsumexp(log_density) == pytest.approx(0, abs=1e-12)
             explicit[chosen] = log_density[fixations.y_int[chosen], fixations.x_int[chosen]]
     np.testing.assert_allclose(fast, explicit, rtol=1e-10)
+    # without a subject: the density of a new observer, from every subject's fixations on the image
+    everyone = gold.log_density(0)
+    assert logsumexp(everyone) == pytest.approx(0, abs=1e-12)
+    alone = GoldStandard(SIZES, fixations.filter(fixations.subject != 9), center_bias, 0.04, [0.7, 0.2, 0.1])
+    np.testing.assert_allclose(everyone, alone.log_density(0, subject=9), rtol=1e-12)      # nobody left out
+    assert not np.allclose(everyone, gold.log_density(0, 0))
 
 
 def test_mixture_weights_em_recovers_known_weights():

@@ -4,6 +4,7 @@ import pytest
 from scipy.special import logsumexp
 
 from repro import metrics
+from repro.density import DensityModel
 from repro.datasets import Fixations
 
 SHAPE = (40, 40)
@@ -48,6 +49,42 @@ def test_information_gain_over_itself_and_uniform(maps, fixations):
     assert metrics.information_gain(ll, uniform) == pytest.approx(expected)
     per_image = np.mean([np.mean(ll[:5] + np.log(1600)), np.mean(ll[5:] + np.log(1600))]) / np.log(2)
     assert metrics.information_gain(ll, uniform, fixations, per="image") == pytest.approx(per_image)
+
+
+def test_explained_information_and_pooled_sums(maps, fixations):
+    """Explained information is IG(model) / IG(gold) over one baseline; folds pooled by their sums weigh every
+    fixation the same, which is the explained information of all their fixations together."""
+    ll = metrics.log_likelihoods([np.log(m) - logsumexp(np.log(m)) for m in maps], fixations)
+    uniform = metrics.log_uniform(fixations, [SHAPE, SHAPE])
+    gold = ll + np.linspace(0.5, 1.5, len(ll))
+    ratio = np.sum(ll - uniform) / np.sum(gold - uniform)
+    assert metrics.explained_information(ll, gold, uniform) == pytest.approx(ratio, rel=1e-12)
+    per_image = [np.mean(ll[i] - uniform[i]) / np.mean(gold[i] - uniform[i]) for i in (slice(0, 5), slice(5, 8))]
+    assert metrics.explained_information(ll, gold, uniform, fixations, per="image") == pytest.approx(
+        np.mean([np.mean(ll[i] - uniform[i]) for i in (slice(0, 5), slice(5, 8))])
+        / np.mean([np.mean(gold[i] - uniform[i]) for i in (slice(0, 5), slice(5, 8))]), rel=1e-12)
+    assert not np.isclose(np.mean(per_image), ratio)                 # the two averages do differ here
+    folds = [metrics.InformationSums.of(ll[i], uniform[i], gold[i]) for i in (slice(0, 3), slice(3, 8))]
+    pooled = sum(folds, metrics.InformationSums())
+    assert pooled.n == len(ll) and pooled.explained_information == pytest.approx(ratio, rel=1e-12)
+    assert pooled.information_gain == pytest.approx(metrics.information_gain(ll, uniform), rel=1e-12)
+    assert metrics.InformationSums(**pooled.as_dict()) == pooled
+    with pytest.raises(ValueError, match="model log-likelihoods but"):
+        metrics.InformationSums.of(ll, uniform[:3])
+
+
+def test_metrics_take_a_density_model_a_function_or_indexed_maps(maps, fixations):
+    log_densities = [np.log(m) - logsumexp(np.log(m)) for m in maps]
+    expected = metrics.log_likelihoods(log_densities, fixations)
+
+    class Maps(DensityModel):
+        def log_density(self, n):
+            return log_densities[n]
+
+    for given in (Maps(), log_densities.__getitem__, dict(enumerate(log_densities)), np.stack(log_densities)):
+        np.testing.assert_array_equal(metrics.log_likelihoods(given, fixations), expected)
+    with pytest.raises(TypeError, match="expected a density model"):
+        metrics.log_likelihoods(3.0, fixations)
 
 
 def test_auc_uniform(maps, fixations):
