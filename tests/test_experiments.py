@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from repro import experiments as ex
-from repro.demo import DEMO_LABEL, alexnet_prototxt, random_alexnet
+from repro.datasets.demo import DEMO_LABEL
 from repro.network import ALEXNET_LAYERS
+from repro.planted import alexnet_prototxt, random_alexnet
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ["fig5_layers", "fig3_information_gain", "fig4_auc", "fig8_regularization", "fig1_examples",
