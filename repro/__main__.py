@@ -6,8 +6,8 @@ info
     Versions, Theano configuration and the folders the package uses.
 download NAME [--to FOLDER] [--fixations TABLE]
     Fetch an official BVLC network (``bvlc_alexnet``, ``bvlc_reference_caffenet``): caffemodel
-    (SHA-1 checked) and deploy.prototxt, into ``weights/NAME`` by default; or a dataset (``osie``,
-    ``mit1003``, every file checked, see :mod:`repro.download`) into the data directory.
+    (SHA-1 checked) and deploy.prototxt, into ``weights/NAME`` by default; or a dataset with a source
+    (``osie``, ``mit1003``, every file checked) into the data directory; see :mod:`repro.download`.
 train [--dataset osie|mit1003] [--layers conv5] [--images N] [--out FILE]
     The paper's readout on the training images with all subjects; prints its scores on the test
     images; writes ``weights/deepgaze1.h5`` by default.
@@ -37,20 +37,20 @@ def _info(args):
 
 
 def _download(args):
-    from . import caffe, download, paths
+    from . import download, paths
 
-    if args.name in download.DATASETS:
+    if args.name not in download.NETWORK_FILES:
+        spec = download.downloadable_dataset(args.name)
         data_dir = args.to or paths.data_dir(required=False)
         if data_dir is None:
             raise FileNotFoundError("where to? set DEEPGAZE_DATA to your data directory or pass --to FOLDER")
         folder = download.download_dataset(args.name, data_dir, fixations=args.fixations)
-        note = download.DATASETS[args.name].note
-        if note and not (folder / "fixations.csv.gz").is_file():
-            print(f"note: {note}", file=sys.stderr)
+        if spec.source.note and not (folder / spec.fixation_file).is_file():
+            print(f"note: {spec.source.note}", file=sys.stderr)
     else:
         if args.fixations:
             raise ValueError("--fixations is for the dataset mit1003")
-        folder = caffe.download(args.name, args.to)
+        folder = download.download_network(args.name, args.to)
     print(f"{args.name}: {folder}")
     return 0
 
@@ -96,13 +96,14 @@ def _predict(args):
 
 def build_parser():
     """Return the argument parser of ``python -m repro``."""
-    from .datasets import DATASET_FOLDERS
+    from .datasets import DATASET_FOLDERS, DATASETS
+    from .download import NETWORK_FILES
 
     parser = argparse.ArgumentParser(prog="python -m repro", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("info", help="versions, Theano configuration and folders").set_defaults(run=_info)
     download = commands.add_parser("download", help="fetch official BVLC Caffe networks or datasets (checksummed)")
-    download.add_argument("name", choices=["bvlc_alexnet", "bvlc_reference_caffenet", "osie", "mit1003"])
+    download.add_argument("name", choices=[*NETWORK_FILES, *(name for name, spec in DATASETS.items() if spec.source)])
     download.add_argument("--to", metavar="FOLDER", help="destination (default: weights/NAME for networks, the "
                           "data directory DEEPGAZE_DATA for datasets, which go to FOLDER/NAME)")
     download.add_argument("--fixations", metavar="TABLE", help="mit1003: a fixation table (CSV, columns of "
@@ -122,7 +123,7 @@ def build_parser():
     predict.add_argument("--model", help="model file saved by train or DeepGazeI.save "
                          "(default: weights/deepgaze1.h5)")
     predict.add_argument("--network", metavar="FOLDER", help="deploy.prototxt + caffemodel folder "
-                         "(default: weights/bvlc_alexnet, then $DEEPGAZE_DATA/weights/bvlc_alexnet)")
+                         "(default: $DEEPGAZE_DATA/weights/bvlc_alexnet, then weights/bvlc_alexnet)")
     predict.add_argument("--centerbias", default="uniform", metavar=f"uniform|{'|'.join(DATASET_FOLDERS)}|FILE",
                          help="prior: uniform (default; for shuffled AUC), the centre bias of a dataset in "
                               "DEEPGAZE_DATA (fitted once, then kept), or a template file (.npz)")

@@ -29,12 +29,10 @@ import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format
 from google.protobuf.message import DecodeError
 
-from .download import DownloadError, fetch, file_digest
-from .paths import atomic_path, weights_dir
+from .paths import atomic_path, file_digest, weights_dir
 
 __all__ = ["CaffeError", "Layer", "CaffeModel", "V1_LAYER_TYPES", "PARAM_FIELDS", "LEARNED_TYPES", "load",
-           "parse_prototxt", "rewrite_prototxt", "read_caffemodel", "read_mean", "sha1sum", "cache_path",
-           "DOWNLOADS", "download"]
+           "parse_prototxt", "rewrite_prototxt", "read_caffemodel", "read_mean", "sha1sum", "cache_path"]
 
 log = logging.getLogger(__name__)
 
@@ -570,52 +568,3 @@ def load(prototxt, caffemodel, last_layer=None, progress=True, check=None):
         _write_cache(cache, blobs, prototxt.read_text(), caffemodel.name)
     return model
 
-
-# --------------------------------------------------------------------------------------
-# Downloads of the official BVLC files
-# --------------------------------------------------------------------------------------
-_BVLC = "http://dl.caffe.berkeleyvision.org"
-_GITHUB = "https://raw.githubusercontent.com/BVLC/caffe/master/models"
-
-#: name -> [(file name, url, sha1 or None)]
-DOWNLOADS = {
-    "bvlc_alexnet": [
-        ("bvlc_alexnet.caffemodel", f"{_BVLC}/bvlc_alexnet.caffemodel",
-         "9116a64c0fbe4459d18f4bb6b56d647b63920377"),
-        ("deploy.prototxt", f"{_GITHUB}/bvlc_alexnet/deploy.prototxt", None)],
-    "bvlc_reference_caffenet": [
-        ("bvlc_reference_caffenet.caffemodel", f"{_BVLC}/bvlc_reference_caffenet.caffemodel",
-         "4c8d77deb20ea792f84eb5e6d0a11ca0a8660a46"),
-        ("deploy.prototxt", f"{_GITHUB}/bvlc_reference_caffenet/deploy.prototxt", None)],
-}
-
-
-def download(name, folder=None, timeout=30):
-    """Download an official BVLC network (caffemodel with checksum, deploy.prototxt).
-
-    Parameters
-    ----------
-    name : {"bvlc_alexnet", "bvlc_reference_caffenet"}
-    folder : str or Path, optional
-        Destination; default ``weights_dir() / name``. Files already there with the right
-        checksum are kept.
-
-    Returns
-    -------
-    Path
-        The folder holding the files.
-    """
-    if name not in DOWNLOADS:
-        raise ValueError(f"unknown network {name!r}; choose one of {sorted(DOWNLOADS)}")
-    folder = Path(folder) if folder is not None else weights_dir() / name
-    folder.mkdir(parents=True, exist_ok=True)
-    for filename, url, sha1 in DOWNLOADS[name]:
-        target = folder / filename
-        if target.is_file() and (sha1 is None or sha1sum(target) == sha1):
-            continue
-        try:
-            fetch(url, target, f"sha1:{sha1}" if sha1 else None, timeout=timeout)
-        except DownloadError as err:
-            raise DownloadError(f"{err}. Offline? Fetch it elsewhere and place it at {target}"
-                                + (f" (SHA-1 {sha1})" if sha1 else "")) from err
-    return folder

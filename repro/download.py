@@ -1,7 +1,11 @@
 """Downloading official files, each checked against a checksum, never left half-written.
 
-Networks (``repro.caffe.DOWNLOADS``) and datasets (:data:`DATASETS`) come from their official sources:
+The one module that fetches: networks (:data:`NETWORK_FILES`) and datasets (the ``source`` of each dataset of
+:data:`repro.datasets.DATASETS`, a :class:`repro.datasets.Archive`) come from their official sources:
 
+- **BVLC networks** (AlexNet, CaffeNet): the caffemodel from BVLC's server, checked by its SHA-1, and
+  ``deploy.prototxt`` from BVLC's repository, into ``weights/<name>`` (where :func:`repro.paths.find_weights`
+  looks).
 - **OSIE** (Xu et al. 2014): the NUS VIP lab's repository archive; its 700 images and ``fixations.mat`` are
   checked file by file against ``repro/manifests/osie.sha256`` (SHA-256 of the copies this project was
   developed on) and unpacked to ``<data>/osie/{stimuli/*.jpg, fixations.mat}``, the layout
@@ -23,30 +27,37 @@ import shutil
 import urllib.error
 import urllib.request
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
-from .paths import atomic_path, mirrored, remove_stale_parts
+from .datasets import DATASETS, read_table
+from .paths import atomic_path, file_digest, mirrored, remove_stale_parts, weights_dir
 
-__all__ = ["Dataset", "DownloadError", "fetch", "file_digest", "DATASETS", "download_dataset", "verify_dataset"]
+__all__ = ["DownloadError", "fetch", "NETWORK_FILES", "download_network", "downloadable_dataset", "download_dataset",
+           "verify_dataset"]
 
 MANIFESTS = Path(__file__).resolve().parent / "manifests"
 
 
 NAMES = {"sha1": "SHA-1", "sha256": "SHA-256", "md5": "MD5"}
 
+_BVLC = "http://dl.caffe.berkeleyvision.org"
+_GITHUB = "https://raw.githubusercontent.com/BVLC/caffe/master/models"
+
+#: The official BVLC networks: name -> [(file name, url, sha1 or None)].
+NETWORK_FILES = {
+    "bvlc_alexnet": [
+        ("bvlc_alexnet.caffemodel", f"{_BVLC}/bvlc_alexnet.caffemodel",
+         "9116a64c0fbe4459d18f4bb6b56d647b63920377"),
+        ("deploy.prototxt", f"{_GITHUB}/bvlc_alexnet/deploy.prototxt", None)],
+    "bvlc_reference_caffenet": [
+        ("bvlc_reference_caffenet.caffemodel", f"{_BVLC}/bvlc_reference_caffenet.caffemodel",
+         "4c8d77deb20ea792f84eb5e6d0a11ca0a8660a46"),
+        ("deploy.prototxt", f"{_GITHUB}/bvlc_reference_caffenet/deploy.prototxt", None)],
+}
+
 
 class DownloadError(OSError):
     """A transfer that failed, was cut short or does not match its checksum."""
-
-
-def file_digest(path, algorithm="sha256", chunk=1 << 22):
-    """Hex digest of a file (``algorithm``: any :mod:`hashlib` name)."""
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fetch(url, target, checksum=None, timeout=30, progress=True):
@@ -97,52 +108,52 @@ def fetch(url, target, checksum=None, timeout=30, progress=True):
     return target
 
 
-@dataclass(frozen=True)
-class Dataset:
-    """Where a dataset comes from and how its archive maps onto the layout the loaders read.
+def download_network(name, folder=None, timeout=30):
+    """Download an official BVLC network (caffemodel with checksum, deploy.prototxt).
 
-    Attributes
+    Parameters
     ----------
-    url : str
-        The official archive (zip).
-    checksum : str or None
-        ``"<algorithm>:<hex>"`` of the archive, where it is fixed (GitHub's archives are not byte-stable).
-    members : tuple of (pattern, folder)
-        Archive members whose path (below the archive's top folder, with ``strip_root``) matches ``pattern``
-        (:mod:`fnmatch`) go to ``folder`` under their own name.
-    manifest : str or None
-        ``repro/manifests/<manifest>``: ``sha256  relative path`` of every file the layout must hold.
-    count : int or None
-        Number of images the layout must hold (where no manifest lists them).
-    strip_root : bool
-        The archive holds one top folder (as GitHub's do) that ``members`` do not name.
-    note : str
-        What the user must add by hand, printed after the download.
+    name : {"bvlc_alexnet", "bvlc_reference_caffenet"}
+        A key of :data:`NETWORK_FILES`.
+    folder : str or Path, optional
+        Destination; default ``weights_dir() / name``. Files already there with the right
+        checksum are kept.
+    timeout : float
+
+    Returns
+    -------
+    Path
+        The folder holding the files.
     """
+    if name not in NETWORK_FILES:
+        raise ValueError(f"unknown network {name!r}; choose one of {sorted(NETWORK_FILES)}")
+    folder = Path(folder) if folder is not None else weights_dir() / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for filename, url, sha1 in NETWORK_FILES[name]:
+        target = folder / filename
+        if target.is_file() and (sha1 is None or file_digest(target, "sha1") == sha1):
+            continue
+        try:
+            fetch(url, target, f"sha1:{sha1}" if sha1 else None, timeout=timeout)
+        except DownloadError as err:
+            raise DownloadError(f"{err}. Offline? Fetch it elsewhere and place it at {target}"
+                                + (f" (SHA-1 {sha1})" if sha1 else "")) from err
+    return folder
 
-    url: str
-    checksum: object
-    members: tuple
-    manifest: object = None
-    count: object = None
-    strip_root: bool = False
-    note: str = ""
 
+def downloadable_dataset(name):
+    """The dataset ``name`` of :data:`repro.datasets.DATASETS` (a :class:`repro.datasets.Dataset`), if it has a
+    ``source`` to download it from.
 
-DATASETS = {
-    "osie": Dataset(
-        url="https://github.com/NUS-VIP/predicting-human-gaze-beyond-pixels/archive/master.zip",
-        checksum=None,
-        members=(("data/stimuli/*.jpg", "stimuli"), ("data/eye/fixations.mat", ""), ("LICENSE", "")),
-        manifest="osie.sha256", strip_root=True),
-    "mit1003": Dataset(
-        url="http://people.csail.mit.edu/tjudd/WherePeopleLook/ALLSTIMULI.zip",
-        checksum="md5:0d7df8b954ecba69b6796e77b9afe4b6",
-        members=(("ALLSTIMULI/*.jpeg", "stimuli"),),
-        count=1003,
-        note="MIT1003's fixations are not in ALLSTIMULI.zip: add a table with --fixations TABLE "
-             "(see README, 'Real data and weights')"),
-}
+    Raises
+    ------
+    ValueError
+        No dataset of that name can be downloaded.
+    """
+    known = sorted(key for key, spec in DATASETS.items() if spec.source is not None)
+    if name not in known:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {known}")
+    return DATASETS[name]
 
 
 def _manifest(name):
@@ -151,24 +162,26 @@ def _manifest(name):
 
 
 def verify_dataset(name, folder):
-    """Raise DownloadError unless ``folder`` holds dataset ``name`` whole (every manifest file, with its SHA-256)."""
-    spec, folder = DATASETS[name], Path(folder)
-    if spec.manifest:
-        for relative, expected in _manifest(spec.manifest).items():
+    """Raise DownloadError unless ``folder`` holds dataset ``name`` whole (every manifest file, with its SHA-256,
+    or as many images as its source says)."""
+    source, folder = downloadable_dataset(name).source, Path(folder)
+    if source.manifest:
+        for relative, expected in _manifest(source.manifest).items():
             path = folder / relative
             if not path.is_file():
                 raise DownloadError(f"{folder}: {relative} is missing")
             found = file_digest(path)
             if found != expected:
                 raise DownloadError(f"{path}: SHA-256 {found} differs from the official file's {expected}")
-    if spec.count is not None:
+    if source.count is not None:
         images = [p for p in (folder / "stimuli").glob("*") if p.is_file()]
-        if len(images) != spec.count:
-            raise DownloadError(f"{folder / 'stimuli'}: {len(images)} images, the dataset has {spec.count}")
+        if len(images) != source.count:
+            raise DownloadError(f"{folder / 'stimuli'}: {len(images)} images, the dataset has {source.count}")
 
 
 def _unpack(archive, spec, folder):
-    """Extract the members of ``spec`` from ``archive`` into ``folder`` by their base names (no other paths)."""
+    """Extract the members of ``spec`` (an :class:`repro.datasets.Archive`) from the zip file ``archive`` into
+    ``folder`` by their base names (no other paths)."""
     with zipfile.ZipFile(archive) as zipped:
         for member in zipped.infolist():
             path = member.filename.split("/", 1)[1] if spec.strip_root and "/" in member.filename else member.filename
@@ -184,24 +197,26 @@ def _unpack(archive, spec, folder):
 
 
 def download_dataset(name, data_dir, url=None, fixations=None, timeout=30, progress=True):
-    """Download dataset ``name`` into ``data_dir/name``, verified, in the layout its loader reads.
+    """Download dataset ``name`` into its folder in ``data_dir``, verified, in the layout its loader reads.
 
     Parameters
     ----------
     name : {"osie", "mit1003"}
+        A dataset of :data:`repro.datasets.DATASETS` with a ``source`` (:func:`downloadable_dataset`).
     data_dir : str or Path
         The data directory (e.g. ``DEEPGAZE_DATA``).
     url : str, optional
         Another address of the same archive (a mirror; the checks are the same).
     fixations : str or Path, optional
-        MIT1003: a fixation table (CSV, optionally gzipped) copied to ``fixations.csv.gz``.
+        MIT1003: a fixation table (CSV, optionally gzipped) copied to its ``fixation_file``, ``fixations.csv.gz``.
     timeout : float
     progress : bool
 
     Returns
     -------
     Path
-        ``data_dir/name``. If it is already there and whole, nothing is downloaded.
+        ``data_dir/<the first of its folders>`` (``data_dir/name``). If it is already there and whole, nothing
+        is downloaded.
 
     Raises
     ------
@@ -209,10 +224,8 @@ def download_dataset(name, data_dir, url=None, fixations=None, timeout=30, progr
         A failed or corrupt transfer, or a folder already there that is not the dataset whole; nothing is
         left behind (the download and unpacking happen in a temporary folder renamed when verified).
     """
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
-    spec, data_dir = DATASETS[name], Path(data_dir)
-    target = data_dir / name
+    spec, data_dir = downloadable_dataset(name), Path(data_dir)
+    source, target = spec.source, data_dir / spec.folders[0]
     if target.exists():
         verify_dataset(name, target)
     else:
@@ -220,24 +233,22 @@ def download_dataset(name, data_dir, url=None, fixations=None, timeout=30, progr
         remove_stale_parts(target)                   # what a killed download left
         work = data_dir / f".{name}.{os.getpid()}.part"
         try:
-            archive = fetch(url or spec.url, work / "archive.zip", spec.checksum, timeout, progress)
-            _unpack(archive, spec, work / name)
+            archive = fetch(url or source.url, work / "archive.zip", source.checksum, timeout, progress)
+            _unpack(archive, source, work / name)
             verify_dataset(name, work / name)
             os.replace(work / name, target)
         except zipfile.BadZipFile as err:
-            raise DownloadError(f"{url or spec.url}: corrupt zip archive ({err})") from err
+            raise DownloadError(f"{url or source.url}: corrupt zip archive ({err})") from err
         finally:
             shutil.rmtree(work, ignore_errors=True)
     if fixations is not None:
-        _copy_table(fixations, target / "fixations.csv.gz")
+        _copy_table(fixations, target / spec.fixation_file)
     return target
 
 
 def _copy_table(table, target):
     """Copy a fixation table to ``target`` gzipped (read back first: it must load as a table)."""
     import gzip
-
-    from .datasets import read_table
 
     read_table(table)                                   # a clear error now, not at the first experiment
     opener = gzip.open if str(table).endswith(".gz") else open

@@ -86,7 +86,7 @@ class FeatureExtractor:
     @property
     def metadata(self):
         """What a model records about its features, to be used for prediction later (JSON-able); ``caffemodel`` is
-        None for a network built in memory (:func:`repro.demo.random_alexnet`)."""
+        None for a network built in memory (:func:`repro.planted.random_alexnet`)."""
         caffemodel = self.network.model.caffemodel
         return {"caffemodel_sha1": self.network.model.sha1, "caffemodel": caffemodel and Path(caffemodel).name,
                 "padding": self.network.padding, "downsample": self.downsample,

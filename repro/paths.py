@@ -1,4 +1,4 @@
-"""Where the package finds data, weights and caches.
+"""Where the package finds data, weights and caches, and how it writes and checks files there.
 
 Nothing here names a machine's absolute path: every location is an argument,
 an environment variable, or relative to the source checkout.
@@ -19,8 +19,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["PROJECT_ROOT", "data_dir", "mirrored", "cache_dir", "weights_dir", "remove_stale_parts", "atomic_path",
-           "sources_digest"]
+__all__ = ["PROJECT_ROOT", "data_dir", "mirrored", "cache_dir", "weights_dir", "find_weights", "file_digest",
+           "remove_stale_parts", "atomic_path", "sources_digest"]
 
 #: The source checkout (the folder holding ``repro/``, ``weights/``, ``experiments/``).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -80,6 +80,59 @@ def weights_dir():
     folder = Path(os.environ.get("DEEPGAZE_WEIGHTS") or PROJECT_ROOT / "weights").expanduser()
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def _network_files(folder):
+    """``(deploy.prototxt, last *.caffemodel by name)`` in ``folder``, or None where one of them is missing."""
+    models = sorted(Path(folder).glob("*.caffemodel"))
+    prototxt = Path(folder) / "deploy.prototxt"
+    return (prototxt, models[-1]) if prototxt.is_file() and models else None
+
+
+def find_weights(name, folder=None, data=None):
+    """The Caffe files of network ``name``: ``deploy.prototxt`` and a ``*.caffemodel`` (the last by name).
+
+    The one place the package looks for a network's weights (the experiments' ``--weights``, ``train``,
+    ``predict --network``). The first of these folders that holds both files wins:
+
+    1. ``folder``, when given (and then only it);
+    2. ``<data>/weights/<name>``, the data directory's copy (the shared data the committed results used);
+    3. ``weights_dir()/<name>``, where ``python -m repro download NAME`` puts it.
+
+    Parameters
+    ----------
+    name : str
+        The network's folder name, e.g. ``"bvlc_alexnet"``.
+    folder : str or Path, optional
+    data : str or Path, optional
+        The data directory (e.g. :func:`data_dir` with ``required=False``); None: not searched.
+
+    Returns
+    -------
+    (Path, Path) or None
+        ``(prototxt, caffemodel)``; None when no folder holds both.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``folder`` is given and lacks one of the files.
+    """
+    if folder is not None:
+        found = _network_files(folder)
+        if found is None:
+            raise FileNotFoundError(f"{folder}: no deploy.prototxt and *.caffemodel there")
+        return found
+    candidates = ([Path(data) / "weights" / name] if data is not None else []) + [weights_dir() / name]
+    return next(filter(None, map(_network_files, candidates)), None)
+
+
+def file_digest(path, algorithm="sha256", chunk=1 << 22):
+    """Hex digest of a file (``algorithm``: any :mod:`hashlib` name)."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _umask():

@@ -15,9 +15,9 @@ from .datasets import load_image
 from .features import FeatureExtractor, FeatureStore
 from .model import DeepGazeI
 from .network import Network
-from .paths import atomic_path, data_dir, weights_dir
+from .paths import atomic_path, data_dir, find_weights, weights_dir
 
-__all__ = ["default_model", "TEMPLATE_FRAME", "center_bias_template", "find_network", "extractor_for",
+__all__ = ["default_model", "TEMPLATE_FRAME", "center_bias_template", "extractor_for",
            "highest_density_levels", "density_figure", "read_fixation_points", "predict_files"]
 
 
@@ -46,8 +46,7 @@ def center_bias_template(name, data=None, progress=True):
     """
     from .centerbias import CenterBiasTemplate, fit_center_bias
     from .datasets import DATASET_FOLDERS, DATASETS, dataset_folder, load_dataset
-    from .download import file_digest
-    from .paths import cache_dir
+    from .paths import cache_dir, file_digest
 
     if name == "uniform":
         return None
@@ -68,26 +67,6 @@ def center_bias_template(name, data=None, progress=True):
         fitted = fit_center_bias(stimuli.sizes, fixations, frame=TEMPLATE_FRAME, progress=progress)
         CenterBiasTemplate.from_center_bias(fitted, source=f"{name}: {folder.name}, first fixations dropped").save(path)
     return CenterBiasTemplate.load(path)
-
-
-def find_network(folder=None):
-    """``(prototxt, caffemodel)`` of a Caffe network folder.
-
-    Parameters
-    ----------
-    folder : str or Path, optional
-        A folder with ``deploy.prototxt`` and one ``*.caffemodel``. Default: ``weights/bvlc_alexnet``,
-        else ``$DEEPGAZE_DATA/weights/bvlc_alexnet``.
-    """
-    candidates = [Path(folder)] if folder else [weights_dir() / "bvlc_alexnet"]
-    if not folder and data_dir(required=False):
-        candidates.append(data_dir() / "weights" / "bvlc_alexnet")
-    for candidate in candidates:
-        models = sorted(candidate.glob("*.caffemodel"))
-        if (candidate / "deploy.prototxt").is_file() and models:
-            return candidate / "deploy.prototxt", models[-1]
-    raise FileNotFoundError(f"no deploy.prototxt + *.caffemodel in {', '.join(map(str, candidates))}; "
-                            "run 'python -m repro download bvlc_alexnet' or pass --network FOLDER")
 
 
 def extractor_for(model, prototxt, caffemodel):
@@ -200,7 +179,9 @@ def predict_files(images, model_path, network_folder=None, centerbias=None, out=
     model_path : str or Path
         A model saved by :meth:`repro.model.DeepGazeI.save`.
     network_folder : str or Path, optional
-        See :func:`find_network`.
+        A folder with ``deploy.prototxt`` and a ``*.caffemodel``; default: BVLC AlexNet where
+        :func:`repro.paths.find_weights` finds it (the data directory's, then ``weights/bvlc_alexnet``), the
+        order the experiments and ``train`` use.
     centerbias : repro.density.DensityModel, optional
         The prior: its ``log_density_of(image)`` (a :class:`repro.centerbias.CenterBiasTemplate`, see
         :func:`center_bias_template`, or a :class:`~repro.centerbias.CenterBias`); default uniform.
@@ -230,7 +211,12 @@ def predict_files(images, model_path, network_folder=None, centerbias=None, out=
         raise FileNotFoundError(f"no model at {model_path}: train one with 'python -m repro train' or pass --model")
     model = DeepGazeI.load(model_path)
     points = read_fixation_points(fixations) if fixations else {}
-    density = model.density(FeatureStore(extractor_for(model, *find_network(network_folder))), centerbias)
+    network = find_weights("bvlc_alexnet", network_folder, data_dir(required=False))
+    if network is None:
+        raise FileNotFoundError("no deploy.prototxt + *.caffemodel of bvlc_alexnet in the data directory's weights/ "
+                                f"or in {weights_dir()}; run 'python -m repro download bvlc_alexnet' or pass "
+                                "--network FOLDER")
+    density = model.density(FeatureStore(extractor_for(model, *network)), centerbias)
     out = Path(out)
     written = []
     for path in tqdm(images, desc="predict", disable=not progress):

@@ -1,14 +1,11 @@
-"""repro.caffe on the real BVLC files: both layouts, the HDF5 cache, damaged copies, downloads."""
+"""repro.caffe on the real BVLC files: both layouts, the HDF5 cache, damaged copies (downloads: test_download.py)."""
 import hashlib
-import http.server
 import re
-import threading
 
 import numpy as np
 import pytest
 
 from repro import caffe
-from repro.download import DownloadError
 
 ALEXNET_V1 = "bvlc_alexnet/bvlc_alexnet_conv_q8.v1.caffemodel"
 ALEXNET_V2 = "bvlc_alexnet/bvlc_alexnet_conv_q8.v2.caffemodel"
@@ -188,57 +185,3 @@ def test_wrong_shape_is_named(weights_source, weights_tmp, tmp_path):
 def test_not_a_prototxt(weights_source):
     with pytest.raises(caffe.CaffeError, match="bvlc_alexnet_conv_q8.v2.caffemodel: not a Caffe prototxt"):
         caffe.parse_prototxt(weights_source / ALEXNET_V2)
-
-
-# -- downloads -------------------------------------------------------------------------
-def test_download_offline_says_where_to_put_the_file(tmp_path, monkeypatch):
-    closed = "http://127.0.0.1:9/bvlc_alexnet.caffemodel"  # the discard port: connection refused
-    monkeypatch.setitem(caffe.DOWNLOADS, "bvlc_alexnet", [("bvlc_alexnet.caffemodel", closed, "0" * 40)])
-    with pytest.raises(DownloadError, match=r"place it at .*bvlc_alexnet.caffemodel \(SHA-1 0{40}\)"):
-        caffe.download("bvlc_alexnet", tmp_path, timeout=5)
-    assert _leftovers(tmp_path) == []
-
-
-@pytest.fixture
-def http_folder(tmp_path):
-    """A local HTTP server over a folder; yields (folder, base url)."""
-    served = tmp_path / "served"
-    served.mkdir()
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(served), **kwargs)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield served, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
-def test_download_verifies_the_checksum(weights_source, http_folder, tmp_path, monkeypatch):
-    served, url = http_folder
-    source = weights_source / ALEXNET_V2
-    (served / "net.caffemodel").write_bytes(source.read_bytes())
-    good = hashlib.sha1(source.read_bytes()).hexdigest()
-    target = tmp_path / "out"
-    monkeypatch.setitem(caffe.DOWNLOADS, "bvlc_alexnet", [("net.caffemodel", f"{url}/net.caffemodel", "f" * 40)])
-    with pytest.raises(DownloadError, match=f"SHA-1 {good} differs from the expected f{{40}}"):
-        caffe.download("bvlc_alexnet", target)
-    assert _leftovers(target) == []
-    monkeypatch.setitem(caffe.DOWNLOADS, "bvlc_alexnet", [("net.caffemodel", f"{url}/net.caffemodel", good)])
-    assert caffe.download("bvlc_alexnet", target) == target
-    assert (target / "net.caffemodel").read_bytes() == source.read_bytes()
-
-
-def test_download_command_fails_cleanly_offline(tmp_path, monkeypatch, capsys):
-    from repro.__main__ import main
-
-    closed = "http://127.0.0.1:9/x.caffemodel"
-    monkeypatch.setitem(caffe.DOWNLOADS, "bvlc_reference_caffenet", [("x.caffemodel", closed, None)])
-    assert main(["download", "bvlc_reference_caffenet", "--to", str(tmp_path)]) == 1
-    assert f"place it at {tmp_path / 'x.caffemodel'}" in capsys.readouterr().err

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from repro.datasets import (MIT1003_COLUMNS, Fixations, Stimuli, check_fixations, load_fixation_table, load_mit1003, load_osie,
-                            mit1003_split, osie_split, read_hdf5, subject_folds, write_hdf5)
+from repro.datasets import (DATASETS, MIT1003_COLUMNS, Fixations, Stimuli, check_fixations, load_fixation_table,
+                            load_mit1003, load_osie, mit1003_split, osie_split, read_hdf5, subject_folds, write_hdf5)
 
 PYSALIENCY_FILES = Path(__file__).resolve().parent / "data" / "pysaliency_0.2.22"
 
@@ -218,3 +218,18 @@ def test_selection_by_image_and_subject_matches_stimuli_subset(tiny_images):
     assert subset.ids[remapped.n[0]] == stimuli.ids[2]
     assert len(stimuli[1:3]) == 2 and stimuli[np.array([True, False, False, True])].ids == [stimuli.ids[0],
                                                                                              stimuli.ids[3]]
+
+
+def test_the_demonstration_data_load_as_the_others_do_from_the_density_they_are_made_from():
+    def uniform(stimuli):
+        return [np.full(shape[:2], -np.log(shape[0] * shape[1])) for shape in stimuli.shapes]
+
+    spec = DATASETS["demo"]
+    stimuli, fixations = spec.load(None, keep_first=False, log_densities=uniform, n_subjects=2, per_trial=3)
+    assert len(stimuli) == 12 and max(stimuli.sizes.max(axis=1)) == 256 and len(fixations) == 12 * 2 * 3
+    check_fixations(fixations, stimuli.sizes)
+    assert (fixations.index_in_trial == np.tile(np.arange(3), 24)).all()     # nothing dropped: no forced start
+    assert spec.label_of(None, keep_first=False) == spec.label                # and its label does not say so
+    assert DATASETS["osie"].label_of("osie", keep_first=False).endswith(", first fixation dropped")
+    with pytest.raises(ValueError, match="made, not read"):
+        spec.load("somewhere", keep_first=False, log_densities=uniform)

@@ -1,5 +1,6 @@
-"""Dataset downloads against a local HTTP server on 127.0.0.1 serving archives the tests build from real files:
-success, a checksum mismatch, a truncated transfer; nothing is left behind by a failure."""
+"""Network and dataset downloads against a local HTTP server on 127.0.0.1 serving files and archives the tests
+build from real files: success, a checksum mismatch, a truncated transfer; nothing is left behind by a failure."""
+import dataclasses
 import hashlib
 import http.server
 import threading
@@ -8,7 +9,7 @@ import zipfile
 import pytest
 
 from repro import download
-from repro.datasets import load_mit1003, load_osie
+from repro.datasets import DATASETS, load_mit1003, load_osie
 
 
 class Server:
@@ -47,6 +48,12 @@ def server():
 
 def leftovers(folder):
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def with_source(monkeypatch, name, **changes):
+    """Dataset ``name`` of the registry, for this test, with ``changes`` to its source (a repro.datasets.Archive)."""
+    spec = DATASETS[name]
+    monkeypatch.setitem(DATASETS, name, dataclasses.replace(spec, source=dataclasses.replace(spec.source, **changes)))
 
 
 @pytest.fixture(scope="module")
@@ -122,9 +129,7 @@ def test_mit1003_archive_checksum_and_fixation_table(server, data_dir, tmp_path,
     with pytest.raises(download.DownloadError, match=r"MD5 [0-9a-f]{32} differs from the expected 0d7df8b9"):
         download.download_dataset("mit1003", target, url=f"{server.url}/ALLSTIMULI.zip", progress=False)
     assert leftovers(target) == []
-    spec = download.DATASETS["mit1003"]
-    monkeypatch.setitem(download.DATASETS, "mit1003", download.Dataset(
-        spec.url, f"md5:{hashlib.md5(body).hexdigest()}", spec.members, count=len(images)))
+    with_source(monkeypatch, "mit1003", checksum=f"md5:{hashlib.md5(body).hexdigest()}", count=len(images))
     folder = download.download_dataset("mit1003", target, url=f"{server.url}/ALLSTIMULI.zip",
                                        fixations=subset / "fixations.csv.gz", progress=False)
     assert leftovers(folder) == ["fixations.csv.gz", "stimuli"] and len(leftovers(folder / "stimuli")) == 100
@@ -136,12 +141,52 @@ def test_mit1003_archive_checksum_and_fixation_table(server, data_dir, tmp_path,
 def test_download_command_for_a_dataset(server, osie_archive, tmp_path, monkeypatch, capsys):
     from repro.__main__ import main
     server.files["/master.zip"] = osie_archive
-    spec = download.DATASETS["osie"]
-    monkeypatch.setitem(download.DATASETS, "osie", download.Dataset(
-        f"{server.url}/master.zip", None, spec.members, manifest=spec.manifest, strip_root=True))
+    with_source(monkeypatch, "osie", url=f"{server.url}/master.zip")
     monkeypatch.setenv("DEEPGAZE_DATA", str(tmp_path))
     assert main(["download", "osie"]) == 0
     assert capsys.readouterr().out.strip() == f"osie: {tmp_path / 'osie'}"
     server.truncate.add("/master.zip")
     assert main(["download", "osie", "--to", str(tmp_path / "other")]) == 1
     assert capsys.readouterr().err.replace("\r", "\n").splitlines()[-1].startswith("error: ")
+
+
+# -- networks --------------------------------------------------------------------------
+def test_network_download_offline_says_where_to_put_the_file(tmp_path, monkeypatch):
+    closed = "http://127.0.0.1:9/bvlc_alexnet.caffemodel"  # the discard port: connection refused
+    monkeypatch.setitem(download.NETWORK_FILES, "bvlc_alexnet", [("bvlc_alexnet.caffemodel", closed, "0" * 40)])
+    with pytest.raises(download.DownloadError, match=r"place it at .*bvlc_alexnet.caffemodel \(SHA-1 0{40}\)"):
+        download.download_network("bvlc_alexnet", tmp_path, timeout=5)
+    assert leftovers(tmp_path) == []
+
+
+def test_network_download_verifies_the_checksum(server, tmp_path, monkeypatch):
+    body = b"the bytes of a caffemodel" * 1000
+    server.files["/net.caffemodel"] = body
+    good = hashlib.sha1(body).hexdigest()
+    target = tmp_path / "out"
+    monkeypatch.setitem(download.NETWORK_FILES, "bvlc_alexnet", [("net.caffemodel", f"{server.url}/net.caffemodel",
+                                                                   "f" * 40)])
+    with pytest.raises(download.DownloadError, match=f"SHA-1 {good} differs from the expected f{{40}}"):
+        download.download_network("bvlc_alexnet", target)
+    assert leftovers(target) == []
+    monkeypatch.setitem(download.NETWORK_FILES, "bvlc_alexnet", [("net.caffemodel", f"{server.url}/net.caffemodel",
+                                                                   good)])
+    assert download.download_network("bvlc_alexnet", target) == target
+    assert (target / "net.caffemodel").read_bytes() == body
+    server.files.clear()                                      # there and whole: nothing is fetched again
+    assert download.download_network("bvlc_alexnet", target) == target
+
+
+def test_network_download_command_fails_cleanly_offline(tmp_path, monkeypatch, capsys):
+    from repro.__main__ import main
+
+    closed = "http://127.0.0.1:9/x.caffemodel"
+    monkeypatch.setitem(download.NETWORK_FILES, "bvlc_reference_caffenet", [("x.caffemodel", closed, None)])
+    assert main(["download", "bvlc_reference_caffenet", "--to", str(tmp_path)]) == 1
+    assert f"place it at {tmp_path / 'x.caffemodel'}" in capsys.readouterr().err
+
+
+def test_only_datasets_with_a_source_download():
+    assert DATASETS["demo"].source is None
+    with pytest.raises(ValueError, match=r"unknown dataset 'demo'; choose one of \['mit1003', 'osie'\]"):
+        download.download_dataset("demo", "unused")

@@ -11,9 +11,9 @@ import pytest
 
 from repro import crossvalidation, metrics
 from repro import experiments as ex
-from repro.demo import DEMO_LABEL, alexnet_prototxt, gaussian_centerbias, random_alexnet
-from repro.density import DensityFunction
+from repro.datasets.demo import DEMO_LABEL
 from repro.network import ALEXNET_LAYERS
+from repro.planted import alexnet_prototxt, planted_log_densities, random_alexnet
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ["fig5_layers", "fig3_information_gain", "fig4_auc", "fig8_regularization", "fig1_examples",
@@ -122,8 +122,7 @@ def test_demo_grid_recovers_the_planted_model_for_held_out_subjects(grid_cache, 
     setup = demo_setup(quick=False)
     scores = ex.aggregate(ex.run_grid([ex.fit_config(setup, ["conv5"], s) for s in setup.folds], grid_cache,
                                       progress=False))
-    planted = DensityFunction(lambda n: setup.planted.log_density_from_features(
-        setup.store.features(setup.stimuli[n], ["conv5"]), gaussian_centerbias(setup.stimuli[n].shape[:2])))
+    planted = planted_log_densities(setup.stimuli, setup.store, seed=setup.options["seed"])
     on_train = np.isin(setup.fixations.n, setup.train)
     planted_ig = metrics.information_gain(metrics.log_likelihoods(planted, setup.fixations.filter(on_train)),
                                           setup.cb_ll[on_train])

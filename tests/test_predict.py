@@ -120,3 +120,29 @@ def test_a_datasets_centre_bias_template_is_fitted_once_then_read(data_dir, tmp_
     expected = fit_center_bias(stimuli.sizes, fixations, frame=(100, 100)).log_density_of(image)
     np.testing.assert_allclose(again.log_density_of(image), expected, rtol=1e-10)
     assert center_bias_template(str(path)).eps == template.eps and center_bias_template("uniform") is None
+
+
+def test_predict_and_the_experiments_find_the_same_alexnet(tmp_path, monkeypatch):
+    """One lookup (repro.paths.find_weights): the data directory's copy, then weights/; a given folder only."""
+    from argparse import Namespace
+
+    from repro import experiments as ex
+    from repro.paths import find_weights
+
+    monkeypatch.setenv("DEEPGAZE_WEIGHTS", str(tmp_path / "weights"))
+    for folder in (tmp_path / "data" / "weights" / "bvlc_alexnet", tmp_path / "weights" / "bvlc_alexnet"):
+        folder.mkdir(parents=True)
+        for name in ("deploy.prototxt", "a.v1.caffemodel", "a.v2.caffemodel"):
+            (folder / name).write_text(name)
+    data = tmp_path / "data"
+    found = find_weights("bvlc_alexnet", data=data)
+    assert found == (data / "weights" / "bvlc_alexnet" / "deploy.prototxt",
+                     data / "weights" / "bvlc_alexnet" / "a.v2.caffemodel")
+    options = ex.options_of(Namespace(dataset="demo", data_dir=str(data), weights=None, quick=True, seed=0))
+    assert options["weights"] == str(found[0].parent.resolve())
+    assert find_weights("bvlc_alexnet")[0].parent == tmp_path / "weights" / "bvlc_alexnet"
+    (data / "weights" / "bvlc_alexnet" / "a.v1.caffemodel").unlink()
+    (data / "weights" / "bvlc_alexnet" / "a.v2.caffemodel").unlink()
+    assert find_weights("bvlc_alexnet", data=data)[0].parent == tmp_path / "weights" / "bvlc_alexnet"
+    with pytest.raises(FileNotFoundError, match="no deploy.prototxt and \\*.caffemodel there"):
+        find_weights("bvlc_alexnet", data / "weights" / "bvlc_alexnet")

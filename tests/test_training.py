@@ -6,7 +6,8 @@ import pytest
 from repro import metrics
 from repro.bfloat16 import compact, expand
 from repro.datasets import Fixations, load_osie
-from repro.demo import demo_stimuli, random_alexnet
+from repro.datasets.demo import demo_stimuli
+from repro.planted import random_alexnet
 from repro.features import FeatureExtractor, FeatureStore, feature_scales
 from repro.density import DensityFunction, DensityModel
 from repro.model import DeepGazeI, Stacker

@@ -3,23 +3,24 @@
 One home for each part:
 
 - :mod:`~repro.datasets.core`: the data types (:class:`Stimuli`, :class:`Fixations`), the check of
-  fixations against their images, generic splits and :class:`Dataset`, what the package knows of one
-  dataset;
+  fixations against their images, generic splits, :class:`Dataset`, what the package knows of one
+  dataset, and :class:`Archive`, where it can be downloaded from;
 - :mod:`~repro.datasets.tables`: fixation tables (CSV), :mod:`~repro.datasets.hdf5`: pysaliency's
   HDF5 files;
-- one file per dataset, each defining its loader, split, label and ``DATASET``:
+- one file per dataset, each defining its loader, split, label, official source and ``DATASET``:
   :mod:`~repro.datasets.osie`, :mod:`~repro.datasets.mit1003`, :mod:`~repro.datasets.demo` (the
-  embedded demonstration data, made by :mod:`repro.demo`).
+  embedded demonstration data, made from a planted model its loader takes, :mod:`repro.planted`).
 
 :data:`DATASETS` holds them by name; the experiments (``--dataset``) and the command line
-(``train --dataset``, ``predict --centerbias``) read it. Adding a dataset: a file beside
-``osie.py`` defining ``DATASET``, and its name in :data:`DATASETS` below.
+(``train --dataset``, ``predict --centerbias``, ``download``: :mod:`repro.download`) read it. Adding a
+dataset: a file beside ``osie.py`` defining ``DATASET``, and its name in :data:`DATASETS` below.
 """
 from pathlib import Path
 
 from . import demo, mit1003, osie
-from .core import (Dataset, Fixations, Stimuli, alternate_split, check_fixations, check_points, drop_invalid,
-                   group_by_image, load_image, outside, subject_folds)
+from .core import (Archive, Dataset, Fixations, Stimuli, alternate_split, check_fixations, check_points,
+                   drop_invalid, group_by_image, load_image, outside, subject_folds)
+from .demo import load_demo
 from .hdf5 import read_hdf5, write_hdf5
 from .mit1003 import MIT1003_COLUMNS, load_mit1003, mit1003_split
 from .osie import load_osie, osie_split
@@ -29,7 +30,8 @@ __all__ = ["Stimuli", "Fixations", "group_by_image", "load_image", "outside", "c
            "drop_invalid", "load_osie",
            "load_fixation_table", "load_mit1003", "MIT1003_COLUMNS", "DATASET_FOLDERS", "dataset_folder",
            "load_dataset", "read_table", "float_column", "read_hdf5", "write_hdf5",
-           "mit1003_split", "osie_split", "subject_folds", "alternate_split", "Dataset", "DATASETS"]
+           "mit1003_split", "osie_split", "load_demo", "subject_folds", "alternate_split", "Archive", "Dataset",
+           "DATASETS"]
 
 #: The registry: every dataset the package knows (:class:`Dataset`), by name, the demonstration data first.
 DATASETS = {spec.name: spec for spec in (demo.DATASET, osie.DATASET, mit1003.DATASET)}
@@ -65,6 +67,7 @@ def dataset_folder(name, data_dir):
 
 
 def load_dataset(name, data_dir, *, keep_first):
-    """``(stimuli, fixations)`` of dataset ``name`` from its folder in ``data_dir`` (its registered loader)."""
+    """``(stimuli, fixations)`` of dataset ``name`` (one with a folder) from its folder in ``data_dir``, by its
+    loader."""
     folder = dataset_folder(name, data_dir)
     return DATASETS[name].load(folder, keep_first=keep_first)

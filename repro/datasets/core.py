@@ -21,7 +21,7 @@ from PIL import Image, UnidentifiedImageError
 log = logging.getLogger(__package__)          # one logger for the package: "repro.datasets"
 
 __all__ = ["Stimuli", "Fixations", "group_by_image", "load_image", "outside", "check_points", "check_fixations",
-           "drop_invalid", "alternate_split", "subject_folds", "Dataset"]
+           "drop_invalid", "alternate_split", "subject_folds", "Archive", "Dataset"]
 
 
 # --------------------------------------------------------------------------- stimuli
@@ -447,8 +447,42 @@ def subject_folds(fixations):
 # --------------------------------------------------------------------------- datasets
 
 @dataclass(frozen=True)
+class Archive:
+    """Where a dataset comes from: its official archive, and how the archive maps onto the layout its loader reads.
+
+    :func:`repro.download.download_dataset` fetches it, checks it and unpacks it.
+
+    Attributes
+    ----------
+    url : str
+        The official archive (zip).
+    checksum : str or None
+        ``"<algorithm>:<hex>"`` of the archive, where it is fixed (GitHub's archives are not byte-stable).
+    members : tuple of (pattern, folder)
+        Archive members whose path (below the archive's top folder, with ``strip_root``) matches ``pattern``
+        (:mod:`fnmatch`) go to ``folder`` under their own name.
+    manifest : str or None
+        ``repro/manifests/<manifest>``: ``sha256  relative path`` of every file the layout must hold.
+    count : int or None
+        Number of images the layout must hold (where no manifest lists them).
+    strip_root : bool
+        The archive holds one top folder (as GitHub's do) that ``members`` do not name.
+    note : str
+        What the user must add by hand, printed after the download.
+    """
+
+    url: str
+    checksum: object
+    members: tuple
+    manifest: object = None
+    count: object = None
+    strip_root: bool = False
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class Dataset:
-    """What the package knows of one dataset: its folder, loader, split, and name in titles.
+    """What the package knows of one dataset: its folder, loader, split, name in titles and official source.
 
     Every dataset's file (``repro/datasets/osie.py``, ...) defines one, ``DATASET``; the registry
     :data:`repro.datasets.DATASETS` holds them by name.
@@ -461,12 +495,15 @@ class Dataset:
         Its name in figure titles and results records, e.g. ``"OSIE (Xu et al. 2014)"``.
     split : callable
         ``split(stimuli) -> (train, test)``: the image indices (ndarray of int) of the two halves.
-    load : callable or None
-        ``load(folder, *, keep_first) -> (Stimuli, Fixations)``; None for the demonstration data,
-        which :func:`repro.demo.demo_dataset` makes from a network.
+    load : callable
+        ``load(folder, *, keep_first) -> (Stimuli, Fixations)``, ``folder`` being the one of :attr:`folders`
+        found in the data directory. A dataset without folders is made, not read: its loader gets
+        ``folder=None`` and takes what it is made from as further keyword arguments (the demonstration data:
+        :func:`repro.datasets.demo.load_demo`).
     folders : tuple of str
         Its folder in the data directory, the first of these that exists (the first is the whole
-        dataset; later ones may hold a part of it); empty for the demonstration data.
+        dataset, where :func:`repro.download.download_dataset` puts it; later ones may hold a part of it);
+        empty for the demonstration data.
     fixation_file : str or None
         The file of its fixations in its folder (its checksum names the cached centre-bias template of
         ``python -m repro predict --centerbias NAME``).
@@ -475,18 +512,31 @@ class Dataset:
         sizes, :func:`repro.centerbias.fit_center_bias`); None: each image's own size.
     subset_label : str or None
         The label when its folder is not the first of ``folders`` (a part of the dataset).
+    forced_start : bool
+        Its trials begin with a fixation the observers were made to make (near the centre), which
+        ``keep_first=False`` drops. False for the demonstration data: every fixation is sampled from a
+        density, and its loader ignores ``keep_first``.
+    source : Archive or None
+        Its official archive, for ``python -m repro download NAME``; None: it cannot be downloaded.
     """
     name: str
     label: str
     split: object
-    load: object = None
+    load: object
     folders: tuple = ()
     fixation_file: str = None
     center_bias_frame: tuple = None
     subset_label: str = None
+    forced_start: bool = True
+    source: Archive = None
 
-    def label_of(self, folder):
-        """The label of the data in ``folder``: :attr:`subset_label` unless it is the first of :attr:`folders`."""
-        if self.subset_label is not None and Path(folder).name != self.folders[0]:
-            return self.subset_label
-        return self.label
+    def label_of(self, folder, keep_first=True):
+        """The label of the data loaded from ``folder`` (None: no folder) with ``keep_first``.
+
+        :attr:`subset_label` unless ``folder`` is the first of :attr:`folders`, followed by
+        ``", first fixation dropped"`` where ``keep_first`` is False and the trials have a forced start.
+        """
+        label = self.label
+        if self.subset_label is not None and folder is not None and Path(folder).name != self.folders[0]:
+            label = self.subset_label
+        return label if keep_first or not self.forced_start else f"{label}, first fixation dropped"

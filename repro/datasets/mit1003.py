@@ -3,7 +3,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .core import Dataset
+from .core import Archive, Dataset
 from .tables import load_fixation_table
 
 __all__ = ["MIT1003_COLUMNS", "load_mit1003", "mit1003_split", "DATASET"]
@@ -53,7 +53,14 @@ def mit1003_split(stimuli):
 
 #: What the package knows of MIT1003 (:class:`repro.datasets.Dataset`). Its folder in the data directory:
 #: MIT1003 whole (as ``python -m repro download mit1003`` writes it), else the 100-image subset of the
-#: project's shared data, labelled as a subset.
+#: project's shared data, labelled as a subset. Its source: Judd's stimuli archive ``ALLSTIMULI.zip``, checked
+#: by its MD5 (the checksum pysaliency uses for the same file) and the count of its 1003 images; its fixations
+#: are not in it.
 DATASET = Dataset(name="mit1003", label="MIT1003 (Judd et al. 2009)", split=mit1003_split, load=load_mit1003,
                   folders=("mit1003", "mit1003-subset"), fixation_file=FIXATION_FILE,
-                  center_bias_frame=CENTER_BIAS_FRAME, subset_label="MIT1003 subset (Judd et al. 2009)")
+                  center_bias_frame=CENTER_BIAS_FRAME, subset_label="MIT1003 subset (Judd et al. 2009)",
+                  source=Archive(url="http://people.csail.mit.edu/tjudd/WherePeopleLook/ALLSTIMULI.zip",
+                                 checksum="md5:0d7df8b954ecba69b6796e77b9afe4b6",
+                                 members=(("ALLSTIMULI/*.jpeg", "stimuli"),), count=1003,
+                                 note="MIT1003's fixations are not in ALLSTIMULI.zip: add a table with "
+                                      "--fixations TABLE (see README, 'Real data and weights')"))

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .core import Dataset, Fixations, Stimuli, alternate_split, drop_invalid
+from .core import Archive, Dataset, Fixations, Stimuli, alternate_split, drop_invalid
 
 __all__ = ["load_osie", "osie_split", "DATASET"]
 
@@ -73,6 +73,13 @@ def osie_split(stimuli):
     return alternate_split(stimuli)
 
 
-#: What the package knows of OSIE (:class:`repro.datasets.Dataset`).
+#: What the package knows of OSIE (:class:`repro.datasets.Dataset`). Its source: the NUS VIP lab's repository
+#: archive, whose 700 images and ``fixations.mat`` are checked file by file against ``repro/manifests/osie.sha256``
+#: (SHA-256 of the copies this project was developed on; GitHub's archives are not byte-stable).
 DATASET = Dataset(name="osie", label="OSIE (Xu et al. 2014)", split=osie_split, load=load_osie,
-                  folders=("osie",), fixation_file=FIXATION_FILE)
+                  folders=("osie",), fixation_file=FIXATION_FILE,
+                  source=Archive(
+                      url="https://github.com/NUS-VIP/predicting-human-gaze-beyond-pixels/archive/master.zip",
+                      checksum=None, members=(("data/stimuli/*.jpg", "stimuli"), ("data/eye/fixations.mat", ""),
+                                              ("LICENSE", "")),
+                      manifest="osie.sha256", strip_root=True))

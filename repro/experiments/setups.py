@@ -3,18 +3,17 @@ worker, from the options in a fit's configuration) builds once per process."""
 import argparse
 import json
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
+from functools import lru_cache, partial
 
 import numpy as np
 
 from .. import paths
 from ..centerbias import fit_center_bias
 from ..datasets import DATASET_FOLDERS, DATASETS, dataset_folder
-from ..demo import demo_dataset, random_alexnet
 from ..features import FeatureExtractor, FeatureStore
 from ..goldstandard import fit_gold_standard
 from ..network import Network
+from ..planted import planted_log_densities, random_alexnet
 
 __all__ = ["QUICK", "FULL", "NETWORKS", "GOOGLENET_LAYER", "parser", "options_of", "Setup", "alexnet",
            "googlenet_weights", "googlenet", "setup_store", "load_setup"]
@@ -37,7 +36,8 @@ def parser(description):
                    help=f"demo (embedded, no download), {', '.join(on_disk[:-1])} or {on_disk[-1]} (under --data-dir)")
     p.add_argument("--data-dir", help="data directory (default: DEEPGAZE_DATA)")
     p.add_argument("--weights", help="folder with AlexNet's deploy.prototxt and *.caffemodel "
-                                     "(default: <data-dir>/weights/bvlc_alexnet if present)")
+                                     "(default: <data-dir>/weights/bvlc_alexnet, else weights/bvlc_alexnet, "
+                                     "if present)")
     p.add_argument("--quick", action="store_true", help="small, fast configuration (CI)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=0, help="local dask workers (0: run serially)")
@@ -51,17 +51,16 @@ def parser(description):
 
 
 def options_of(args):
-    """The options that determine the dataset and network, as a plain (JSON-able) dict."""
+    """The options that determine the dataset and network, as a plain (JSON-able) dict.
+
+    ``weights`` is the folder of AlexNet's files, ``--weights`` or where :func:`repro.paths.find_weights` finds
+    them (the data directory's, else the one ``python -m repro download bvlc_alexnet`` fetched), or None.
+    """
     data = paths.data_dir(args.data_dir, required=args.dataset in DATASET_FOLDERS or args.weights is not None)
     if data is None and args.data_dir is None:
         data = paths.data_dir(None, required=False)
-    if args.weights:
-        weights = Path(args.weights)
-        if not (weights / "deploy.prototxt").is_file():
-            raise FileNotFoundError(f"--weights {weights}: no deploy.prototxt there")
-    else:       # the data directory's AlexNet, else the one 'python -m repro download bvlc_alexnet' fetched
-        candidates = ([data / "weights" / "bvlc_alexnet"] if data else []) + [paths.weights_dir() / "bvlc_alexnet"]
-        weights = next((c for c in candidates if (c / "deploy.prototxt").is_file()), None)
+    found = paths.find_weights("bvlc_alexnet", args.weights or None, data)
+    weights = found[0].parent if found else None
     return {"dataset": args.dataset, "data_dir": str(data) if data else None,
             "weights": str(weights.resolve()) if weights else None, "quick": bool(args.quick), "seed": args.seed}
 
@@ -87,8 +86,6 @@ class Setup:
     stores, notes : dict
         Feature store and weights note of each network used so far, by name: AlexNet's from the start,
         others added by :func:`setup_store`.
-    planted : repro.model.DeepGazeI or None
-        The model that generated the demonstration fixations.
     store, network_note
         AlexNet's (the paper's network) feature store and weights note: ``stores['alexnet']``,
         ``notes['alexnet']``.
@@ -105,7 +102,6 @@ class Setup:
     gold_ll: np.ndarray
     stores: dict
     notes: dict
-    planted: object = None
 
     @property
     def store(self):
@@ -119,22 +115,15 @@ class Setup:
 def alexnet(options):
     """AlexNet in ``full`` padding: the real weights if ``options['weights']`` names them, else random."""
     if options["weights"]:
-        folder = Path(options["weights"])
-        models = sorted(folder.glob("*.caffemodel"))
-        if not models:
-            raise FileNotFoundError(f"no .caffemodel in {folder}")
-        return Network(folder / "deploy.prototxt", models[-1], padding="full", last_layer="pool5"), \
-            f"AlexNet, weights {models[-1].name}"
+        prototxt, caffemodel = paths.find_weights("bvlc_alexnet", options["weights"])
+        return Network(prototxt, caffemodel, padding="full", last_layer="pool5"), f"AlexNet, weights {caffemodel.name}"
     return random_alexnet(options["seed"]), "AlexNet architecture with deterministic RANDOM weights (no pretrained weights found)"
 
 
 def googlenet_weights(options):
-    """``<data>/weights/bvlc_googlenet`` if it holds ``deploy.prototxt`` and ``bvlc_googlenet.caffemodel``, else None."""
-    if not options["data_dir"]:
-        return None
-    folder = Path(options["data_dir"]) / "weights" / "bvlc_googlenet"
-    found = all((folder / name).is_file() for name in ("deploy.prototxt", "bvlc_googlenet.caffemodel"))
-    return folder if found else None
+    """``(prototxt, caffemodel)`` of BVLC GoogLeNet, ``bvlc_googlenet`` where :func:`repro.paths.find_weights` finds
+    it (``<data>/weights/bvlc_googlenet``, else ``weights/bvlc_googlenet``), or None."""
+    return paths.find_weights("bvlc_googlenet", data=options["data_dir"])
 
 
 def googlenet(options):
@@ -163,13 +152,14 @@ def googlenet(options):
         When :func:`googlenet_weights` finds no weights (no random stand-in: the readout of a random
         GoogLeNet would say nothing about GoogLeNet).
     """
-    folder = googlenet_weights(options)
-    if folder is None:
-        raise FileNotFoundError(f"no GoogLeNet weights (deploy.prototxt, bvlc_googlenet.caffemodel) under "
-                                f"<data>/weights/bvlc_googlenet (data: {options['data_dir']})")
-    network = Network(folder / "deploy.prototxt", folder / "bvlc_googlenet.caffemodel", padding="caffe",
-                      last_layer=GOOGLENET_LAYER)
-    return network, f"GoogLeNet, weights bvlc_googlenet.caffemodel, caffe padding, layer {GOOGLENET_LAYER}"
+    found = googlenet_weights(options)
+    if found is None:
+        raise FileNotFoundError(f"no GoogLeNet weights (deploy.prototxt, *.caffemodel) under "
+                                f"<data>/weights/bvlc_googlenet (data: {options['data_dir']}) or "
+                                f"{paths.weights_dir() / 'bvlc_googlenet'}")
+    prototxt, caffemodel = found
+    network = Network(prototxt, caffemodel, padding="caffe", last_layer=GOOGLENET_LAYER)
+    return network, f"GoogLeNet, weights {caffemodel.name}, caffe padding, layer {GOOGLENET_LAYER}"
 
 
 def _check_network(network):
@@ -198,19 +188,26 @@ def _subset(stimuli, fixations, train, test, n):
         np.arange(len(train[:n]), len(keep))
 
 
+def _made_from(spec, options, store):
+    """What the loader of dataset ``spec`` takes beyond its folder: nothing, but for the demonstration data
+    (:func:`repro.datasets.demo.load_demo`), which are made from this setup's AlexNet (``store``), a readout
+    of it planted with the seed of ``options`` (:func:`repro.planted.planted_log_densities`), and 4 subjects
+    in quick mode, 6 otherwise."""
+    if spec.name != "demo":
+        return {}
+    return {"log_densities": partial(planted_log_densities, store=store, seed=options["seed"]),
+            "n_subjects": 4 if options["quick"] else 6, "seed": options["seed"]}
+
+
 @lru_cache(maxsize=4)
 def _load_setup(options_json):
     options = json.loads(options_json)
     network, note = alexnet(options)
     store = FeatureStore(FeatureExtractor(network))
-    spec, planted = DATASETS[options["dataset"]], None
-    if spec.load is None:                                # the demonstration data, made from the network
-        stimuli, fixations, planted = demo_dataset(store, n_subjects=4 if options["quick"] else 6, seed=options["seed"])
-        label = spec.label
-    else:
-        folder = dataset_folder(spec.name, paths.data_dir(options["data_dir"]))
-        stimuli, fixations = spec.load(folder, keep_first=False)
-        label = f"{spec.label_of(folder)}, first fixation dropped"
+    spec = DATASETS[options["dataset"]]
+    folder = dataset_folder(spec.name, paths.data_dir(options["data_dir"])) if spec.folders else None
+    stimuli, fixations = spec.load(folder, keep_first=False, **_made_from(spec, options, store))
+    label = spec.label_of(folder, keep_first=False)
     train, test = spec.split(stimuli)
     if options["quick"]:
         stimuli, fixations, train, test = _subset(stimuli, fixations, train, test, QUICK["images"])
@@ -224,7 +221,7 @@ def _load_setup(options_json):
     cb_ll = center_bias.log_likelihoods()
     gold_ll = fit_gold_standard(stimuli.sizes, fixations, center_bias).log_likelihoods(cb_ll)
     return Setup(options, stimuli, fixations, np.asarray(train), np.asarray(test), [int(s) for s in folds], label,
-                 center_bias, cb_ll, gold_ll, {"alexnet": store}, {"alexnet": note}, planted)
+                 center_bias, cb_ll, gold_ll, {"alexnet": store}, {"alexnet": note})
 
 
 def load_setup(options):

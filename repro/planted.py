@@ -1,36 +1,24 @@
-"""The embedded demonstration dataset: runs anywhere, downloads nothing, means nothing about human gaze.
+"""What the demonstration data are made from: AlexNet, and a DeepGaze I readout of it with planted weights.
 
-* Images: twelve sample photographs shipped inside scikit-image (``skimage.data``), resized so their
-  longer side is :data:`DEMO_SIDE` pixels (grey ones repeated to RGB).
-* Network: the real pretrained AlexNet when its weights are given, otherwise :func:`random_alexnet`,
+* Network: the real pretrained AlexNet when its weights are found, otherwise :func:`random_alexnet`,
   the same architecture (the paper's 15 layers) with deterministic random weights.
-* Fixations: sampled from a *planted* DeepGaze I readout of ``conv5`` (a few features with known
-  weights, a blur and a Gaussian centre bias), so the fixations follow a model of exactly the
-  paper's form. Everything is a pure function of the seed.
+* Planted model: a DeepGaze I readout of ``conv5`` (:func:`planted_model`: a few features with known
+  weights, a blur and a Gaussian centre bias), whose log-densities (:func:`planted_log_densities`) the
+  demonstration fixations are sampled from by :func:`repro.datasets.demo.load_demo`.
 
-Every figure made from it is labelled as demonstration data (:data:`DEMO_LABEL`).
+Everything is a pure function of the network and the seed.
 """
 import hashlib
 
 import numpy as np
 
 from . import caffe
-from .datasets import Fixations, Stimuli
-from .datasets.demo import DEMO_LABEL  # the label lives in the registry's file of the demo data
 from .features import feature_scales
 from .model import DeepGazeI
 from .network import Network
 from .paths import cache_dir
 
-__all__ = ["DEMO_LABEL", "DEMO_SIDE", "DEMO_IMAGES", "alexnet_prototxt", "random_alexnet", "demo_stimuli",
-           "gaussian_centerbias", "planted_model", "sample_fixations", "demo_dataset"]
-
-#: Longer side of the demonstration images in pixels.
-DEMO_SIDE = 256
-#: scikit-image sample photographs used (``skimage.data`` function names; ``motorcycle`` is the
-#: left view of ``stereo_motorcycle``).
-DEMO_IMAGES = ("astronaut", "camera", "chelsea", "coffee", "coins", "hubble_deep_field",
-               "immunohistochemistry", "moon", "motorcycle", "page", "rocket", "text")
+__all__ = ["alexnet_prototxt", "random_alexnet", "gaussian_centerbias", "planted_model", "planted_log_densities"]
 
 # The Caffe AlexNet trunk (conv1 ... pool5): name, type, parameters. Architecture facts of
 # Krizhevsky et al. (2012) as Caffe publishes them (BVLC's ``bvlc_alexnet``).
@@ -97,22 +85,6 @@ def random_alexnet(seed=0, padding="full"):
     return Network.from_model(model, padding=padding)
 
 
-def demo_stimuli(side=DEMO_SIDE):
-    """The demonstration photographs as :class:`repro.datasets.Stimuli` (ids = ``skimage.data`` names)."""
-    from skimage import data, transform
-
-    images = []
-    for name in DEMO_IMAGES:
-        image = data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(data, name)()
-        if image.ndim == 2:
-            image = np.repeat(image[:, :, None], 3, axis=2)
-        scale = side / max(image.shape[:2])
-        shape = tuple(int(round(n * scale)) for n in image.shape[:2])
-        resized = transform.resize(image[:, :, :3], shape, order=1, anti_aliasing=True, preserve_range=True)
-        images.append(np.clip(np.round(resized), 0, 255).astype(np.uint8))
-    return Stimuli(images=images, ids=DEMO_IMAGES)
-
-
 def gaussian_centerbias(shape, width=0.3):
     """Log of an isotropic Gaussian around the image centre (std ``width`` x the longer side), normalised."""
     rows, cols = np.mgrid[:shape[0], :shape[1]]
@@ -147,56 +119,28 @@ def planted_model(features, shapes, geometry, layer="conv5", n_active=8, seed=0)
                      metadata={"planted": True, "seed": seed})
 
 
-def sample_fixations(log_densities, n_subjects, per_trial, seed=0):
-    """Sample fixations from per-image log-densities.
+def planted_log_densities(stimuli, store, seed=0):
+    """The log-densities of the planted conv5 readout (:func:`planted_model`) on ``stimuli``, each image's
+    :func:`gaussian_centerbias` its prior.
+
+    What :func:`repro.datasets.demo.load_demo` samples the demonstration fixations from (its
+    ``log_densities``, with ``store`` and ``seed`` bound).
 
     Parameters
     ----------
-    log_densities : list of ndarray, each (H, W)
-    n_subjects, per_trial : int
-        Every subject makes ``per_trial`` fixations on every image.
-
-    Returns
-    -------
-    repro.datasets.Fixations
-        Positions uniformly jittered within the sampled pixel.
-    """
-    rng = np.random.RandomState(seed)
-    columns = {name: [] for name in ("x", "y", "n", "subject", "index_in_trial")}
-    for n, log_density in enumerate(log_densities):
-        p = np.exp(log_density.astype(np.float64)).ravel()
-        for subject in range(n_subjects):
-            pixels = rng.choice(p.size, per_trial, p=p / p.sum())
-            row, col = np.divmod(pixels, log_density.shape[1])
-            columns["x"].append(col + rng.uniform(0, 1, per_trial))
-            columns["y"].append(row + rng.uniform(0, 1, per_trial))
-            columns["n"].append(np.full(per_trial, n))
-            columns["subject"].append(np.full(per_trial, subject))
-            columns["index_in_trial"].append(np.arange(per_trial))
-    return Fixations(**{key: np.concatenate(values) for key, values in columns.items()})
-
-
-def demo_dataset(store, n_subjects=8, per_trial=12, seed=0):
-    """The demonstration dataset: photographs and fixations sampled from a planted conv5 readout.
-
-    Parameters
-    ----------
-    store : repro.features.FeatureStore
-        Features of the network the planted model reads (real or :func:`random_alexnet`).
-    n_subjects, per_trial : int
-    seed : int
-
-    Returns
-    -------
     stimuli : repro.datasets.Stimuli
-    fixations : repro.datasets.Fixations
-    planted : repro.model.DeepGazeI
-        Its maps are placed at their receptive-field centres, as the experiments fit them.
+    store : repro.features.FeatureStore
+        Features of the network the planted model reads (real or :func:`random_alexnet`); its maps are
+        placed at their receptive-field centres, as the experiments fit them.
+    seed : int
+        Of the planted weights.
+
+    Returns
+    -------
+    list of ndarray, each (H, W)
     """
-    stimuli = demo_stimuli()
     features = [store.features(image, ["conv5"])[0] for image in stimuli]
     planted = planted_model(features, [image.shape[:2] for image in stimuli], store.extractor.geometry(["conv5"]),
                             seed=seed)
-    densities = [planted.log_density_from_features([f], gaussian_centerbias(image.shape[:2]))
-                 for f, image in zip(features, stimuli)]
-    return stimuli, sample_fixations(densities, n_subjects, per_trial, seed=seed), planted
+    return [planted.log_density_from_features([f], gaussian_centerbias(image.shape[:2]))
+            for f, image in zip(features, stimuli)]
