@@ -307,7 +307,7 @@ class DeepGazeI:
         Parameters
         ----------
         stacks : list of ndarray, each (C_l, B, h_l, w_l)
-            Per layer, the feature maps of the B images (see :func:`stack`): float32, or all bfloat16
+            Per layer, the feature maps of the B images (see :class:`Stacker`): float32, or all bfloat16
             bits (uint16, :func:`repro.bfloat16.compact`).
         grid : repro.resampling.ReadoutGrid
         theta : dict, optional
