@@ -74,6 +74,7 @@ def test_bad_shapes_and_types_are_named():
         is_compact([maps, expand(maps)])
 
 
+@pytest.mark.slow
 def test_the_readout_of_compact_stacks_is_that_of_their_expanded_maps(real_maps):
     """Saliency, log-likelihood and gradient from uint16 stacks equal those from the same values as float32."""
     stacks, geometry = real_maps

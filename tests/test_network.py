@@ -175,6 +175,7 @@ def googlenet(weights_source):
     return net, net.function(net.layer_names)
 
 
+@pytest.mark.slow
 def test_googlenet_every_layer_matches_opencv_and_sees_a_beagle(googlenet, weights_source, osie_dir):
     net, forward = googlenet
     rgb = _rgb(osie_dir / "stimuli/1009.jpg")
@@ -234,6 +235,7 @@ layer { name: "conv2" type: "Convolution" bottom: "lrn3" top: "conv2"
 """
 
 
+@pytest.mark.slow
 def test_layer_variants_match_opencv(weights_source, tmp_path):
     """Cases AlexNet and GoogLeNet do not exercise (padded/ceil/rectangular/global pooling,
     leaky ReLU, LRN with other parameters, dilated strided grouped convolution) on AlexNet's

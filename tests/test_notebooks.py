@@ -122,6 +122,7 @@ def test_sources_digest_follows_every_module(tmp_path):
     assert len({before, changed, digest(tmp_path)}) == 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(QUICK))
 def test_notebook_runs_on_osie(name, osie_dir, weights_source):
     data = osie_dir.parent

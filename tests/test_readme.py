@@ -62,6 +62,7 @@ def osie_mirror(osie_dir, tmp_path):
     server.httpd.server_close()
 
 
+@pytest.mark.slow
 def test_your_own_images_then_the_library_snippet(osie_mirror, weights_source, tmp_path):
     work = tmp_path / "work"
     work.mkdir()
