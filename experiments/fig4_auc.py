@@ -1,10 +1,14 @@
-"""Figure 4: AUC (centre-bias prior) and shuffled AUC (uniform prior) of DeepGaze I and the centre bias.
+"""Figure 4: AUC (centre-bias prior) and shuffled AUC (uniform prior) of DeepGaze I and the centre bias, in both families.
 
     python experiments/fig4_auc.py [--dataset demo|osie|mit1003] [--quick] [--workers N]
 
-On the test images of the chosen dataset (MIT300, the paper's benchmark, has no public fixations, so
-the paper's MIT300 values, AUC 84.40 % and shuffled AUC 71.69 %, are shown as published numbers).
-DeepGaze I: AlexNet conv5, lambda 0.001, fold models of the leave-one-subject-out cross-validation
+On the test images of the chosen dataset, each measure computed two ways: as pysaliency computes it
+(:mod:`repro.metrics`: every fixation against all pixels, or against all other images' fixations) and as the
+MIT Saliency Benchmark's code computed the paper's numbers (:mod:`repro.mit_metrics`: AUC-Judd with jitter;
+shuffled AUC against the fixated pixels of 10 other images, 100 random splits, thresholds in steps of 0.1 of the
+rescaled map; maps scored as densities). MIT300, the paper's benchmark, has no public fixations, so the paper's
+MIT300 values (AUC 84.40 %, shuffled AUC 71.69 %, MIT definitions) are shown as published numbers beside our MIT
+family. DeepGaze I: AlexNet conv5, lambda 0.001, fold models of the leave-one-subject-out cross-validation
 averaged. Writes results/fig4_auc.{png,pdf,csv,json}.
 """
 import sys
@@ -13,38 +17,53 @@ import time
 import numpy as np
 
 from repro import experiments as ex
-from repro import metrics
+from repro import metrics, mit_metrics
+
+#: The panels: (key of the rows, axis label), pysaliency's family above, the MIT benchmark's below.
+PANELS = (("auc", "AUC, centre-bias prior (%)\npysaliency definition"),
+          ("sauc", "shuffled AUC, uniform prior (%)\npysaliency definition"),
+          ("mit_auc", "AUC-Judd, centre-bias prior (%)\nMIT benchmark definition"),
+          ("mit_sauc", "shuffled AUC, uniform prior (%)\nMIT benchmark definition"))
 
 
 def main(argv=None):
     args = ex.parser(__doc__.splitlines()[0]).parse_args(argv)
     start = time.time()
     setup = ex.load_setup(ex.options_of(args))
-    grid = ex.grid_runner(args)([ex.fit_config(setup, ["conv5"], s) for s in setup.folds])
+    grid = ex.grid_runner(args)([ex.fit_config(setup, ["conv5"], s, mit=True) for s in setup.folds])
     scores = ex.aggregate(grid)
     test = setup.fixations.filter(np.isin(setup.fixations.n, setup.test))
-    cb = {n: setup.center_bias.log_density(n) for n in test.images}
-    rows = [{"model": "centre bias", "source": "this run, test images", "auc": 100 * metrics.auc(cb.__getitem__, test),
-             "sauc": 100 * metrics.shuffled_auc(cb.__getitem__, test, setup.stimuli.sizes)},
-            {"model": "DeepGaze I (conv5)", "source": "this run, test images", "auc": 100 * scores["auc_test"],
-             "sauc": 100 * scores["sauc_test"]},
-            {"model": "DeepGaze I", "source": "published (paper, MIT300)", "auc": 100 * ex.PAPER["auc_mit300"],
-             "sauc": 100 * ex.PAPER["sauc_mit300"]}]
+    cb = setup.center_bias                                            # leave-one-image-out, a density model
+    cb_mit = mit_metrics.benchmark_aucs(cb, cb, test, setup.stimuli.sizes)
+    this_run = "this run, test images"
+    rows = [{"model": "centre bias", "source": this_run, "auc": 100 * metrics.auc(cb, test),
+             "sauc": 100 * metrics.shuffled_auc(cb, test, setup.stimuli.sizes), "mit_auc": 100 * cb_mit["auc_judd"],
+             "mit_sauc": 100 * cb_mit["sauc"], "mit_sauc_splits": 100 * cb_mit["sauc_splits"]},
+            {"model": "DeepGaze I (conv5)", "source": this_run, "auc": 100 * scores["auc_test"],
+             "sauc": 100 * scores["sauc_test"], "mit_auc": 100 * scores["mit_auc_test"],
+             "mit_sauc": 100 * scores["mit_sauc_test"], "mit_sauc_splits": 100 * scores["mit_sauc_test_splits"]},
+            {"model": "DeepGaze I", "source": "published (paper, MIT300)", "auc": None, "sauc": None,
+             "mit_auc": 100 * ex.PAPER["auc_mit300"], "mit_sauc": 100 * ex.PAPER["sauc_mit300"], "mit_sauc_splits": None}]
 
     plt = ex.pyplot()
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4.5))
-    for ax, key, name in ((axes[0], "auc", "AUC, centre-bias prior (%)"), (axes[1], "sauc", "shuffled AUC, uniform prior (%)")):
-        ex.bar_chart(ax, rows, key, fmt="{:.2f}", published_note="MIT300, published")
+    figure, axes = plt.subplots(2, 2, figsize=(10, 8.5))
+    for ax, (key, name) in zip(axes.ravel(), PANELS):
+        shown = [row for row in rows if row[key] is not None]
+        ex.bar_chart(ax, shown, key, fmt="{:.2f}", published_note="MIT300, published")
         ax.axhline(50, color="k", lw=0.8, ls=":")
-        ax.set_ylim(min(40, min(r[key] for r in rows) - 5), 100)
+        ax.set_ylim(min(40, min(r[key] for r in shown) - 5), 100)
         ax.set_ylabel(name)
-    axes[0].legend(fontsize=8, loc="upper left")
-    ex.label_figure(figure, setup, "Figure 4: AUC and shuffled AUC on the test images "
-                                   "(MIT300 has no public fixations: its values are the paper's)")
+        ax.legend(fontsize=8, loc="upper left")
+    ex.label_figure(figure, setup, "Figure 4: AUC and shuffled AUC on the test images, pysaliency's definitions (top) "
+                                   "and the MIT benchmark's (bottom;\nMIT300 has no public fixations: its values are "
+                                   "the paper's, computed by the benchmark)")
     figure.tight_layout()
+    model, centre = rows[1], rows[0]
     ex.write_results("fig4_auc", figure, rows, setup, args, start=start, grids=[grid],
-                     line=f"DeepGaze I AUC {rows[1]['auc']:.2f} %, sAUC {rows[1]['sauc']:.2f} %; centre bias AUC "
-                          f"{rows[0]['auc']:.2f} %, sAUC {rows[0]['sauc']:.2f} % (paper, MIT300: 84.40 %, 71.69 %)")
+                     line=f"DeepGaze I AUC {model['auc']:.2f} %, sAUC {model['sauc']:.2f} % (MIT definitions: "
+                          f"{model['mit_auc']:.2f} %, {model['mit_sauc']:.2f} %); centre bias AUC {centre['auc']:.2f} %, "
+                          f"sAUC {centre['sauc']:.2f} % (MIT: {centre['mit_auc']:.2f} %, {centre['mit_sauc']:.2f} %); "
+                          f"paper, MIT300, MIT definitions: 84.40 %, 71.69 %")
     return rows
 
 

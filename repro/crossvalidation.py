@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import metrics
+from . import metrics, mit_metrics
+from .density import DensityFunction
 from .training import MEMORY_BUDGET, fixation_log_likelihoods, log_masses, prepare_images, saliencies, train_model
 
 __all__ = ["ROLES", "Prepared", "prepare", "fold", "score", "roles", "fold_scores", "aggregate",
@@ -194,7 +195,7 @@ def roles(fixations, subject, train_images, test_images):
             "test_images": np.isin(fixations.n, test_images)}
 
 
-def fold_scores(model, data, fixations, subject):
+def fold_scores(model, data, fixations, subject, mit=False):
     """The scores of the fold of held-out ``subject``: what every fold records, and :func:`aggregate` pools.
 
     Parameters
@@ -205,6 +206,9 @@ def fold_scores(model, data, fixations, subject):
     fixations : repro.datasets.Fixations
         The fixations ``data`` was prepared with.
     subject : int
+    mit : bool
+        Also score the test images as the MIT benchmark does (:func:`repro.mit_metrics.benchmark_aucs`, some 20 s
+        for OSIE's 350 test images).
 
     Returns
     -------
@@ -213,7 +217,8 @@ def fold_scores(model, data, fixations, subject):
         standard over the baseline (summed nats and the number of fixations; only with ``data.baseline_ll``);
         ``'sauc_train'``, ``'sauc_test'``: shuffled AUC with a uniform prior on the training / test images;
         ``'auc_test'``: AUC with the centre-bias prior on the test images; ``'w'``, ``'sigma'``, ``'alpha'``:
-        the fitted readout.
+        the fitted readout; with ``mit``, ``mit_auc_test`` (AUC-Judd, centre-bias prior), ``mit_sauc_test`` (shuffled
+        AUC, uniform prior) and ``mit_sauc_test_splits`` (its spread over the benchmark's random splits).
     """
     ll, with_prior, flat = score(model, data, len(fixations))
     on_train, on_test = np.isin(fixations.n, data.train_images), np.isin(fixations.n, data.test_images)
@@ -226,6 +231,11 @@ def fold_scores(model, data, fixations, subject):
                   sauc_test=metrics.shuffled_auc(flat, fixations.filter(on_test), data.sizes),
                   auc_test=metrics.auc(with_prior, fixations.filter(on_test)),
                   w=model.w.tolist(), sigma=model.sigma, alpha=model.alpha)
+    if mit:
+        found = mit_metrics.benchmark_aucs(DensityFunction(with_prior.__getitem__), DensityFunction(flat.__getitem__),
+                                           fixations.filter(on_test), data.sizes)
+        result.update(mit_auc_test=found["auc_judd"], mit_sauc_test=found["sauc"],
+                      mit_sauc_test_splits=found["sauc_splits"])
     return result
 
 
@@ -239,15 +249,17 @@ def aggregate(results):
     -------
     dict
         ``explained_<role>`` (fraction of the gold standard's gain) and ``ig_<role>`` (bit/fix) for each of
-        :data:`ROLES`; fold means of ``sauc_train``, ``sauc_test``, ``auc_test``.
+        :data:`ROLES`; fold means of ``sauc_train``, ``sauc_test``, ``auc_test`` and, where every fold has them, of the
+        MIT benchmark's ``mit_auc_test``, ``mit_sauc_test``, ``mit_sauc_test_splits``.
     """
     out = {}
     for role in ROLES:
         pooled = sum((metrics.InformationSums(**r["gains"][role]) for r in results), metrics.InformationSums())
         out[f"explained_{role}"] = pooled.explained_information
         out[f"ig_{role}"] = pooled.information_gain
-    for key in ("sauc_train", "sauc_test", "auc_test"):
-        out[key] = float(np.mean([r[key] for r in results]))
+    for key in ("sauc_train", "sauc_test", "auc_test", "mit_auc_test", "mit_sauc_test", "mit_sauc_test_splits"):
+        if all(key in r for r in results):
+            out[key] = float(np.mean([r[key] for r in results]))
     return out
 
 

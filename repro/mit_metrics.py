@@ -31,7 +31,7 @@ from .metrics import image_groups
 __all__ = ["MATLAB_EPS", "SplitAUC", "resize", "rescale", "fixation_map", "other_map", "auc_judd", "auc_borji",
            "auc_shuffled", "nss", "cc", "kl_divergence", "similarity", "info_gain", "saliency_map_of",
            "dataset_auc_judd", "dataset_auc_borji", "dataset_auc_shuffled", "dataset_nss", "dataset_info_gain",
-           "dataset_map_metric"]
+           "dataset_map_metric", "benchmark_aucs"]
 
 #: MATLAB's ``eps`` (``2 ** -52``), unrounded: what the benchmark's ``KLdiv`` and ``InfoGain`` add.
 #: (:data:`repro.metrics.MIT_EPS` is it rounded to 2.2204e-16.)
@@ -480,7 +480,8 @@ def dataset_auc_shuffled(saliency_maps, fixations, sizes, n_splits=100, step_siz
     Parameters
     ----------
     n_other : int, optional
-        Take the fixations of this many other images drawn at random (Borji's 10) instead of all others.
+        Take the fixations of this many other images drawn at random among those with fixations (the benchmark's
+        10) instead of all others.
     seed : int or numpy.random.RandomState
         One generator for everything, image after image.
 
@@ -489,10 +490,11 @@ def dataset_auc_shuffled(saliency_maps, fixations, sizes, n_splits=100, step_siz
     list of SplitAUC, one per image with fixations
     """
     rng = _random_state(seed)
-    count = len(sizes)
+    with_fixations = np.unique(fixations.n)
 
     def score(n, saliency, fixated):
-        images = None if n_other is None else rng.choice(np.delete(np.arange(count), n), n_other, replace=False)
+        others = with_fixations[with_fixations != n]
+        images = None if n_other is None else rng.choice(others, min(n_other, len(others)), replace=False)
         return auc_shuffled(saliency, fixated, other_map(fixations, sizes, n, images), n_splits, step_size, rng)
 
     return _each_image(saliency_maps, fixations, sizes, score)
@@ -528,3 +530,35 @@ def dataset_map_metric(metric, saliency_maps, other_maps, images):
     ndarray, shape (len(images),)
     """
     return np.array([metric(saliency_map_of(saliency_maps, n), saliency_map_of(other_maps, n)) for n in images])
+
+
+def benchmark_aucs(prior_maps, flat_maps, fixations, sizes, seed=0, n_other=10):
+    """The two numbers the paper's Figure 4 compares with MIT300, as the benchmark computes them on a set of images.
+
+    Parameters
+    ----------
+    prior_maps : DensityModel, callable, sequence or mapping
+        The maps with the model's centre bias (AUC-Judd is scored on them, with the benchmark's jitter).
+    flat_maps : DensityModel, callable, sequence or mapping
+        The maps without it (a uniform prior: shuffled AUC). May be ``prior_maps``, for a model with no prior of
+        its own (the centre bias itself).
+    fixations : repro.datasets.Fixations
+        The scored fixations; shuffled AUC's non-fixations are drawn from those of ``n_other`` other images
+        among them (the benchmark's 10), 100 splits at threshold steps of 0.1.
+    sizes : array_like, shape (n_images, 2)
+    seed : int
+        One ``RandomState(seed)`` for the jitter, another for the shuffled AUC's draws.
+    n_other : int
+
+    Returns
+    -------
+    dict
+        ``auc_judd`` and ``sauc``: means over the images (fractions); ``sauc_splits``: the standard deviation over
+        the 100 splits of the images' mean (each split's value averaged over the images): how much the
+        benchmark's random draws move the score.
+    """
+    judd = dataset_auc_judd(prior_maps, fixations, sizes, jitter=True, seed=seed)
+    shuffled = dataset_auc_shuffled(flat_maps, fixations, sizes, seed=seed, n_other=n_other)
+    per_split = np.mean([auc.splits for auc in shuffled], axis=0)            # (n_splits,): the score of each split
+    return {"auc_judd": float(np.mean(judd)), "sauc": float(np.mean(per_split)),
+            "sauc_splits": float(np.std(per_split, ddof=1))}

@@ -38,14 +38,16 @@ NOT_IN_FITS = ("__main__.py", "predict.py", "interop.py", "download.py", "experi
 FIT_SOURCES = paths.sources_digest(exclude=NOT_IN_FITS)
 
 
-def fit_config(setup, layers, subject, regularization=1e-3, network="alexnet"):
+def fit_config(setup, layers, subject, regularization=1e-3, network="alexnet", mit=False):
     """The configuration of one fit: dataset options, network and layers, held-out subject, lambda,
-    SFO settings, and the digest of the sources that fit it (:data:`FIT_SOURCES`)."""
+    SFO settings, and the digest of the sources that fit it (:data:`FIT_SOURCES`); with ``mit``, its scores include
+    the MIT benchmark's (:func:`repro.crossvalidation.fold_scores`)."""
     _check_network(network)
     sfo = QUICK if setup.options["quick"] else FULL
-    return {"options": setup.options, "network": network, "layers": list(layers), "subject": int(subject),
-            "regularization": float(regularization), "passes": sfo["passes"], "batches": sfo["batches"],
-            "seed": setup.options["seed"], "sources": FIT_SOURCES}
+    config = {"options": setup.options, "network": network, "layers": list(layers), "subject": int(subject),
+              "regularization": float(regularization), "passes": sfo["passes"], "batches": sfo["batches"],
+              "seed": setup.options["seed"], "sources": FIT_SOURCES}
+    return {**config, "mit": True} if mit else config
 
 
 def config_key(config):
@@ -152,7 +154,7 @@ def fit_and_score(config):
                                  regularization=config["regularization"], n_batches=config["batches"],
                                  num_passes=config["passes"], seed=config["seed"])
     scoring = time.perf_counter()
-    result = crossvalidation.fold_scores(model, data, fx, subject)
+    result = crossvalidation.fold_scores(model, data, fx, subject, mit=config.get("mit", False))
     end = time.perf_counter()
     result.update(seconds=end - start, seconds_fit=scoring - fitting, seconds_score=end - scoring,
                   seconds_prepare=preparation, seconds_compile=fitting - compiling)
