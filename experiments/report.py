@@ -42,7 +42,8 @@ def claim_conv5_generalises(results):
     conv5 = rows["conv5"]
     holds = best["layers"] == "conv5"
     panels = ", ".join(fig5.get("panels", []))
-    return {"ours": f"OSIE, test images: conv5 alone {conv5['sauc_test'] * 100:.2f} %; best of {len(rows)} layer "
+    return {"ours": f"OSIE, test images, shuffled AUC (pysaliency definition): conv5 alone "
+                    f"{conv5['sauc_test'] * 100:.2f} %; best of {len(rows)} layer "
                     f"subsets (panels {panels} published): {best['layers']} ({best['sauc_test'] * 100:.2f} %)",
             "verdict": "holds" if holds else "does not hold",
             "why": "" if holds else f"{best['layers']} is {100 * (best['sauc_test'] - conv5['sauc_test']):.2f} points "
@@ -84,7 +85,8 @@ def claim_small_lambda_effect(results):
     layers = (100 * (max(r["sauc_test"] for r in fig5["rows"]) - min(r["sauc_test"] for r in fig5["rows"]))
               if fig5 else None)
     holds = spread < 0.5 and (layers is None or spread < layers / 5)
-    return {"ours": f"OSIE, test sAUC for lambda 0 ... {SMALL_LAMBDA:g}: {min(small):.2f} ... {max(small):.2f} % "
+    return {"ours": f"OSIE, test shuffled AUC (pysaliency definition) for lambda 0 ... {SMALL_LAMBDA:g}: "
+                    f"{min(small):.2f} ... {max(small):.2f} % "
                     f"(range {spread:.2f} points); up to {max(saucs.keys()):g}: range {spread_all:.2f} points"
                     + (f"; over the layer subsets of Figure 5: {layers:.2f} points" if layers is not None else ""),
             "verdict": "holds" if holds else "does not hold",
