@@ -354,6 +354,7 @@ def test_an_osie_folder_whose_fixations_file_is_not_matlab_is_named(tmp_path, co
 
 # --------------------------------------------------------------------------- caches and writes
 
+@pytest.mark.slow
 def test_damaged_or_swapped_grid_results_are_fitted_again(tmp_path, caplog):
     from argparse import Namespace
 

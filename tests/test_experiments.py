@@ -56,6 +56,7 @@ def test_script_quick_demo(name, tmp_path, grid_cache, monkeypatch):
     assert table["label"] == DEMO_LABEL + " [quick]" and len(table["rows"]) == len(rows) > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_script_quick_osie(name, osie_dir, tmp_path, grid_cache):
     script(name).main(["--quick", "--dataset", "osie", "--data-dir", str(osie_dir.parent), "--out", str(tmp_path),
