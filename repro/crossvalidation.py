@@ -249,11 +249,11 @@ def aggregate(results):
     -------
     dict
         ``explained_<role>`` (fraction of the gold standard's gain) and ``ig_<role>`` (bit/fix) for each of
-        :data:`ROLES`; fold means of ``sauc_train``, ``sauc_test``, ``auc_test`` and, where every fold has them, of the
+        :data:`ROLES` (where the folds have ``'gains'``); fold means of ``sauc_train``, ``sauc_test``, ``auc_test`` and, where every fold has them, of the
         MIT benchmark's ``mit_auc_test``, ``mit_sauc_test``, ``mit_sauc_test_splits``.
     """
     out = {}
-    for role in ROLES:
+    for role in ROLES if all("gains" in r for r in results) else ():      # folds scored without a baseline: none
         pooled = sum((metrics.InformationSums(**r["gains"][role]) for r in results), metrics.InformationSums())
         out[f"explained_{role}"] = pooled.explained_information
         out[f"ig_{role}"] = pooled.information_gain

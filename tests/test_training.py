@@ -179,6 +179,11 @@ def test_subject_cross_validation_scores_every_fixation_in_its_role(planted):
         assert result["scores"][f"ig_{role}"] == pytest.approx(model_gain / n / np.log(2), rel=1e-12)
         assert result["scores"][f"explained_{role}"] == pytest.approx(model_gain / gold_gain, rel=1e-12)
     assert result["scores"]["explained_test_images"] < 1            # nothing beats the density that made them
+    # without a baseline: AUCs only, and an aggregate of them
+    plain = subject_cross_validation(store, stimuli, fixations, [0, 1, 2, 3], [4, 5], ["conv5"], prior, None, None,
+                                     subjects=[0], num_passes=3, n_batches=2, progress=False)
+    assert "gains" not in plain["folds"][0] and set(plain["scores"]) == {"sauc_train", "sauc_test", "auc_test"}
+    assert plain["scores"]["auc_test"] == result["folds"][0]["auc_test"]
 
 
 def test_trained_density_sums_to_one_and_the_objective_is_the_metrics_log_likelihood(planted):
