@@ -94,7 +94,7 @@ def prepare(store, stimuli, fixations, train_images, test_images, layers, log_ce
     train_images, test_images : sequence of int
     layers : list of str
     log_centerbias : repro.density.DensityModel or callable
-        The leave-one-image-out centre bias (see :func:`repro.training.log_prior_in_cells`).
+        The leave-one-image-out centre bias (see :func:`repro.density.log_prior_in_cells`).
     baseline_ll, gold_ll : ndarray, shape (n_fixations,), optional
         Log-likelihoods (nats) of ``fixations`` under the baseline (the leave-one-image-out centre bias,
         :meth:`repro.centerbias.CenterBias.log_likelihoods`) and the gold standard

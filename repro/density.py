@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["DensityModel", "DensityFunction", "as_density", "image_size"]
+__all__ = ["DensityModel", "DensityFunction", "as_density", "log_prior_in_cells", "image_size"]
 
 
 class DensityModel:
@@ -121,6 +121,22 @@ def as_density(maps):
     if isinstance(maps, (Sequence, Mapping, np.ndarray)):
         return DensityFunction(maps.__getitem__, f"{type(maps).__name__} of {len(maps)} maps")
     raise TypeError(f"expected a density model, a function n -> map, or maps indexed by n; got {type(maps).__name__}")
+
+
+def log_prior_in_cells(prior, n, grid):
+    """Log of a prior's mass ``(h, w)`` in the cells of ``grid`` for dataset image ``n``: what the readout adds as
+    ``alpha * c`` (:mod:`repro.model`).
+
+    Parameters
+    ----------
+    prior : None or anything :func:`as_density` takes
+        None: uniform (the log of each cell's pixel count). Otherwise its :meth:`DensityModel.log_cell_mass`
+        (a :class:`repro.centerbias.CenterBias` leaves image ``n`` out, summed over the cells directly; a
+        function ``n -> (H, W)`` pixel log-density is summed over them).
+    n : int
+    grid : repro.resampling.ReadoutGrid
+    """
+    return grid.log_pixels if prior is None else as_density(prior).log_cell_mass(n, grid)
 
 
 def image_size(image):

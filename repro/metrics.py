@@ -28,7 +28,7 @@ from .density import as_density
 
 __all__ = ["CellMap", "image_groups", "log_likelihoods", "average", "InformationSums", "information_gain",
            "explained_information", "auc_per_fixation", "auc", "auc_judd", "shuffled_auc_per_fixation", "shuffled_auc",
-           "nss_per_fixation", "nss", "cc", "kl_divergence", "mit_kl_divergence", "sim",
+           "rescaled_pixels", "nss_per_fixation", "nss", "cc", "kl_divergence", "mit_kl_divergence", "sim",
            "fixation_map", "per_image", "log_uniform"]
 
 #: Regulariser of the MIT benchmark's KL divergence (MATLAB's ``eps``).
@@ -189,22 +189,22 @@ class InformationSums:
         return self.model / self.gold if self.gold else float("nan")
 
 
-def _per_image(kind, ll_model, ll_baseline, ll_gold, fixations):
-    """Mean over the images of ``kind`` (an :class:`InformationSums` property) of each image's fixations."""
+def _gains(ll_model, ll_baseline, ll_gold, fixations, per):
+    """:class:`InformationSums` pooled over all fixations (``per="fixation"``: a list of one) or one for each image
+    with fixations (``per="image"``)."""
+    pooled = InformationSums.of(ll_model, ll_baseline, ll_gold)
+    if not pooled.n:
+        raise ValueError("no values to average (no fixations)")
+    if per == "fixation":
+        return [pooled]
+    if per != "image":
+        raise ValueError(f"per must be 'fixation' or 'image', not {per!r}")
     if fixations is None:
         raise ValueError("averaging per image needs the fixations")
-    gold = [None] * len(fixations) if ll_gold is None else np.asarray(ll_gold)
-    values = [getattr(InformationSums.of(np.asarray(ll_model)[i], np.asarray(ll_baseline)[i],
-                                         None if ll_gold is None else gold[i]), kind)
-              for _, i in image_groups(fixations)]
-    return float(np.mean(values))
-
-
-def _sums(ll_model, ll_baseline, ll_gold=None):
-    sums = InformationSums.of(ll_model, ll_baseline, ll_gold)
-    if not sums.n:
-        raise ValueError("no values to average (no fixations)")
-    return sums
+    ll_model, ll_baseline = np.asarray(ll_model, dtype=float), np.asarray(ll_baseline, dtype=float)
+    ll_gold = None if ll_gold is None else np.asarray(ll_gold, dtype=float)
+    return [InformationSums.of(ll_model[i], ll_baseline[i], None if ll_gold is None else ll_gold[i])
+            for _, i in image_groups(fixations)]
 
 
 def information_gain(ll_model, ll_baseline, fixations=None, per="fixation"):
@@ -219,25 +219,18 @@ def information_gain(ll_model, ll_baseline, fixations=None, per="fixation"):
     per : {"fixation", "image"}
         Pooled over all fixations (:attr:`InformationSums.information_gain`), or the mean of the images' own.
     """
-    sums = _sums(ll_model, ll_baseline)
-    if per == "fixation":
-        return sums.information_gain
-    if per != "image":
-        raise ValueError(f"per must be 'fixation' or 'image', not {per!r}")
-    return _per_image("information_gain", ll_model, ll_baseline, None, fixations)
+    return float(np.mean([sums.information_gain for sums in _gains(ll_model, ll_baseline, None, fixations, per)]))
 
 
 def explained_information(ll_model, ll_gold, ll_baseline, fixations=None, per="fixation"):
     """Fraction of the explainable information a model explains: its information gain over the baseline divided
     by the gold standard's, on the same fixations (:attr:`InformationSums.explained_information`; with
     ``per="image"``, the ratio of the two per-image means)."""
-    sums = _sums(ll_model, ll_baseline, ll_gold)
+    gains = _gains(ll_model, ll_baseline, ll_gold, fixations, per)
     if per == "fixation":
-        return sums.explained_information
-    if per != "image":
-        raise ValueError(f"per must be 'fixation' or 'image', not {per!r}")
-    return (_per_image("information_gain", ll_model, ll_baseline, None, fixations)
-            / _per_image("gold_information_gain", ll_model, ll_baseline, ll_gold, fixations))
+        return gains[0].explained_information
+    return float(np.mean([sums.information_gain for sums in gains])
+                 / np.mean([sums.gold_information_gain for sums in gains]))
 
 
 # --------------------------------------------------------------------------- AUC family
@@ -365,6 +358,29 @@ def auc_judd(saliency_maps, fixations, jitter=False, noise_size=1e-7, seed=42, p
     return np.asarray(values) if per_image else float(np.mean(values))
 
 
+def rescaled_pixels(fixations, sizes, shape):
+    """The pixel of every fixation in an image of ``shape``: its coordinates scaled by the size ratio (exactly 1.0
+    for images of that size), truncated, and kept inside the image where rounding takes a point within one ulp of
+    the far edge to ``height`` or ``width``. What shuffled AUC compares a fixation with (here and in
+    :func:`repro.mit_metrics.other_map`).
+
+    Parameters
+    ----------
+    fixations : Fixations
+    sizes : array_like, shape (n_images, 2)
+        ``(height, width)`` per image index.
+    shape : tuple (H, W)
+
+    Returns
+    -------
+    rows, cols : ndarray of int, shape (n_fixations,)
+    """
+    sizes = np.asarray(sizes, dtype=float)
+    height, width = shape
+    return (np.minimum((fixations.y * (height / sizes[fixations.n, 0])).astype(int), height - 1),
+            np.minimum((fixations.x * (width / sizes[fixations.n, 1])).astype(int), width - 1))
+
+
 def shuffled_auc_per_fixation(saliency_maps, fixations, sizes):
     """Shuffled AUC of every fixation: nonfixations are all fixations on all *other* images,
     each rescaled to this image's size (``x * width / its_width``, truncated, and kept inside the image
@@ -376,17 +392,12 @@ def shuffled_auc_per_fixation(saliency_maps, fixations, sizes):
         ``(height, width)`` per image index.
     """
     check_fixations(fixations, sizes, "shuffled AUC")
-    sizes = np.asarray(sizes, dtype=float)
     values = np.empty(len(fixations))
     positions = {}
     for n, indices in image_groups(fixations):
         saliency = _map(saliency_maps, n, cells=True)
-        height, width = saliency.shape
         if saliency.shape not in positions:
-            # scaled by the size ratio (exactly 1.0 for images of the same size), then truncated
-            positions[saliency.shape] = (
-                np.minimum((fixations.y * (height / sizes[fixations.n, 0])).astype(int), height - 1),
-                np.minimum((fixations.x * (width / sizes[fixations.n, 1])).astype(int), width - 1))
+            positions[saliency.shape] = rescaled_pixels(fixations, sizes, saliency.shape)
         rows, cols = positions[saliency.shape]
         others = fixations.n != n
         values[indices] = _fraction_below(_pixels(saliency, fixations, indices, n), saliency[rows[others], cols[others]])

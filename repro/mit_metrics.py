@@ -26,7 +26,7 @@ import numpy as np
 
 from .datasets import check_fixations, check_points
 from .density import DensityModel, as_density
-from .metrics import image_groups
+from .metrics import image_groups, rescaled_pixels
 
 __all__ = ["MATLAB_EPS", "SplitAUC", "resize", "rescale", "fixation_map", "other_map", "auc_judd", "auc_borji",
            "auc_shuffled", "nss", "cc", "kl_divergence", "similarity", "info_gain", "saliency_map_of",
@@ -413,7 +413,7 @@ def saliency_map_of(saliency_maps, n):
 
 def other_map(fixations, sizes, n, images=None):
     """The ``otherMap`` of image ``n``: the pixels fixated on other images, their coordinates rescaled to
-    image ``n``'s size (``int(x * W_n / W_m)``, kept inside the image), as a binary map.
+    image ``n``'s size (:func:`repro.metrics.rescaled_pixels`), as a binary map.
 
     Parameters
     ----------
@@ -428,12 +428,9 @@ def other_map(fixations, sizes, n, images=None):
     -------
     ndarray of bool, shape sizes[n]
     """
-    sizes = np.asarray(sizes, dtype=float)
-    height, width = (int(v) for v in sizes[n])
+    height, width = (int(v) for v in np.asarray(sizes)[n])
     chosen = fixations.n != n if images is None else np.isin(fixations.n, images) & (fixations.n != n)
-    source = sizes[fixations.n[chosen]]
-    rows = np.minimum((fixations.y[chosen] * (height / source[:, 0])).astype(int), height - 1)
-    cols = np.minimum((fixations.x[chosen] * (width / source[:, 1])).astype(int), width - 1)
+    rows, cols = rescaled_pixels(fixations.filter(chosen), sizes, (height, width))
     found = np.zeros((height, width), dtype=bool)
     found[rows, cols] = True
     return found

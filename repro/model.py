@@ -46,7 +46,7 @@ import numpy as np
 
 from .backend import T, floatX, theano
 from .bfloat16 import weighted_sum
-from .density import DensityModel
+from .density import DensityModel, log_prior_in_cells
 from .paths import atomic_path
 from .resampling import Geometry
 
@@ -476,8 +476,7 @@ class ReadoutDensity(DensityModel):
         image = self.stimuli[int(n)]
         maps = self.features.features(image, self.readout.layers)
         grid = self.readout.grid(image.shape, maps)
-        log_prior = grid.log_pixels if self.centerbias is None else self.centerbias.log_cell_mass(int(n), grid)
-        return self.readout.pixel_log_density(maps, grid, log_prior)
+        return self.readout.pixel_log_density(maps, grid, log_prior_in_cells(self.centerbias, int(n), grid))
 
     def log_density_of(self, image):
         """Log-density ``(H, W)`` of a new ``(H, W, 3)`` uint8 RGB image, with the prior's density of a new image."""

@@ -22,12 +22,12 @@ from tqdm.auto import tqdm
 
 from .bfloat16 import compact, expand
 from .datasets import check_points
-from .density import as_density
+from .density import log_prior_in_cells
 from .features import feature_scales
 from .model import DeepGazeI, Stacker
 from .sfo import SFO
 
-__all__ = ["DEFAULT_LAMBDA", "MEMORY_BUDGET", "COMPACT_ABOVE", "ImageData", "log_prior_in_cells",
+__all__ = ["DEFAULT_LAMBDA", "MEMORY_BUDGET", "COMPACT_ABOVE", "ImageData",
            "prepare_images", "saliencies", "log_masses", "log_likelihoods", "fixation_log_likelihoods",
            "log_densities", "minibatches", "sparsity_penalty", "objective", "fit", "train_model"]
 
@@ -111,18 +111,6 @@ class ImageData:
         return id(self.grid), self.compact
 
 
-def log_prior_in_cells(centerbias, n, grid):
-    """Log centre-bias mass ``(h, w)`` in the cells of ``grid`` for dataset image ``n``.
-
-    ``centerbias`` is None (uniform) or anything :func:`repro.density.as_density` takes: a density model (a
-    :class:`repro.centerbias.CenterBias` leaves image ``n`` out, summed over the cells directly) or a function
-    ``n -> (H, W)`` pixel log-density.
-    """
-    if centerbias is None:
-        return grid.log_pixels
-    return as_density(centerbias).log_cell_mass(n, grid)
-
-
 def prepare_images(store, stimuli, fixations, layers, log_centerbias=None, images=None, in_memory="auto",
                    progress=True):
     """Collect what training or evaluation needs of each image.
@@ -135,7 +123,7 @@ def prepare_images(store, stimuli, fixations, layers, log_centerbias=None, image
         Fixations of any images of ``stimuli`` (``n`` indexes ``stimuli``).
     layers : list of str
     log_centerbias : repro.density.DensityModel or callable, optional
-        The prior, see :func:`log_prior_in_cells`; default: uniform.
+        The prior, see :func:`repro.density.log_prior_in_cells`; default: uniform.
     images : sequence of int, optional
         Image indices to prepare (default: every image that has fixations).
     in_memory : bool, "compact" or "auto"
