@@ -13,6 +13,10 @@ train [--dataset osie|mit1003] [--layers conv5] [--images N] [--out FILE]
     images; writes ``weights/deepgaze1.h5`` by default.
 predict IMAGE... [--model FILE] [--centerbias osie|mit1003|uniform] [--out DIR]
     Fixation densities of images (``<name>_logdensity.npy``) and a picture of each (``<name>_density.png``).
+evaluate MAPS [--dataset osie|mit1003] [--resize] [--subjects] [--mit] [--out DIR]
+    Any saliency model scored as the paper scores models: its maps (a folder, one per stimulus) postprocessed on
+    the training images, scored on the test images (:mod:`repro.evaluation`); writes
+    ``<MAPS>_<dataset>_evaluation.{json,csv,png}``.
 """
 import argparse
 import sys
@@ -94,6 +98,51 @@ def _predict(args):
     return 0
 
 
+def _evaluate(args):
+    import json
+    from pathlib import Path
+
+    import numpy as np
+
+    from . import experiments as ex
+    from .evaluation import evaluate_maps, evaluation_figure, scores_table
+    from .paths import atomic_path, data_dir
+    from .saliency_maps import checked_map, load_maps, map_files, read_map
+
+    maps_folder = Path(args.maps)
+    setup = ex.load_setup({"dataset": args.dataset, "data_dir": str(data_dir(args.data_dir)), "weights": None,
+                           "quick": False, "seed": 0})
+    cells = load_maps(maps_folder, setup.stimuli, resize=args.resize, cache=not args.no_cache)
+    print(f"{len(cells)} maps of {maps_folder}; fitting the postprocessing on {len(setup.train)} training images of "
+          f"{setup.label}, scoring {len(setup.test)} test images", file=sys.stderr)
+    result = evaluate_maps(cells, setup.stimuli, setup.fixations, setup.train, setup.test, setup.center_bias,
+                           setup.gold_standard, subjects=args.subjects, mit=args.mit)
+    out = Path(args.out) / f"{maps_folder.resolve().name}_{args.dataset}_evaluation"
+    rows = scores_table(result)
+    record = {"maps": str(maps_folder), "dataset": args.dataset, "label": setup.label, "scores": result["scores"],
+              "postprocessing": result["postprocessing"].to_json(), "folds": result["folds"],
+              "subjects": result["subjects"], "images": result["images"], "fixations": result["fixations"],
+              "seconds": round(result["seconds"], 1)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out.with_suffix(".json")) as tmp:
+        Path(tmp).write_text(json.dumps(record, indent=1))
+    with atomic_path(out.with_suffix(".csv")) as tmp:
+        Path(tmp).write_text("score,value,unit,meaning\n" + "".join(
+            f"{r['score']},{r['value']:.6g},{r['unit']},\"{r['meaning']}\"\n" for r in rows))
+    files = map_files(maps_folder, setup.stimuli)
+    raw = lambda n: checked_map(read_map(files[n]), files[n], setup.stimuli.sizes[n], args.resize)   # noqa: E731
+    examples = setup.test[np.linspace(0, len(setup.test) - 1, 3).astype(int)]
+    figure = evaluation_figure(result, result["postprocessing"].density(cells), setup.stimuli, setup.fixations, raw,
+                               examples, title=f"{maps_folder.name} on {setup.label}")
+    with atomic_path(out.with_suffix(".png")) as tmp:
+        figure.savefig(tmp, format="png", dpi=90)
+    for row in rows:
+        print(f"{row['score']:>22} {row['value']:10.4f} {row['unit']:9} {row['meaning']}")
+    for suffix in (".json", ".csv", ".png"):
+        print(out.with_suffix(suffix))
+    return 0
+
+
 def build_parser():
     """Return the argument parser of ``python -m repro``."""
     from .datasets import DATASET_FOLDERS, DATASETS
@@ -131,6 +180,20 @@ def build_parser():
     predict.add_argument("--fixations", metavar="CSV", help="fixations to draw: columns x, y (pixels) and "
                          "optionally image (file name)")
     predict.set_defaults(run=_predict)
+    evaluate = commands.add_parser("evaluate", help="any saliency model's maps scored as the paper scores models")
+    evaluate.add_argument("maps", metavar="MAPS", help="folder of maps, one per stimulus, named after it "
+                          "(<name>.png|.jpg|.npy|.mat; PNG 8 or 16 bit)")
+    evaluate.add_argument("--dataset", choices=list(DATASET_FOLDERS), default="osie")
+    evaluate.add_argument("--data-dir", help="data directory (default: DEEPGAZE_DATA)")
+    evaluate.add_argument("--resize", action="store_true", help="resize maps of another size than their stimulus "
+                          "bilinearly (default: an error)")
+    evaluate.add_argument("--subjects", action="store_true", help="information gain leave-one-subject-out (one fit "
+                          "per subject) instead of one fit on all subjects")
+    evaluate.add_argument("--mit", action="store_true", help="also the MIT benchmark's AUC-Judd and shuffled AUC")
+    evaluate.add_argument("--no-cache", action="store_true", help="read the maps again (default: kept on cells in "
+                          "the cache while the files are unchanged)")
+    evaluate.add_argument("--out", default=".", help="output folder (default: current folder)")
+    evaluate.set_defaults(run=_evaluate)
     return parser
 
 

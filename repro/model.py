@@ -51,7 +51,7 @@ from .paths import atomic_path
 from .resampling import Geometry
 
 __all__ = ["DeepGazeI", "ReadoutDensity", "Stacker", "compile_readout", "is_compact", "log_softmax_cells",
-           "FILE_FORMAT"]
+           "gaussian_rows", "FILE_FORMAT"]
 
 #: What :meth:`DeepGazeI.save` writes; files of the pixel-resolution readout (format 1) are refused.
 FILE_FORMAT = "deepgaze1-repro readout 2"
@@ -65,10 +65,11 @@ FILE_FORMAT = "deepgaze1-repro readout 2"
 SMALLEST = 40.0
 
 
-def _gaussian_rows(sigma, n):
-    """Symbolic ``(n, n)`` matrix of Gaussian weights exp(-(i-j)^2 / 2 sigma^2), rows summing to one; weights
-    below exp(-:data:`SMALLEST`) are 0."""
-    index = T.arange(n).astype(floatX)
+def gaussian_rows(sigma, n, dtype=floatX):
+    """Symbolic ``(n, n)`` matrix of Gaussian weights exp(-(i-j)^2 / 2 sigma^2), rows summing to one (the blur
+    renormalised at the border); weights below exp(-:data:`SMALLEST`) are 0. The blur of the readout and of
+    the postprocessing of saliency maps (:mod:`repro.postprocessing`)."""
+    index = T.arange(n).astype(dtype)
     distance = index.dimshuffle(0, "x") - index.dimshuffle("x", 0)
     exponent = distance ** 2 / (2 * sigma ** 2)
     weights = T.switch(exponent < SMALLEST, T.exp(-exponent), 0)
@@ -92,7 +93,7 @@ def _saliency_graph(n_layers, compact=False):
     cols = [T.matrix(f"cols{l}") for l in range(n_layers)]               # (w, w_l)
 
     sigma = T.exp(log_sigma)
-    blur_rows, blur_cols = _gaussian_rows(sigma, rows[0].shape[0]), _gaussian_rows(sigma, cols[0].shape[0])
+    blur_rows, blur_cols = gaussian_rows(sigma, rows[0].shape[0]), gaussian_rows(sigma, cols[0].shape[0])
     effective = w * scales
     saliency, start = 0, 0
     for feature, to_rows, to_cols in zip(features, rows, cols):

@@ -25,7 +25,8 @@ from functools import lru_cache
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-__all__ = ["resize_operator", "interpolation_matrix", "blur_operator", "grid_axis", "Geometry", "ReadoutGrid"]
+__all__ = ["resize_operator", "interpolation_matrix", "blur_operator", "grid_axis", "Geometry", "ReadoutGrid",
+           "cell_grid"]
 
 
 def resize_operator(target, source):
@@ -159,6 +160,15 @@ def _readout_grid(geometry, image_hw, feature_hw):
                 for (first, step), hw in zip(geometry.units, feature_hw)]
                for axis, (centres, _) in enumerate(axes)]
     return ReadoutGrid(image_hw, axes[0][1], axes[1][1], to_grid[0], to_grid[1])
+
+
+@lru_cache(maxsize=256)
+def cell_grid(image_hw, first, step):
+    """The cells of a grid with units at ``first + i * step`` (both axes) on an image of ``image_hw`` pixels, with no
+    layers to interpolate: a :class:`ReadoutGrid` whose ``rows`` and ``cols`` are empty (what the postprocessing of
+    saliency maps, :mod:`repro.postprocessing`, works on)."""
+    axes = [grid_axis(int(length), first, step) for length in image_hw]
+    return ReadoutGrid(tuple(int(n) for n in image_hw), axes[0][1], axes[1][1], [], [])
 
 
 class ReadoutGrid:

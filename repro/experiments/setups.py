@@ -86,6 +86,8 @@ class Setup:
     stores, notes : dict
         Feature store and weights note of each network used so far, by name: AlexNet's from the start,
         others added by :func:`setup_store`.
+    gold_standard : repro.goldstandard.GoldStandard
+        What ``gold_ll`` scores (its densities are what CC, KL and SIM compare maps with).
     store, network_note
         AlexNet's (the paper's network) feature store and weights note: ``stores['alexnet']``,
         ``notes['alexnet']``.
@@ -102,6 +104,7 @@ class Setup:
     gold_ll: np.ndarray
     stores: dict
     notes: dict
+    gold_standard: object = None
 
     @property
     def store(self):
@@ -219,9 +222,10 @@ def _load_setup(options_json):
     folds = subjects[:QUICK["folds"]] if options["quick"] else subjects
     center_bias = fit_center_bias(stimuli.sizes, fixations, frame=spec.center_bias_frame)
     cb_ll = center_bias.log_likelihoods()
-    gold_ll = fit_gold_standard(stimuli.sizes, fixations, center_bias).log_likelihoods(cb_ll)
+    gold_standard = fit_gold_standard(stimuli.sizes, fixations, center_bias)
     return Setup(options, stimuli, fixations, np.asarray(train), np.asarray(test), [int(s) for s in folds], label,
-                 center_bias, cb_ll, gold_ll, {"alexnet": store}, {"alexnet": note})
+                 center_bias, cb_ll, gold_standard.log_likelihoods(cb_ll), {"alexnet": store}, {"alexnet": note},
+                 gold_standard=gold_standard)
 
 
 def load_setup(options):
