@@ -110,6 +110,8 @@ def _evaluate(args):
     from .saliency_maps import checked_map, load_maps, map_files, read_map
 
     maps_folder = Path(args.maps)
+    if not maps_folder.is_dir():                                  # before the dataset is loaded
+        raise FileNotFoundError(f"{maps_folder}: no such folder of saliency maps")
     setup = ex.load_setup({"dataset": args.dataset, "data_dir": str(data_dir(args.data_dir)), "weights": None,
                            "quick": False, "seed": 0})
     cells = load_maps(maps_folder, setup.stimuli, resize=args.resize, cache=not args.no_cache)
