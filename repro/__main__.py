@@ -121,7 +121,7 @@ def _evaluate(args):
                            setup.gold_standard, subjects=args.subjects, mit=args.mit)
     out = Path(args.out) / f"{maps_folder.resolve().name}_{args.dataset}_evaluation"
     rows = scores_table(result)
-    record = {"maps": str(maps_folder), "dataset": args.dataset, "label": setup.label, "scores": result["scores"],
+    record = {"maps": maps_folder.resolve().name, "dataset": args.dataset, "label": setup.label, "scores": result["scores"],
               "postprocessing": result["postprocessing"].to_json(), "folds": result["folds"],
               "subjects": result["subjects"], "images": result["images"], "fixations": result["fixations"],
               "seconds": round(result["seconds"], 1)}
