@@ -463,3 +463,57 @@ def test_files_written_follow_the_umask(tmp_path):
         os.umask(previous)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "b.txt").stat().st_mode & 0o777 == 0o600
+
+
+# --------------------------------------------------------------------------- prototxt parameters (issue 29)
+
+@pytest.mark.parametrize("find, replace, message", [
+    ("stride: 4", "stride: 0", r"layer 'conv1' \(Convolution\): stride \(0, 0\): must be > 0"),
+    ("kernel_size: 11", "kernel_size: 0", r"layer 'conv1' \(Convolution\): kernel size \(0, 0\) .*must be > 0"),
+    ("group: 2", "group: 0", r"layer 'conv2' \(Convolution\): group = 0: must be >= 1"),
+    ("group: 2", "group: 3", r"layer 'conv2' \(Convolution\): num_output = 256 is not a multiple of group = 3"),
+    ("num_output: 96", "num_output: 0", r"layer 'conv1' \(Convolution\): num_output = 0: must be > 0"),
+    ("local_size: 5", "local_size: 0", r"layer 'norm1' \(LRN\): local_size = 0: must be odd"),
+    ("local_size: 5", "local_size: 4", r"layer 'norm1' \(LRN\): local_size = 4: must be odd"),
+    ("alpha: 0.0001", "alpha: nan", r"layer 'norm1' \(LRN\): alpha = nan: must be a finite number"),
+    ("pool: MAX\n    kernel_size: 3", "pool: MAX\n    kernel_size: 3\n    pad: 3",
+     r"layer 'pool1' \(Pooling\): pad \(3, 3\) must be smaller than the kernel \(3, 3\)"),
+    ("pool: MAX\n    kernel_size: 3", "pool: MAX\n    kernel_size: 0",
+     r"layer 'pool1' \(Pooling\): kernel size \(0, 0\) .*must be > 0"),
+    ("pool: MAX\n    kernel_size: 3\n    stride: 2", "pool: MAX\n    kernel_size: 3\n    stride: 0",
+     r"layer 'pool1' \(Pooling\): stride \(0, 0\): must be > 0"),
+    ("dim: 227 dim: 227", "dim: 0 dim: 227", r"layer 'data' \(Input\): input shape \[10, 3, 0, 227\]"),
+    ("kernel_size: 11", "kernel_size: 11 kernel_h: 11 kernel_w: 11",
+     r"layer 'conv1' \(Convolution\): kernel_size and kernel_h/kernel_w both given"),
+])
+def test_prototxt_parameters_caffe_refuses_are_named_before_any_array(weights_source, tmp_path, find, replace,
+                                                                      message):
+    from repro import caffe
+    from repro.network import Network
+    text = (weights_source / "bvlc_alexnet/deploy.prototxt").read_text()
+    assert find in text
+    (tmp_path / "edited.prototxt").write_text(text.replace(find, replace, 1))
+    layer = '"' + message.split("'")[1] + '"'
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if layer in row)
+    with pytest.raises(caffe.CaffeError, match=rf"edited.prototxt, line {line}, .*{message}"):
+        caffe.parse_prototxt(tmp_path / "edited.prototxt")
+    with pytest.raises(caffe.CaffeError, match=message):         # the network says the same, and converts nothing
+        Network(tmp_path / "edited.prototxt", weights_source / ALEXNET, last_layer="pool5")
+
+
+def test_a_prototxt_nested_beyond_reason_is_named(tmp_path):
+    from repro import caffe
+    (tmp_path / "deep.prototxt").write_text('name: "x"\n' + "layer { " * 100_000 + "}" * 100_000)
+    with pytest.raises(caffe.CaffeError, match=r"deep.prototxt: not a Caffe prototxt \(braces nested too deeply"):
+        caffe.parse_prototxt(tmp_path / "deep.prototxt")
+
+
+def test_the_network_digest_is_blind_to_layout_and_sees_every_parameter(weights_source, tmp_path):
+    from repro import caffe
+    source = weights_source / "bvlc_alexnet/deploy.prototxt"
+    text = source.read_text()
+    digest = caffe.network_digest(caffe.parse_prototxt(source)[1])
+    (tmp_path / "spaced.prototxt").write_text("# a comment\n" + text.replace("  ", "\t"))
+    assert caffe.network_digest(caffe.parse_prototxt(tmp_path / "spaced.prototxt")[1]) == digest
+    (tmp_path / "edited.prototxt").write_text(text.replace("beta: 0.75", "beta: 0.7", 1))
+    assert caffe.network_digest(caffe.parse_prototxt(tmp_path / "edited.prototxt")[1]) != digest
