@@ -31,6 +31,7 @@ import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
+from .datasets import check_pixels
 from .network import preprocess
 from .paths import atomic_path, cache_dir
 from .resampling import Geometry
@@ -131,7 +132,9 @@ class FeatureExtractor:
         return self.network.function(list(layers))(preprocess(image, self.mean, self.downsample))
 
     def check_size(self, image_hw):
-        """Raise ValueError unless every layer has at least one unit per side for an image of ``image_hw``."""
+        """Raise ValueError unless every layer has at least one unit per side for an image of ``image_hw``, and
+        the image is within the package's pixel limit (:func:`repro.datasets.max_pixels`)."""
+        check_pixels(*image_hw, "an image given to the network")
         network_hw = tuple(int(n) // self.downsample for n in image_hw)
         shapes = self.network.output_shapes(network_hw) if min(network_hw) > 0 else {"input": (3,) + network_hw}
         small = [(layer, shape) for layer, shape in shapes.items() if min(shape[1:]) < 1]

@@ -517,3 +517,71 @@ def test_the_network_digest_is_blind_to_layout_and_sees_every_parameter(weights_
     assert caffe.network_digest(caffe.parse_prototxt(tmp_path / "spaced.prototxt")[1]) == digest
     (tmp_path / "edited.prototxt").write_text(text.replace("beta: 0.75", "beta: 0.7", 1))
     assert caffe.network_digest(caffe.parse_prototxt(tmp_path / "edited.prototxt")[1]) != digest
+
+
+# --------------------------------------------------------------------------- images: orientation and size (issue 29)
+
+def sideways_jpeg(picture, path, orientation=6):
+    """``picture`` (H, W, 3) stored turned as a camera held sideways stores it, with the EXIF orientation that
+    tells viewers how to show it upright."""
+    stored = {6: np.rot90(picture, 1), 8: np.rot90(picture, -1), 3: np.rot90(picture, 2)}[orientation]
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(np.ascontiguousarray(stored)).save(path, quality=100, exif=exif.tobytes())
+    return path
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_exif_orientation_is_applied_as_viewers_apply_it(tmp_path, orientation):
+    from repro.datasets import Stimuli
+    upright = np.zeros((40, 30, 3), np.uint8)
+    upright[:10, :, 0] = 255                                  # red band at the top as seen, green at the left
+    upright[:, :5, 1] = 255
+    path = sideways_jpeg(upright, tmp_path / "phone.jpg", orientation)
+    with Image.open(path) as stored:
+        assert stored.size == ((40, 30) if orientation in (6, 8) else (30, 40))   # as stored: (width, height)
+    loaded = load_image(path)
+    assert loaded.shape == (40, 30, 3)
+    assert np.abs(loaded.astype(int) - upright).mean() < 8          # JPEG noise only
+    assert Stimuli(filenames=[path]).sizes.tolist() == [[40, 30]]
+    assert Stimuli(filenames=[path])[0].shape == (40, 30, 3)
+
+
+def test_predict_gives_a_density_of_the_picture_people_see(readout, osie_dir, tmp_path, weights_source, capsys):
+    _, model_path = readout
+    photo = load_image(osie_dir / "stimuli" / "1003.jpg")              # 600 x 800
+    path = sideways_jpeg(photo, tmp_path / "sideways.jpg")
+    code, _ = predict([path, "--model", model_path], tmp_path, weights_source, capsys)
+    assert code == 0
+    assert np.load(tmp_path / "out" / "sideways_logdensity.npy").shape == (600, 800)
+
+
+def test_a_decompression_bomb_is_refused_from_its_header(tmp_path):
+    from repro.datasets import Stimuli
+    Image.new("1", (20000, 10000)).save(tmp_path / "bomb.png")                 # 200 Mpx in 24 KB
+    assert (tmp_path / "bomb.png").stat().st_size < 100_000
+    for read in (load_image, lambda p: Stimuli(filenames=[p])):
+        with pytest.raises(ValueError, match=r"bomb.png: refused, too large to decode .* the package's limit is "
+                                             r"40,000,000 pixels"):
+            read(tmp_path / "bomb.png")
+
+
+def test_images_over_the_package_limit_are_refused_before_decoding(tmp_path, monkeypatch, readout, weights_source,
+                                                                   capsys):
+    Image.new("1", (15000, 10000)).save(tmp_path / "large.png")                # 150 Mpx, under PIL's limit
+    with pytest.raises(ValueError, match=r"large.png: 15000 x 10000 = 150,000,000 pixels, more than the limit of "
+                                         r"40,000,000 \(repro.datasets.MAX_PIXELS; set DEEPGAZE_MAX_PIXELS"):
+        load_image(tmp_path / "large.png")
+    _, model_path = readout
+    code, err = predict([tmp_path / "large.png", "--model", model_path], tmp_path, weights_source, capsys)
+    assert code == 1 and err.startswith(f"error: {tmp_path / 'large.png'}: 15000 x 10000 = 150,000,000 pixels")
+    assert not (tmp_path / "out").exists()
+    # the limit is the package's own, documented and overridable
+    Image.new("RGB", (300, 200)).save(tmp_path / "small.png")
+    monkeypatch.setenv("DEEPGAZE_MAX_PIXELS", "50000")
+    with pytest.raises(ValueError, match=r"300 x 200 = 60,000 pixels, more than the limit of 50,000"):
+        load_image(tmp_path / "small.png")
+    assert load_image(tmp_path / "small.png", max_pixels=60_000).shape == (200, 300, 3)
+    monkeypatch.setenv("DEEPGAZE_MAX_PIXELS", "lots")
+    with pytest.raises(ValueError, match=r"DEEPGAZE_MAX_PIXELS='lots': expected a positive whole number"):
+        load_image(tmp_path / "small.png")
