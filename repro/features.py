@@ -31,6 +31,7 @@ import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
+from .caffe import network_digest
 from .datasets import check_pixels
 from .network import preprocess
 from .paths import atomic_path, cache_dir
@@ -86,10 +87,13 @@ class FeatureExtractor:
 
     @property
     def metadata(self):
-        """What a model records about its features, to be used for prediction later (JSON-able); ``caffemodel`` is
-        None for a network built in memory (:func:`repro.planted.random_alexnet`)."""
+        """What a model records about its features, to be used for prediction later (JSON-able): the weights
+        (``caffemodel_sha1``; ``caffemodel`` is None for a network built in memory,
+        :func:`repro.planted.random_alexnet`), the network the prototxt describes up to its last layer built
+        (``network_sha1``, :func:`repro.caffe.network_digest`), padding, downsampling and mean."""
         caffemodel = self.network.model.caffemodel
         return {"caffemodel_sha1": self.network.model.sha1, "caffemodel": caffemodel and Path(caffemodel).name,
+                "network_sha1": network_digest(self.network.model.layers),
                 "padding": self.network.padding, "downsample": self.downsample,
                 "mean": self.mean.tolist() if self.mean.ndim == 1 else "mean image"}
 

@@ -585,3 +585,92 @@ def test_images_over_the_package_limit_are_refused_before_decoding(tmp_path, mon
     monkeypatch.setenv("DEEPGAZE_MAX_PIXELS", "lots")
     with pytest.raises(ValueError, match=r"DEEPGAZE_MAX_PIXELS='lots': expected a positive whole number"):
         load_image(tmp_path / "small.png")
+
+
+# --------------------------------------------------------------------------- model records (issue 29)
+
+@pytest.mark.parametrize("name, value, message", [
+    ("geometry", json.dumps([1, 2]), r"attribute 'geometry' = '\[1, 2\]': expected a geometry"),
+    ("geometry", json.dumps({"units": [[1.0, 0.0]], "grid": [1.0, 8.0]}), r"attribute 'geometry' .*step > 0"),
+    ("geometry", json.dumps({"units": 3, "grid": [1.0, 8.0]}), r"attribute 'geometry' .*expected a geometry"),
+    ("geometry", '{"units": [["a", 1]], "grid": [1, 8]}', r"attribute 'geometry' .*pair \(first, step\)"),
+    ("geometry", "{not json", r"attribute 'geometry' = '\{not json': Expecting"),
+    ("channels", json.dumps([256.5]), r"attribute 'channels' = '\[256.5\]': expected a list of positive whole"),
+    ("channels", json.dumps([-256]), r"attribute 'channels' = '\[-256\]': expected a list of positive whole"),
+    ("layers", json.dumps([5]), r"attribute 'layers' = '\[5\]': expected a non-empty list of distinct layer"),
+    ("sigma", "nan", r"attribute 'sigma' = 'nan': expected a finite number > 0"),
+    ("alpha", "big", r"attribute 'alpha' = 'big': could not convert"),
+    ("metadata", json.dumps([1]), r"attribute 'metadata' = '\[1\]': expected a JSON object"),
+])
+def test_malformed_model_records_are_named(readout, tmp_path, osie_dir, weights_source, capsys, name, value, message):
+    from repro.model import DeepGazeI
+    _, path = readout
+    with h5py.File(path, "a") as f:
+        f.attrs[name] = value
+    with pytest.raises(ValueError, match=r"model.h5: " + message):
+        DeepGazeI.load(path)
+    code, err = predict([osie_dir / "stimuli" / "1003.jpg", "--model", path], tmp_path, weights_source, capsys)
+    assert code == 1 and err.startswith(f"error: {path}: attribute {name!r}") and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("edit", [{"layers": ["relu5"]}, {"sigma": "3.0"}, {"w": "scaled"}])
+def test_a_model_file_edited_after_saving_is_refused(readout, tmp_path, edit):
+    from repro.model import DeepGazeI
+    _, path = readout
+    with h5py.File(path, "a") as f:
+        for name, value in edit.items():
+            if name == "w":
+                f["w"][...] = f["w"][()] * 2
+            else:
+                f.attrs[name] = json.dumps(value) if isinstance(value, list) else value
+    with pytest.raises(ValueError, match=r"model.h5: its records do not match the digest they were saved with"):
+        DeepGazeI.load(path)
+
+
+@pytest.mark.parametrize("change", ["padding", "downsample", "layer"])
+def test_a_model_whose_records_contradict_each_other_is_refused(readout, tmp_path, osie_dir, weights_source, capsys,
+                                                                change):
+    model, _ = readout
+    network = dict(model.metadata["network"])
+    if change == "padding":
+        network["padding"] = "caffe"
+    elif change == "downsample":
+        network["downsample"] = 1
+    else:
+        model.layers, model.channels = ["conv4"], [256]                # conv4 has 384 features
+    model.metadata["network"] = network
+    model.save(tmp_path / "contradicting.h5")
+    code, err = predict([osie_dir / "stimuli" / "1003.jpg", "--model", tmp_path / "contradicting.h5"], tmp_path,
+                        weights_source, capsys)
+    assert code == 1 and "the model's records contradict each other" in err and "train the model again" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_model_refuses_an_edited_prototxt_beside_its_caffemodel(readout, tmp_path, osie_dir, weights_source, capsys):
+    from repro.__main__ import main
+    _, path = readout
+    folder = tmp_path / "net"
+    folder.mkdir()
+    (folder / "deploy.prototxt").write_text((weights_source / "bvlc_alexnet/deploy.prototxt").read_text()
+                                            .replace("beta: 0.75", "beta: 0.5", 1))
+    (folder / "w.caffemodel").symlink_to(weights_source / "bvlc_alexnet/bvlc_alexnet_conv_q8.v2.caffemodel")
+    code = main(["predict", str(osie_dir / "stimuli" / "1003.jpg"), "--model", str(path), "--network", str(folder),
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.replace("\r", "\n").splitlines()[-1]
+    assert code == 1 and err.startswith(f"error: {folder / 'deploy.prototxt'} describes another network (digest ")
+    assert "use the prototxt it was trained with" in err and not (tmp_path / "out").exists()
+
+
+def test_a_model_saved_before_the_digests_still_predicts_with_a_warning(readout, tmp_path, osie_dir, weights_source,
+                                                                       capsys, caplog):
+    from repro.model import DeepGazeI
+    model, _ = readout
+    model.metadata["network"].pop("network_sha1")
+    model.save(tmp_path / "older.h5")
+    with h5py.File(tmp_path / "older.h5", "a") as f:                 # as the previous version wrote it
+        del f.attrs["records_sha256"]
+        f.attrs["sigma"], f.attrs["alpha"] = model.sigma, model.alpha
+    assert DeepGazeI.load(tmp_path / "older.h5").sigma == model.sigma
+    code, _ = predict([osie_dir / "stimuli" / "1003.jpg", "--model", tmp_path / "older.h5"], tmp_path,
+                      weights_source, capsys)
+    assert code == 0 and "records no digest of its prototxt" in caplog.text
