@@ -14,8 +14,9 @@ train [--dataset osie|mit1003] [--layers conv5] [--images N] [--out FILE]
 predict IMAGE... [--model FILE] [--centerbias osie|mit1003|uniform] [--out DIR]
     Fixation densities of images (``<name>_logdensity.npy``) and a picture of each (``<name>_density.png``).
 """
-import argparse
 import sys
+
+from . import cli
 
 
 def _info(args):
@@ -99,7 +100,7 @@ def build_parser():
     from .datasets import DATASET_FOLDERS, DATASETS
     from .download import NETWORK_FILES
 
-    parser = argparse.ArgumentParser(prog="python -m repro", description=__doc__.splitlines()[0])
+    parser = cli.Parser(prog="python -m repro", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("info", help="versions, Theano configuration and folders").set_defaults(run=_info)
     download = commands.add_parser("download", help="fetch official BVLC Caffe networks or datasets (checksummed)")
@@ -112,7 +113,7 @@ def build_parser():
     train = commands.add_parser("train", help="the paper's readout trained on a dataset's training images")
     train.add_argument("--dataset", choices=list(DATASET_FOLDERS), default="osie")
     train.add_argument("--layers", nargs="+", default=["conv5"], help="AlexNet layers read (default: conv5)")
-    train.add_argument("--images", type=int, help="only the first N images of each half (a faster, smaller model)")
+    train.add_argument("--images", type=cli.whole_number(1), help="only the first N images of each half (a faster, smaller model)")
     train.add_argument("--out", help="model file (default: weights/deepgaze1.h5, where predict looks)")
     train.add_argument("--data-dir", help="data directory (default: DEEPGAZE_DATA)")
     train.add_argument("--weights", help="AlexNet folder (default: <data-dir>/weights/bvlc_alexnet, else "
@@ -137,15 +138,13 @@ def build_parser():
 def main(argv=None):
     """Run the command line; returns the exit code.
 
-    A user error (a missing or unreadable file, a bad value, a failed download) prints one line
-    ``error: ...`` and returns 1, never a traceback.
+    A user error (a bad option, a missing or unreadable file, a bad value, a failed download) prints one line
+    ``error: ...`` and returns 1, never a traceback (:mod:`repro.cli`).
     """
-    args = build_parser().parse_args(argv)
-    try:
+    def command(arguments):
+        args = build_parser().parse_args(arguments)
         return args.run(args)
-    except (OSError, ValueError, KeyError) as err:      # CaffeError and ConnectionError are among them
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    return cli.run(command, argv)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,11 @@
 and leaves nothing half-written. Every input is a real file or array made here (no mocks)."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import h5py
@@ -674,3 +676,87 @@ def test_a_model_saved_before_the_digests_still_predicts_with_a_warning(readout,
     code, _ = predict([osie_dir / "stimuli" / "1003.jpg", "--model", tmp_path / "older.h5"], tmp_path,
                       weights_source, capsys)
     assert code == 0 and "records no digest of its prototxt" in caplog.text
+
+
+# --------------------------------------------------------------------------- options and schedulers (issue 29)
+
+def script_main():
+    """Figure 8's ``main`` (any experiment script: they share their options, repro.experiments.parser)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("fig8", Path(__file__).resolve().parent.parent / "experiments" /
+                                                  "fig8_regularization.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--workers", "-1"], r"^error: .*argument --workers: -1 is less than 0$"),
+    (["--workers", "two"], r"^error: .*argument --workers: 'two' is not a whole number$"),
+    (["--seed", "-5"], r"^error: .*argument --seed: seed -5: expected a whole number from 0 to 4294967295$"),
+    (["--seed", "1e3"], r"^error: .*argument --seed: seed '1e3' is not a whole number$"),
+])
+def test_bad_options_of_the_scripts_are_one_line_errors(option, message, tmp_path, capsys):
+    from repro import cli
+    start = time.monotonic()
+    with pytest.raises(SystemExit) as exited:
+        cli.run(script_main(), ["--quick", "--out", str(tmp_path), "--cache", str(tmp_path), *option])
+    assert exited.value.code == 1 and time.monotonic() - start < 10
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and re.match(message, lines[0]), lines
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_library_refuses_what_the_options_refuse(tmp_path):
+    from argparse import Namespace
+
+    from repro import experiments as ex
+    with pytest.raises(ValueError, match=r"seed -5: expected a whole number from 0 to 4294967295"):
+        ex.options_of(Namespace(dataset="demo", data_dir=None, weights=None, quick=True, seed=-5))
+    with pytest.raises(ValueError, match=r"workers must be a whole number >= 0 .* got -1"):
+        ex.run_grid([{"x": 1}], tmp_path, workers=-1, progress=False)
+
+
+def silent_socket():
+    """A real socket on 127.0.0.1 that accepts connections and never answers."""
+    import socket
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    return listener
+
+
+@pytest.mark.parametrize("kind", ["silent", "refused", "nonsense"])
+def test_a_scheduler_that_does_not_answer_is_a_clear_error_within_its_deadline(kind, tmp_path, monkeypatch, capsys):
+    from repro import cli
+    from repro.experiments import grid
+    listener = silent_socket()
+    address = {"silent": f"tcp://127.0.0.1:{listener.getsockname()[1]}", "refused": "tcp://127.0.0.1:1",
+               "nonsense": "nonsense://somewhere"}[kind]
+    monkeypatch.setattr(grid, "SCHEDULER_TIMEOUT", 2.0)
+    start = time.monotonic()
+    try:
+        with pytest.raises(ConnectionError, match=rf"no dask scheduler answered at {re.escape(address)} within 2 s"):
+            grid.check_scheduler(address, timeout=2.0)
+        assert time.monotonic() - start < 6
+        code = cli.run(script_main(), ["--quick", "--dataset", "demo", "--out", str(tmp_path / "out"), "--cache",
+                                       str(tmp_path / "cache"), "--scheduler", address])
+    finally:
+        listener.close()
+    assert code == 1
+    err = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    assert err[-1].startswith(f"error: no dask scheduler answered at {address}")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_scheduler_without_workers_is_a_clear_error_within_its_deadline(tmp_path, monkeypatch):
+    from distributed import LocalCluster
+
+    from repro.experiments import grid
+    monkeypatch.setattr(grid, "SCHEDULER_TIMEOUT", 2.0)
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
+        start = time.monotonic()
+        with pytest.raises(TimeoutError, match=rf"{re.escape(cluster.scheduler_address)}: no dask worker within 2 s"):
+            grid.run_grid([{"a": "config"}], tmp_path, scheduler=cluster.scheduler_address, progress=False)
+        assert time.monotonic() - start < 10
+    assert list(tmp_path.iterdir()) == []
