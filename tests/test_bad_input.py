@@ -760,3 +760,82 @@ def test_a_scheduler_without_workers_is_a_clear_error_within_its_deadline(tmp_pa
             grid.run_grid([{"a": "config"}], tmp_path, scheduler=cluster.scheduler_address, progress=False)
         assert time.monotonic() - start < 10
     assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- values read from files and arrays (issue 29)
+
+@pytest.mark.parametrize("held", ["list", "array", "dict"])
+def test_a_fixation_beyond_the_maps_given_to_a_metric_is_named(held):
+    maps = [np.zeros((30, 40)), np.zeros((30, 40))]
+    maps = {"list": maps, "array": np.stack(maps), "dict": dict(enumerate(maps))}[held]
+    fixations = Fixations(x=[1.0, 2.0], y=[1.0, 2.0], n=[0, 5])
+    for measure in (metrics.log_likelihoods, metrics.auc, metrics.nss):
+        with pytest.raises(ValueError, match=r"no map of image 5: .*(2 maps were given|images \[0, 1\])"):
+            measure(maps, fixations)
+
+
+@pytest.mark.parametrize("field, values, shown", [("n", [0, 1.5], "1.5"), ("subject", [0, np.nan], "nan"),
+                                                  ("index_in_trial", [0, np.inf], "inf"), ("n", ["0", "a"], "'a'")])
+def test_integer_fixation_fields_holding_other_values_are_refused_not_truncated(field, values, shown):
+    with pytest.raises(ValueError, match=rf"fixation field '{field}': #1 is {re.escape(shown)}, not a whole number"):
+        Fixations(x=[1.0, 2.0], y=[1.0, 2.0], **{"n": [0, 0], field: values})
+    assert Fixations(x=[1.0, 2.0], y=[1.0, 2.0], n=np.array([0.0, 1.0])).n.tolist() == [0, 1]   # MATLAB's floats
+
+
+def test_pysaliency_fixations_with_a_fractional_image_index_are_named(tmp_path):
+    from repro.datasets import read_hdf5, write_hdf5
+    write_hdf5(some_fixations(), tmp_path / "fixations.hdf5")
+    with h5py.File(tmp_path / "fixations.hdf5", "a") as f:
+        n = f["n"][()].astype(float)
+        n[3] = 0.5
+        del f["n"]
+        f["n"] = n
+    with pytest.raises(ValueError, match=r"fixations.hdf5: .*fixation field 'n': #3 is 0.5, not a whole number"):
+        read_hdf5(tmp_path / "fixations.hdf5")
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-8"])
+def test_a_csv_with_a_byte_order_mark_reads_as_without(table_folder, tmp_path, encoding):
+    from repro.predict import read_fixation_points
+    stimuli, _ = table_folder
+    (tmp_path / "points.csv").write_text("x,y,image\n3,4,a.jpg\n", encoding=encoding)
+    assert read_fixation_points(tmp_path / "points.csv")["a"].tolist() == [[3.0, 4.0]]
+    (tmp_path / "table.csv").write_text("s,img,x,y\n1,a,3,4\n", encoding=encoding)
+    _, fixations = load_table(tmp_path / "table.csv", stimuli)
+    assert fixations.x.tolist() == [3.0]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("s,img,x,y\n1,a,3,4\n1,a,3,4,5\n", r"table.csv, line 3: 5 field\(s\), the header has 4"),
+    ("s,img,x,y\n1,a,3,4\n\n1,a,3,4\n", r"table.csv, line 3: 0 field\(s\), the header has 4"),
+])
+def test_table_rows_with_more_fields_than_the_header_are_named(table_folder, text, message):
+    stimuli, write = table_folder
+    with pytest.raises(ValueError, match=message):
+        load_table(write(text), stimuli)
+
+
+def test_a_table_that_is_not_utf8_is_named(table_folder, tmp_path):
+    stimuli, _ = table_folder
+    (tmp_path / "table.csv").write_bytes("s,img,x,y\n1,caf\u00e9,3,4\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"table.csv: not UTF-8 text .* save the table as UTF-8 CSV"):
+        load_table(tmp_path / "table.csv", stimuli)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("eps", np.nan, r"eps \(the uniform density's weight\) must be in \[0, 1\], got nan"),
+    ("eps", 3.0, r"eps .* must be in \[0, 1\], got 3.0"),
+    ("eps", np.ones(3), r"TypeError"),
+    ("bandwidth", -0.1, r"bandwidth must be a finite number > 0"),
+    ("frame_density", np.full((4, 4), np.nan), r"frame_density must be a 2-D array"),
+])
+def test_a_centre_bias_template_with_values_out_of_range_is_named(tmp_path, field, value, message):
+    from repro.centerbias import CenterBiasTemplate
+    CenterBiasTemplate(np.full((4, 4), 1 / 16), 0.1, 0.05, "test").save(tmp_path / "template.npz")
+    with np.load(tmp_path / "template.npz") as f:
+        stored = dict(f)
+    stored[field] = value
+    with open(tmp_path / "edited.npz", "wb") as f:
+        np.savez(f, **stored)
+    with pytest.raises(ValueError, match=r"edited.npz: not a centre-bias template of this package \(.*" + message):
+        CenterBiasTemplate.load(tmp_path / "edited.npz")

@@ -282,26 +282,26 @@ class Fixations:
         self.x = np.asarray(x, dtype=float).ravel()
         count = len(self.x)
 
-        def column(value, dtype, default):
+        def column(name, value, dtype, default):
             if value is None:
                 return np.full(count, default, dtype=dtype)
-            value = np.asarray(value, dtype=dtype).ravel()
+            value = (_whole_numbers(name, value) if dtype is int else np.asarray(value, dtype=dtype)).ravel()
             if len(value) != count:
                 raise ValueError(f"fixation arrays differ in length: {len(value)} vs {count} x-values")
             return value
 
-        self.y = column(y, float, np.nan)
-        self.n = column(n, int, 0)
+        self.y = column("y", y, float, np.nan)
+        self.n = column("n", n, int, 0)
         if (self.n < 0).any():
             i = np.flatnonzero(self.n < 0)[0]
             raise ValueError(f"fixation #{i} has image index n={self.n[i]}; image indices are >= 0")
-        self.subject = column(subject, int, 0)
-        self.t = column(t, float, np.nan)
-        self.duration = column(duration, float, np.nan)
-        self.index_in_trial = column(index_in_trial, int, 0)
+        self.subject = column("subject", subject, int, 0)
+        self.t = column("t", t, float, np.nan)
+        self.duration = column("duration", duration, float, np.nan)
+        self.index_in_trial = column("index_in_trial", index_in_trial, int, 0)
         if trial is None:
             _, trial = np.unique(np.stack([self.n, self.subject]), axis=1, return_inverse=True)
-        self.trial = column(trial, int, 0)
+        self.trial = column("trial", trial, int, 0)
 
     def __len__(self):
         return len(self.x)
@@ -359,6 +359,31 @@ class Fixations:
     def __repr__(self):
         return (f"Fixations({len(self)} fixations on {len(self.images)} images "
                 f"by {len(self.subjects)} subjects)")
+
+
+def _number_or_nan(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return np.nan
+
+
+def _whole_numbers(name, values):
+    """``values`` as an int array; ValueError naming the field and the first value that is not a whole number
+    (``2.5``, nan, inf, text), never truncated."""
+    array = np.asarray(values)
+    if array.dtype.kind in "iub":
+        return array.astype(int)
+    if array.dtype.kind in "fc":
+        as_float = array.astype(float)
+    else:                                       # text or objects: each value on its own
+        as_float = np.array([_number_or_nan(v) for v in array.ravel()]).reshape(array.shape)
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(as_float) | (as_float != np.round(as_float)) | (np.abs(as_float) > 2 ** 53)
+    if bad.any():
+        i = np.flatnonzero(bad.ravel())[0]
+        raise ValueError(f"fixation field {name!r}: #{i} is {array.ravel()[i]!r}, not a whole number (an index)")
+    return as_float.astype(int)
 
 
 def group_by_image(n):
