@@ -630,7 +630,7 @@ def sha1sum(path):
     return file_digest(path, "sha1")
 
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2          # 2: records the caffemodel's SHA-1
 
 
 def cache_path(sha1):
@@ -638,10 +638,11 @@ def cache_path(sha1):
     return weights_dir() / f"caffe-{sha1}.h5"
 
 
-def _write_cache(path, blobs, prototxt_text, source):
-    """Write blobs to ``path`` atomically (a temporary file beside it, renamed when complete)."""
+def _write_cache(path, blobs, prototxt_text, source, sha1):
+    """Write blobs to ``path`` atomically (a temporary file beside it, renamed when complete), with the SHA-1 of the
+    caffemodel they come from."""
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
-        h5.attrs.update(version=_CACHE_VERSION, prototxt=prototxt_text, source=str(source))
+        h5.attrs.update(version=_CACHE_VERSION, prototxt=prototxt_text, source=str(source), sha1=sha1)
         # layer names may contain '/', which HDF5 reads as groups: index them instead
         for i, (name, arrays) in enumerate(blobs.items()):
             group = h5.create_group(f"layers/{i:04d}")
@@ -650,11 +651,16 @@ def _write_cache(path, blobs, prototxt_text, source):
                 group.create_dataset(str(j), data=array)
 
 
-def _read_cache(path):
-    """The blobs of a cache file, or None if it is of another version or damaged (then it is rebuilt)."""
+def _read_cache(path, sha1=None):
+    """The blobs of a cache file, or None if it is of another version, damaged or (``sha1`` given) converted from
+    another caffemodel than its name says (then it is rebuilt, with a warning naming it)."""
     try:
         with h5py.File(path, "r") as h5:
             if h5.attrs.get("version") != _CACHE_VERSION:
+                return None
+            if sha1 is not None and h5.attrs.get("sha1") != sha1:
+                log.warning("%s: holds the weights of another caffemodel (sha1 %s) than its name says; converting "
+                            "the caffemodel again", path, h5.attrs.get("sha1"))
                 return None
             groups = h5["layers"]
             return {groups[key].attrs["name"]: [groups[key][str(j)][()] for j in range(len(groups[key]))]
@@ -732,7 +738,7 @@ def load(prototxt, caffemodel, last_layer=None, progress=True, check=None):
         raise FileNotFoundError(f"caffemodel {caffemodel} not found (see `python -m repro download`)")
     sha1 = sha1sum(caffemodel)
     cache = cache_path(sha1)
-    blobs = _read_cache(cache) if cache.is_file() else None
+    blobs = _read_cache(cache, sha1) if cache.is_file() else None
     cached = blobs is not None
     if not cached:
         blobs = read_caffemodel(caffemodel, progress=progress)
@@ -741,6 +747,6 @@ def load(prototxt, caffemodel, last_layer=None, progress=True, check=None):
     if check is not None:
         check(model)
     if not cached:                      # only now: bad input leaves no cache behind
-        _write_cache(cache, blobs, prototxt.read_text(), caffemodel.name)
+        _write_cache(cache, blobs, prototxt.read_text(), caffemodel.name, sha1)
     return model
 

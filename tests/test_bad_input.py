@@ -839,3 +839,46 @@ def test_a_centre_bias_template_with_values_out_of_range_is_named(tmp_path, fiel
         np.savez(f, **stored)
     with pytest.raises(ValueError, match=r"edited.npz: not a centre-bias template of this package \(.*" + message):
         CenterBiasTemplate.load(tmp_path / "edited.npz")
+
+
+# --------------------------------------------------------------------------- cached entries checked against the request (issue 29)
+
+def test_feature_cache_files_swapped_between_images_are_computed_again(alexnet_full, osie_dir, tmp_path, caplog):
+    from repro.features import FeatureExtractor, FeatureStore, image_hash
+    store = FeatureStore(FeatureExtractor(alexnet_full), tmp_path)
+    first, second = (load_image(osie_dir / "stimuli" / f"{n}.jpg") for n in (1001, 1002))     # both 600 x 800
+    expected = store.features(first, ["conv5"])[0]
+    other = store.features(second, ["conv5"])[0]
+    a, b = (tmp_path / f"{image_hash(image)}.h5" for image in (first, second))
+    a.write_bytes(b.read_bytes())                                   # image 1001's name, image 1002's maps
+    np.testing.assert_array_equal(store.features(first, ["conv5"])[0], expected)
+    assert f"{a}: holds the maps of another image ({b.stem})" in caplog.text
+    assert not np.array_equal(expected, other)
+
+
+def test_a_feature_cache_file_of_the_wrong_shape_is_computed_again(alexnet_full, osie_dir, tmp_path, caplog):
+    from repro.features import FeatureExtractor, FeatureStore, image_hash
+    store = FeatureStore(FeatureExtractor(alexnet_full), tmp_path)
+    image = load_image(osie_dir / "stimuli" / "1001.jpg")
+    expected = store.features(image, ["conv5"])[0]
+    path = tmp_path / f"{image_hash(image)}.h5"
+    with h5py.File(path, "a") as f:                                 # a file written without the image's record
+        del f.attrs["image"]
+        del f["conv5"]
+        f["conv5"] = expected[:, :-1]
+    np.testing.assert_array_equal(store.features(image, ["conv5"])[0], expected)
+    cut = (expected.shape[0], expected.shape[1] - 1, expected.shape[2])
+    assert f"{path}: layer 'conv5' has shape {cut}, the network gives {expected.shape}" in caplog.text
+
+
+def test_a_weights_cache_of_another_caffemodel_is_converted_again(weights_source, tmp_path, monkeypatch, caplog):
+    from repro import caffe
+    monkeypatch.setenv("DEEPGAZE_WEIGHTS", str(tmp_path / "weights"))
+    prototxt = weights_source / "bvlc_alexnet/deploy.prototxt"
+    v1 = caffe.load(prototxt, weights_source / ALEXNET, last_layer="pool5", progress=False)
+    v2_sha1 = caffe.sha1sum(weights_source / "bvlc_alexnet/bvlc_alexnet_conv_q8.v2.caffemodel")
+    caffe.cache_path(v2_sha1).write_bytes(caffe.cache_path(v1.sha1).read_bytes())   # under v2's name
+    v2 = caffe.load(prototxt, weights_source / "bvlc_alexnet/bvlc_alexnet_conv_q8.v2.caffemodel", last_layer="pool5",
+                    progress=False)
+    assert f"{caffe.cache_path(v2_sha1)}: holds the weights of another caffemodel (sha1 {v1.sha1})" in caplog.text
+    assert v2.sha1 == v2_sha1 and caffe._read_cache(caffe.cache_path(v2_sha1), v2_sha1) is not None
