@@ -6,8 +6,9 @@ info
     Versions, Theano configuration and the folders the package uses.
 download NAME [--to FOLDER] [--fixations TABLE]
     Fetch an official BVLC network (``bvlc_alexnet``, ``bvlc_reference_caffenet``): caffemodel
-    (SHA-1) and deploy.prototxt (network digest), both checked, into ``weights/NAME`` by default; or a dataset with a source
-    (``osie``, ``mit1003``, every file checked) into the data directory; see :mod:`repro.download`.
+    (SHA-1) and deploy.prototxt (network digest), both checked, into ``weights/NAME`` by default; or a
+    dataset with a source (``osie``, ``mit1003``, every file checked) into the data directory; see
+    :mod:`repro.download`.
 train [--dataset osie|mit1003] [--layers conv5] [--images N] [--out FILE]
     The paper's readout on the training images with all subjects; prints its scores on the test
     images; writes ``weights/deepgaze1.h5`` by default.

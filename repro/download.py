@@ -39,8 +39,8 @@ from pathlib import Path
 from .datasets import DATASETS, read_table
 from .paths import atomic_path, file_digest, mirrored, remove_stale_parts, weights_dir
 
-__all__ = ["DownloadError", "fetch", "NETWORK_FILES", "download_network", "downloadable_dataset", "download_dataset",
-           "verify_dataset"]
+__all__ = ["DownloadError", "checksum_of", "member_matches", "DEADLINE", "fetch", "NETWORK_FILES", "download_network",
+           "downloadable_dataset", "download_dataset", "verify_dataset"]
 
 MANIFESTS = Path(__file__).resolve().parent / "manifests"
 
