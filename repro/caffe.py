@@ -358,9 +358,9 @@ def network_digest(layers):
     """SHA-1 of what a network computes: every layer's name, type, inputs, outputs and parameters (defaults
     filled in), as :func:`parse_prototxt` reads them.
 
-    The same for the V1 and V2 layouts of one network, and blind to comments, spacing and training-only
-    fields (learning rates, fillers are parameters too, but do not change at test time: they are included
-    all the same, as Caffe's files state them); any change to a layer's parameters changes it.
+    The same for the V1 and V2 layouts of one network, and blind to comments, spacing and the per-blob
+    learning rates (``param``, ``blobs_lr``); any change to a layer's parameters (weight fillers included,
+    although they do not change what a trained network computes) changes it.
     """
     canonical = [[layer.name, layer.type, layer.bottoms, layer.tops, layer.params] for layer in layers]
     return hashlib.sha1(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
