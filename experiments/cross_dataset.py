@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from repro import cli
 from repro import experiments as ex
 from repro.datasets import DATASET_FOLDERS
 
@@ -82,4 +83,4 @@ def _with(args, **changes):
 
 
 if __name__ == "__main__":
-    sys.exit(main() and 0)
+    sys.exit(cli.run(main))   # a user error: one line 'error: ...', status 1

@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from repro import cli
 from repro import experiments as ex
 from repro import metrics
 
@@ -66,4 +67,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main() and 0)
+    sys.exit(cli.run(main))   # a user error: one line 'error: ...', status 1

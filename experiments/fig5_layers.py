@@ -16,6 +16,7 @@ import json
 import sys
 import time
 
+from repro import cli
 from repro import experiments as ex
 from repro.network import ALEXNET_LAYERS
 
@@ -162,4 +163,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main() and 0)
+    sys.exit(cli.run(main))   # a user error: one line 'error: ...', status 1

@@ -10,6 +10,7 @@ results/fig7_feature_details.{png,pdf,csv,json}.
 import sys
 import time
 
+from repro import cli
 from repro import experiments as ex
 
 
@@ -54,4 +55,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main() and 0)
+    sys.exit(cli.run(main))   # a user error: one line 'error: ...', status 1

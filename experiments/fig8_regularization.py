@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from repro import cli
 from repro import experiments as ex
 
 LAMBDAS = (0.0, 1e-6, 1e-5, 0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1)
@@ -63,4 +64,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main() and 0)
+    sys.exit(cli.run(main))   # a user error: one line 'error: ...', status 1

@@ -6,8 +6,9 @@ info
     Versions, Theano configuration and the folders the package uses.
 download NAME [--to FOLDER] [--fixations TABLE]
     Fetch an official BVLC network (``bvlc_alexnet``, ``bvlc_reference_caffenet``): caffemodel
-    (SHA-1 checked) and deploy.prototxt, into ``weights/NAME`` by default; or a dataset with a source
-    (``osie``, ``mit1003``, every file checked) into the data directory; see :mod:`repro.download`.
+    (SHA-1) and deploy.prototxt (network digest), both checked, into ``weights/NAME`` by default; or a
+    dataset with a source (``osie``, ``mit1003``, every file checked) into the data directory; see
+    :mod:`repro.download`.
 train [--dataset osie|mit1003] [--layers conv5] [--images N] [--out FILE]
     The paper's readout on the training images with all subjects; prints its scores on the test
     images; writes ``weights/deepgaze1.h5`` by default.
@@ -18,8 +19,9 @@ evaluate MAPS [--dataset osie|mit1003] [--resize] [--subjects] [--mit] [--out DI
     the training images, scored on the test images (:mod:`repro.evaluation`); writes
     ``<MAPS>_<dataset>_evaluation.{json,csv,png}``.
 """
-import argparse
 import sys
+
+from . import cli
 
 
 def _info(args):
@@ -150,7 +152,7 @@ def build_parser():
     from .datasets import DATASET_FOLDERS, DATASETS
     from .download import NETWORK_FILES
 
-    parser = argparse.ArgumentParser(prog="python -m repro", description=__doc__.splitlines()[0])
+    parser = cli.Parser(prog="python -m repro", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("info", help="versions, Theano configuration and folders").set_defaults(run=_info)
     download = commands.add_parser("download", help="fetch official BVLC Caffe networks or datasets (checksummed)")
@@ -163,7 +165,7 @@ def build_parser():
     train = commands.add_parser("train", help="the paper's readout trained on a dataset's training images")
     train.add_argument("--dataset", choices=list(DATASET_FOLDERS), default="osie")
     train.add_argument("--layers", nargs="+", default=["conv5"], help="AlexNet layers read (default: conv5)")
-    train.add_argument("--images", type=int, help="only the first N images of each half (a faster, smaller model)")
+    train.add_argument("--images", type=cli.whole_number(1), help="only the first N images of each half (a faster, smaller model)")
     train.add_argument("--out", help="model file (default: weights/deepgaze1.h5, where predict looks)")
     train.add_argument("--data-dir", help="data directory (default: DEEPGAZE_DATA)")
     train.add_argument("--weights", help="AlexNet folder (default: <data-dir>/weights/bvlc_alexnet, else "
@@ -202,15 +204,13 @@ def build_parser():
 def main(argv=None):
     """Run the command line; returns the exit code.
 
-    A user error (a missing or unreadable file, a bad value, a failed download) prints one line
-    ``error: ...`` and returns 1, never a traceback.
+    A user error (a bad option, a missing or unreadable file, a bad value, a failed download) prints one line
+    ``error: ...`` and returns 1, never a traceback (:mod:`repro.cli`).
     """
-    args = build_parser().parse_args(argv)
-    try:
+    def command(arguments):
+        args = build_parser().parse_args(arguments)
         return args.run(args)
-    except (OSError, ValueError, KeyError) as err:      # CaffeError and ConnectionError are among them
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    return cli.run(command, argv)
 
 
 if __name__ == "__main__":

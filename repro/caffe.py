@@ -20,7 +20,11 @@ Example
 >>> model.blobs["conv1"][0].shape  # (out, in / group, kh, kw)                   # doctest: +SKIP
 (96, 3, 11, 11)
 """
+import hashlib
+import json
 import logging
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +36,7 @@ from google.protobuf.message import DecodeError
 from .paths import atomic_path, file_digest, weights_dir
 
 __all__ = ["CaffeError", "Layer", "CaffeModel", "V1_LAYER_TYPES", "PARAM_FIELDS", "LEARNED_TYPES", "load",
-           "parse_prototxt", "rewrite_prototxt", "read_caffemodel", "read_mean", "sha1sum", "cache_path"]
+           "parse_prototxt", "check_layer", "param_pair", "network_digest", "rewrite_prototxt", "read_caffemodel", "read_mean", "sha1sum", "cache_path"]
 
 log = logging.getLogger(__name__)
 
@@ -296,8 +300,21 @@ def _net_layers(net):
     return list(net.layer), False
 
 
+def _read_net(prototxt):
+    """The ``NetParameter`` of a prototxt file; CaffeError naming the file for text that is not one."""
+    net = _PROTO["NetParameter"]()
+    try:
+        text_format.Parse(Path(prototxt).read_text(), net, allow_unknown_field=True)
+    except (text_format.ParseError, UnicodeDecodeError) as err:
+        raise CaffeError(f"{prototxt}: not a Caffe prototxt ({err})") from err
+    except RecursionError:
+        raise CaffeError(f"{prototxt}: not a Caffe prototxt (braces nested too deeply to read; Caffe's own "
+                         f"networks nest four levels)") from None
+    return net
+
+
 def parse_prototxt(prototxt):
-    """Read a ``deploy.prototxt`` (V1 or V2 text layout).
+    """Read a ``deploy.prototxt`` (V1 or V2 text layout), every layer's parameters checked as Caffe checks them.
 
     Parameters
     ----------
@@ -309,13 +326,15 @@ def parse_prototxt(prototxt):
     layers : list of Layer
         Old-style headers (``input: "data"`` with ``input_dim``/``input_shape``) become a
         first layer of type ``Input`` with ``params = {"shape": [{"dim": [...]}]}``.
+
+    Raises
+    ------
+    CaffeError
+        Text that is not a prototxt, or a parameter Caffe would refuse (:func:`check_layer`), naming the file,
+        the line of the layer, the field and its value, before any array is made.
     """
     prototxt = Path(prototxt)
-    net = _PROTO["NetParameter"]()
-    try:
-        text_format.Parse(prototxt.read_text(), net, allow_unknown_field=True)
-    except (text_format.ParseError, UnicodeDecodeError) as err:
-        raise CaffeError(f"{prototxt}: not a Caffe prototxt ({err})") from err
+    net = _read_net(prototxt)
     protos, v1 = _net_layers(net)
     layers = [_layer_from_proto(p, v1) for p in protos]
     for i, name in enumerate(net.input):
@@ -326,7 +345,164 @@ def parse_prototxt(prototxt):
         layers.insert(i, Layer(name, "Input", [], [name], {"shape": [{"dim": dims}]}))
     if not layers:
         raise CaffeError(f"{prototxt}: no layers")
+    text = prototxt.read_text()
+    for layer in layers:
+        problem = check_layer(layer)
+        if problem:
+            raise CaffeError(f"{prototxt}{_line_of(text, layer.name)}, layer {layer.name!r} ({layer.type}): "
+                             f"{problem}")
     return net.name, layers
+
+
+def network_digest(layers):
+    """SHA-1 of what a network computes: every layer's name, type, inputs, outputs and parameters (defaults
+    filled in), as :func:`parse_prototxt` reads them.
+
+    The same for the V1 and V2 layouts of one network, and blind to comments, spacing and the per-blob
+    learning rates (``param``, ``blobs_lr``); any change to a layer's parameters (weight fillers included,
+    although they do not change what a trained network computes) changes it.
+    """
+    canonical = [[layer.name, layer.type, layer.bottoms, layer.tops, layer.params] for layer in layers]
+    return hashlib.sha1(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
+
+
+def _line_of(text, name):
+    """``", line N"`` of the first ``name: "<name>"`` in a prototxt's text, or ``""``."""
+    found = re.search(rf'\bname\s*:\s*["\']{re.escape(name)}["\']', text)
+    return f", line {text.count(chr(10), 0, found.start()) + 1}" if found else ""
+
+
+# --------------------------------------------------------------------------------------
+# Parameters checked as Caffe checks them (its LayerSetUp): one function per layer type
+# --------------------------------------------------------------------------------------
+def param_pair(params, name, default):
+    """Caffe's ``name`` (repeated or scalar) overridden by ``name_h`` / ``name_w``: returns (h, w)."""
+    base = {"kernel_size": "kernel", "pad": "pad", "stride": "stride"}.get(name, name)
+    value = params.get(name)
+    values = list(value) if isinstance(value, list) else ([value] if value else [])
+    h = values[0] if values else default
+    w = values[-1] if values else default
+    h = params.get(f"{base}_h") or h
+    w = params.get(f"{base}_w") or w
+    return h, w
+
+
+def _window_problem(p, repeated):
+    """What Caffe refuses in the kernel, stride and pad of a convolution (``repeated``) or pooling window."""
+    for base, name in (("kernel", "kernel_size"), ("stride", "stride"), ("pad", "pad")):
+        default = 1 if name == "stride" else 0          # pooling's scalar fields hold their default when unset
+        given = len(p[name]) if repeated else int(p[name] != default)
+        h, w = p.get(f"{base}_h"), p.get(f"{base}_w")
+        if given > 2:
+            return f"{name} has {given} values {p[name]}; 2-D layers take 1 or 2 (3-D convolution is not supported)"
+        if bool(h) != bool(w) and base != "pad":
+            return f"{base}_h = {h}, {base}_w = {w}: give both or neither (or {name})"
+        if given and (h or w):
+            return f"{name} and {base}_h/{base}_w both given: give one or the other"
+    kernel, stride = param_pair(p, "kernel_size", 0), param_pair(p, "stride", 1)
+    if min(kernel) <= 0:
+        return f"kernel size {kernel} (from kernel_size/kernel_h/kernel_w): must be > 0 on both axes"
+    if min(stride) <= 0:
+        return f"stride {stride}: must be > 0 on both axes"
+    return None
+
+
+def _convolution_problem(p):
+    problem = _window_problem(p, repeated=True)
+    if problem:
+        return problem
+    if not p["num_output"]:
+        return "num_output = 0: must be > 0"
+    if not p["group"]:
+        return "group = 0: must be >= 1 (and divide num_output and the input channels)"
+    if p["num_output"] % p["group"]:
+        return f"num_output = {p['num_output']} is not a multiple of group = {p['group']}"
+    if len(p["dilation"]) > 2 or 0 in p["dilation"]:
+        return f"dilation {p['dilation']}: 1 or 2 values, each > 0"
+    if p["axis"] != 1:
+        return f"axis = {p['axis']}: only convolution over channels (axis 1) is supported"
+    return None
+
+
+def _pooling_problem(p):
+    if p["pool"] not in ("MAX", "AVE"):
+        return f"pool = {p['pool']}: only MAX and AVE are supported"
+    if p["global_pooling"]:
+        if p["kernel_size"] or p["kernel_h"] or p["kernel_w"]:
+            return "global_pooling with a kernel size: give one or the other"
+        if param_pair(p, "pad", 0) != (0, 0) or param_pair(p, "stride", 1) != (1, 1):
+            return "global_pooling takes only pad 0 and stride 1"
+        return None
+    if p["stride"] == 0 and not (p["stride_h"] or p["stride_w"]):       # its default is 1: 0 is written
+        return "stride (0, 0): must be > 0 on both axes"
+    problem = _window_problem(p, repeated=False)
+    if problem:
+        return problem
+    kernel, pad = param_pair(p, "kernel_size", 0), param_pair(p, "pad", 0)
+    if pad[0] >= kernel[0] or pad[1] >= kernel[1]:
+        return f"pad {pad} must be smaller than the kernel {kernel}"
+    return None
+
+
+def _lrn_problem(p):
+    if p["local_size"] % 2 == 0:
+        return f"local_size = {p['local_size']}: must be odd (Caffe's LRN takes 1, 3, 5, ...)"
+    if p["norm_region"] != "ACROSS_CHANNELS":
+        return f"norm_region = {p['norm_region']}: only ACROSS_CHANNELS is supported"
+    return None
+
+
+def _axis_problem(p):
+    return None if p["axis"] == 1 else f"axis = {p['axis']}: only axis 1 (channels) is supported"
+
+
+def _inner_product_problem(p):
+    return "num_output = 0: must be > 0" if not p["num_output"] else _axis_problem(p)
+
+
+def _input_problem(p):
+    for shape in p["shape"]:
+        if any(d <= 0 for d in shape["dim"]):
+            return f"input shape {shape['dim']}: every dimension must be > 0"
+    return None
+
+
+def _dropout_problem(p):
+    ratio = p["dropout_ratio"]
+    return None if 0 <= ratio < 1 else f"dropout_ratio = {ratio}: must be in [0, 1)"
+
+
+_PROBLEMS = {"Convolution": _convolution_problem, "Pooling": _pooling_problem, "LRN": _lrn_problem,
+             "InnerProduct": _inner_product_problem, "Concat": _axis_problem, "Softmax": _axis_problem,
+             "Input": _input_problem, "Dropout": _dropout_problem}
+
+
+def _non_finite(params, prefix=""):
+    """The first float parameter (nested too) that is nan or inf, as ``"name = value"``, or None."""
+    for name, value in params.items():
+        for item in (value if isinstance(value, list) else [value]):
+            if isinstance(item, dict):
+                found = _non_finite(item, f"{prefix}{name}.")
+                if found:
+                    return found
+            elif isinstance(item, float) and not math.isfinite(item):
+                return f"{prefix}{name} = {item}"
+    return None
+
+
+def check_layer(layer):
+    """What Caffe would refuse in a :class:`Layer`'s parameters (or this package does not support), or None.
+
+    Checks what Caffe's ``LayerSetUp`` checks: kernels and strides > 0, ``num_output > 0`` and a multiple of
+    ``group >= 1``, pooling pad < kernel, LRN ``local_size`` odd, kernel/stride/pad given one way only,
+    input dimensions > 0; and every float parameter finite. Input channels divisible by ``group`` depend on
+    the layers before; :class:`repro.network.Network` checks those.
+    """
+    non_finite = _non_finite(layer.params)
+    if non_finite:
+        return f"{non_finite}: must be a finite number"
+    check = _PROBLEMS.get(layer.type)
+    return check(layer.params) if check else None
 
 
 def rewrite_prototxt(prototxt, last_layer=None, full_padding=False):
@@ -348,8 +524,8 @@ def rewrite_prototxt(prototxt, last_layer=None, full_padding=False):
     -------
     str
     """
-    net = _PROTO["NetParameter"]()
-    text_format.Parse(Path(prototxt).read_text(), net, allow_unknown_field=True)
+    parse_prototxt(prototxt)                            # checked as a whole first
+    net = _read_net(prototxt)
     entries = net.layers if len(net.layers) else net.layer
     if last_layer is not None:
         names = [entry.name for entry in entries]
@@ -454,7 +630,7 @@ def sha1sum(path):
     return file_digest(path, "sha1")
 
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2          # 2: records the caffemodel's SHA-1
 
 
 def cache_path(sha1):
@@ -462,10 +638,11 @@ def cache_path(sha1):
     return weights_dir() / f"caffe-{sha1}.h5"
 
 
-def _write_cache(path, blobs, prototxt_text, source):
-    """Write blobs to ``path`` atomically (a temporary file beside it, renamed when complete)."""
+def _write_cache(path, blobs, prototxt_text, source, sha1):
+    """Write blobs to ``path`` atomically (a temporary file beside it, renamed when complete), with the SHA-1 of the
+    caffemodel they come from."""
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
-        h5.attrs.update(version=_CACHE_VERSION, prototxt=prototxt_text, source=str(source))
+        h5.attrs.update(version=_CACHE_VERSION, prototxt=prototxt_text, source=str(source), sha1=sha1)
         # layer names may contain '/', which HDF5 reads as groups: index them instead
         for i, (name, arrays) in enumerate(blobs.items()):
             group = h5.create_group(f"layers/{i:04d}")
@@ -474,11 +651,16 @@ def _write_cache(path, blobs, prototxt_text, source):
                 group.create_dataset(str(j), data=array)
 
 
-def _read_cache(path):
-    """The blobs of a cache file, or None if it is of another version or damaged (then it is rebuilt)."""
+def _read_cache(path, sha1=None):
+    """The blobs of a cache file, or None if it is of another version, damaged or (``sha1`` given) converted from
+    another caffemodel than its name says (then it is rebuilt, with a warning naming it)."""
     try:
         with h5py.File(path, "r") as h5:
             if h5.attrs.get("version") != _CACHE_VERSION:
+                return None
+            if sha1 is not None and h5.attrs.get("sha1") != sha1:
+                log.warning("%s: holds the weights of another caffemodel (sha1 %s) than its name says; converting "
+                            "the caffemodel again", path, h5.attrs.get("sha1"))
                 return None
             groups = h5["layers"]
             return {groups[key].attrs["name"]: [groups[key][str(j)][()] for j in range(len(groups[key]))]
@@ -556,7 +738,7 @@ def load(prototxt, caffemodel, last_layer=None, progress=True, check=None):
         raise FileNotFoundError(f"caffemodel {caffemodel} not found (see `python -m repro download`)")
     sha1 = sha1sum(caffemodel)
     cache = cache_path(sha1)
-    blobs = _read_cache(cache) if cache.is_file() else None
+    blobs = _read_cache(cache, sha1) if cache.is_file() else None
     cached = blobs is not None
     if not cached:
         blobs = read_caffemodel(caffemodel, progress=progress)
@@ -565,6 +747,6 @@ def load(prototxt, caffemodel, last_layer=None, progress=True, check=None):
     if check is not None:
         check(model)
     if not cached:                      # only now: bad input leaves no cache behind
-        _write_cache(cache, blobs, prototxt.read_text(), caffemodel.name)
+        _write_cache(cache, blobs, prototxt.read_text(), caffemodel.name, sha1)
     return model
 

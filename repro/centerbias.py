@@ -293,7 +293,11 @@ class CenterBiasTemplate(DensityModel):
                 abs(self.frame_density.sum() - 1) > 1e-6 or self.frame_density.min() < 0:
             raise ValueError("frame_density must be a 2-D array of non-negative values summing to one")
         self.eps = float(eps)
+        if not 0 <= self.eps <= 1:
+            raise ValueError(f"eps (the uniform density's weight) must be in [0, 1], got {self.eps}")
         self.bandwidth = None if bandwidth is None else float(bandwidth)
+        if self.bandwidth is not None and not (np.isfinite(self.bandwidth) and self.bandwidth > 0):
+            raise ValueError(f"bandwidth must be a finite number > 0 (or None), got {self.bandwidth}")
         self.source = str(source)
 
     @classmethod
@@ -330,7 +334,7 @@ class CenterBiasTemplate(DensityModel):
                            str(f["source"]))
         except FileNotFoundError:
             raise
-        except (OSError, ValueError, KeyError, EOFError) as err:
+        except (OSError, ValueError, KeyError, EOFError, TypeError) as err:
             raise ValueError(f"{path}: not a centre-bias template of this package ({type(err).__name__}: {err}); "
                              f"fit one with fit_center_bias(..., frame=(100, 100))") from err
 

@@ -119,8 +119,23 @@ def as_density(maps):
     if callable(maps):
         return DensityFunction(maps, getattr(maps, "__name__", "function"))
     if isinstance(maps, (Sequence, Mapping, np.ndarray)):
-        return DensityFunction(maps.__getitem__, f"{type(maps).__name__} of {len(maps)} maps")
+        return DensityFunction(_lookup(maps), f"{type(maps).__name__} of {len(maps)} maps")
     raise TypeError(f"expected a density model, a function n -> map, or maps indexed by n; got {type(maps).__name__}")
+
+
+def _lookup(maps):
+    """``n -> maps[n]`` for maps held in a list, an array or a dict, with a ValueError naming ``n`` and the maps
+    there are where ``maps`` has no map of image ``n`` (a fixation on an image beyond the maps given)."""
+    def lookup(n):
+        if isinstance(maps, Mapping):
+            if n not in maps:
+                raise ValueError(f"no map of image {n}: the maps given are of images {sorted(maps)[:10]}"
+                                 f"{' ...' if len(maps) > 10 else ''}; is a fixation on an image without a map?")
+        elif not 0 <= n < len(maps):
+            raise ValueError(f"no map of image {n}: {len(maps)} maps were given (images 0..{len(maps) - 1}); is a "
+                             f"fixation on an image beyond them?")
+        return maps[n]
+    return lookup
 
 
 def log_prior_in_cells(prior, n, grid):

@@ -31,6 +31,8 @@ import h5py
 import numpy as np
 from tqdm.auto import tqdm
 
+from .caffe import network_digest
+from .datasets import check_pixels
 from .network import preprocess
 from .paths import atomic_path, cache_dir
 from .resampling import Geometry
@@ -85,10 +87,13 @@ class FeatureExtractor:
 
     @property
     def metadata(self):
-        """What a model records about its features, to be used for prediction later (JSON-able); ``caffemodel`` is
-        None for a network built in memory (:func:`repro.planted.random_alexnet`)."""
+        """What a model records about its features, to be used for prediction later (JSON-able): the weights
+        (``caffemodel_sha1``; ``caffemodel`` is None for a network built in memory,
+        :func:`repro.planted.random_alexnet`), the network the prototxt describes up to its last layer built
+        (``network_sha1``, :func:`repro.caffe.network_digest`), padding, downsampling and mean."""
         caffemodel = self.network.model.caffemodel
         return {"caffemodel_sha1": self.network.model.sha1, "caffemodel": caffemodel and Path(caffemodel).name,
+                "network_sha1": network_digest(self.network.model.layers),
                 "padding": self.network.padding, "downsample": self.downsample,
                 "mean": self.mean.tolist() if self.mean.ndim == 1 else "mean image"}
 
@@ -130,8 +135,15 @@ class FeatureExtractor:
         self.check_size(np.shape(image)[:2])
         return self.network.function(list(layers))(preprocess(image, self.mean, self.downsample))
 
+    def output_shapes(self, image_hw, layers):
+        """``{layer: (C, h, w)}``: the shapes :meth:`features` gives ``layers`` for an image of ``image_hw`` pixels."""
+        shapes = self.network.output_shapes(tuple(int(n) // self.downsample for n in image_hw))
+        return {layer: shapes[layer] for layer in layers}
+
     def check_size(self, image_hw):
-        """Raise ValueError unless every layer has at least one unit per side for an image of ``image_hw``."""
+        """Raise ValueError unless every layer has at least one unit per side for an image of ``image_hw``, and
+        the image is within the package's pixel limit (:func:`repro.datasets.max_pixels`)."""
+        check_pixels(*image_hw, "an image given to the network")
         network_hw = tuple(int(n) // self.downsample for n in image_hw)
         shapes = self.network.output_shapes(network_hw) if min(network_hw) > 0 else {"input": (3,) + network_hw}
         small = [(layer, shape) for layer, shape in shapes.items() if min(shape[1:]) < 1]
@@ -171,18 +183,41 @@ class FeatureStore:
     def _file(self, image_key):
         return self.folder / f"{image_key}.h5"
 
-    def _read(self, path, layers=None):
+    def _read(self, path, layers=None, image_hw=None):
         """``{layer: (C, h, w)}`` of the stored ``layers`` (default: all) in the file ``path``; ``{}`` (with a
-        warning naming the file, which is then rebuilt) if it is damaged."""
+        warning naming the file, which is then rebuilt) if it is damaged, or holds another image's maps (its
+        recorded image hash, or the shape each layer has for an image of ``image_hw`` pixels, differ)."""
         if not path.exists():
             return {}
         try:
             with h5py.File(path, "r") as f:
                 names = _dataset_names(f) if layers is None else [l for l in layers if l in f]
-                return {name: f[name][()] for name in names}
+                stored = {name: f[name][()] for name in names}
+                recorded = f.attrs.get("image")
         except (OSError, KeyError) as error:
             log.warning("%s: damaged feature cache file (%s); computing its features again", path, error)
             return {}
+        problem = self._mismatch(path, stored, recorded, image_hw)
+        if problem:
+            log.warning("%s: %s; computing its features again", path, problem)
+            return {}
+        return stored
+
+    def _mismatch(self, path, stored, recorded, image_hw):
+        """Why the maps ``stored`` in ``path`` are not those of its image, of ``image_hw`` pixels (None if they are,
+        or nothing says)."""
+        if recorded is not None and str(recorded) != path.stem:
+            return f"holds the maps of another image ({recorded})"
+        shapes = getattr(self.extractor, "output_shapes", None)
+        if image_hw is None or shapes is None or not stored:
+            return None
+        expected = shapes(image_hw, list(stored))
+        wrong = [(layer, stored[layer].shape, expected[layer]) for layer in stored
+                 if stored[layer].shape != expected[layer] or stored[layer].dtype != np.float32]
+        if wrong:
+            layer, found, shape = wrong[0]
+            return f"layer {layer!r} has shape {found}, the network gives {shape} for this image (damaged or swapped)"
+        return None
 
     @contextlib.contextmanager
     def _locked(self):
@@ -200,14 +235,16 @@ class FeatureStore:
 
         Safe with concurrent writers: the maps are computed unlocked, then the file is read again and
         rewritten with every layer under the store's lock, so layers another process added stay."""
-        path = self._file(image_hash(image))
-        stored = self._read(path, layers)
+        key = image_hash(image)
+        path = self._file(key)
+        stored = self._read(path, layers, np.shape(image)[:2])
         missing = [layer for layer in layers if layer not in stored]
         if missing:
             computed = dict(zip(missing, self.extractor.features(image, missing)))
             with self._locked():
-                stored = {**self._read(path), **computed}
+                stored = {**self._read(path, image_hw=np.shape(image)[:2]), **computed}
                 with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+                    f.attrs["image"] = key
                     for name, array in stored.items():
                         f[name] = np.asarray(array, dtype=np.float32)
         return path, stored
@@ -239,10 +276,14 @@ class FeatureStore:
             ``() -> list of ndarray``, each ``(C_l, h_l, w_l)``, in the order of ``layers``.
         """
         path, _ = self._ensure(image, layers)
-        layers = list(layers)
+        layers, image_hw = list(layers), np.shape(image)[:2]      # not the image: readers stand for many
 
         def read():
-            stored = self._read(path, layers)
+            stored = self._read(path, layers, image_hw)
+            missing = [layer for layer in layers if layer not in stored]
+            if missing:
+                raise ValueError(f"{path}: feature cache file damaged or replaced while in use (layers {missing}); "
+                                 f"run again to compute them anew")
             return [stored[layer] for layer in layers]
         return read
 

@@ -38,6 +38,7 @@ one saliency serves several priors. :class:`DeepGazeI` is the readout and its pa
 features come from and to a prior, it is a density model like every other (:class:`ReadoutDensity`,
 :class:`repro.density.DensityModel`).
 """
+import hashlib
 import json
 from functools import lru_cache
 
@@ -404,25 +405,39 @@ class DeepGazeI:
         return ReadoutDensity(self, features, centerbias, stimuli)
 
     # -- persistence ----------------------------------------------------------------------------
+    def _records(self):
+        """What :meth:`save` writes: ``(attributes as text, arrays)``, read back by :meth:`load` as they are."""
+        attributes = {"format": FILE_FORMAT, "layers": json.dumps(self.layers), "channels": json.dumps(self.channels),
+                      "sigma": repr(self.sigma), "alpha": repr(self.alpha),
+                      "metadata": json.dumps(self.metadata, sort_keys=True),
+                      "geometry": json.dumps(self.geometry.to_json())}
+        return attributes, {"w": np.asarray(self.w, np.float64), "feature_scales": np.asarray(self.feature_scales,
+                                                                                               np.float32)}
+
     def save(self, path):
-        """Write the model (parameters, layers, feature scales, geometry, metadata) to an HDF5 file, atomically."""
+        """Write the model (parameters, layers, feature scales, geometry, metadata) to an HDF5 file, atomically,
+        with the SHA-256 of all these records (:meth:`load` refuses a file whose records were edited since)."""
+        attributes, arrays = self._records()
         with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FILE_FORMAT
-            f.attrs["layers"] = json.dumps(self.layers)
-            f.attrs["channels"] = json.dumps(self.channels)
-            f.attrs["sigma"] = self.sigma
-            f.attrs["alpha"] = self.alpha
-            f.attrs["metadata"] = json.dumps(self.metadata, sort_keys=True)
-            f.attrs["geometry"] = json.dumps(self.geometry.to_json())
-            f["w"] = self.w
-            f["feature_scales"] = self.feature_scales
+            f.attrs.update(attributes)
+            f.attrs["records_sha256"] = _records_digest(attributes, arrays)
+            for name, array in arrays.items():
+                f[name] = array
 
     @classmethod
     def load(cls, path):
         """Read a model written by :meth:`save`.
 
-        Raises ValueError, naming the file, for a file that is not such a model (another format, truncated,
-        corrupt) or whose parameters are not finite.
+        Every record is checked where it is read: its type and range (layer names, positive channel counts,
+        a geometry of finite (first, step > 0) pairs, finite parameters, sigma > 0, a metadata dict), and all
+        of them against the digest :meth:`save` wrote (files saved before it was written have none, and load
+        without that check).
+
+        Raises
+        ------
+        ValueError
+            Naming the file and the record: a file that is not such a model (another format, truncated,
+            corrupt), a record of the wrong type or out of range, or records edited since they were saved.
         """
         try:
             with h5py.File(path, "r") as f:
@@ -432,21 +447,96 @@ class DeepGazeI:
                     raise ValueError(f"{path} is not a DeepGaze I model file of this version ({FILE_FORMAT!r}); "
                                      + ("it is a pixel-resolution readout of an earlier version: retrain it"
                                         if old else f"found format {found!r}"))
-                model = cls(json.loads(f.attrs["layers"]), json.loads(f.attrs["channels"]),
-                            f["feature_scales"][()], Geometry.from_json(json.loads(f.attrs["geometry"])),
-                            w=f["w"][()], sigma=float(f.attrs["sigma"]), alpha=float(f.attrs["alpha"]),
-                            metadata=json.loads(f.attrs["metadata"]))
+                attributes = {name: f.attrs[name] for name in _ATTRIBUTES}
+                arrays = {name: f[name][()] for name in ("w", "feature_scales")}
+                stored_digest = f.attrs.get("records_sha256")
         except FileNotFoundError:
             raise
-        except (OSError, KeyError, json.JSONDecodeError) as err:
+        except (OSError, KeyError) as err:
             raise ValueError(f"{path}: not a readable DeepGaze I model file (truncated or damaged?): "
                              f"{type(err).__name__}: {err}; save or train it again") from err
-        for name, value in (("w", model.w), ("feature_scales", model.feature_scales), ("sigma", model.sigma),
-                            ("alpha", model.alpha)):
-            if not np.isfinite(value).all():
-                raise ValueError(f"{path}: parameter {name} has non-finite values (nan or inf); the model is "
-                                 f"unusable: train it again")
+        records = {name: _read_record(path, name, value) for name, value in attributes.items()}
+        for name, array in arrays.items():
+            _check_parameter(path, name, array, records)
+        try:
+            model = cls(records["layers"], records["channels"], arrays["feature_scales"], records["geometry"],
+                        w=arrays["w"], sigma=records["sigma"], alpha=records["alpha"], metadata=records["metadata"])
+        except ValueError as err:
+            raise ValueError(f"{path}: records that do not fit together ({err}); train it again") from None
+        if stored_digest is not None and _records_digest({"format": FILE_FORMAT, **attributes}, arrays) != stored_digest:
+            raise ValueError(f"{path}: its records do not match the digest they were saved with (edited or damaged "
+                             f"since); train it again or restore the saved file")
         return model
+
+
+#: The attributes of a model file besides its format, read by :func:`_read_record`.
+_ATTRIBUTES = ("layers", "channels", "sigma", "alpha", "metadata", "geometry")
+
+
+def _records_digest(attributes, arrays):
+    """SHA-256 of a model file's text records (by name) and arrays (their dtype, shape and bytes)."""
+    digest = hashlib.sha256()
+    for name in sorted(attributes):
+        digest.update(f"{name}\0{attributes[name]}\0".encode())
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}\0{array.dtype.str}\0{array.shape}\0".encode() + array.tobytes())
+    return digest.hexdigest()
+
+
+def _names(value):
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value) \
+            or len(set(value)) != len(value):
+        raise ValueError("expected a non-empty list of distinct layer names")
+    return value
+
+
+def _counts(value):
+    if not isinstance(value, list) or not all(type(v) is int and v > 0 for v in value):
+        raise ValueError("expected a list of positive whole numbers (features per layer)")
+    return value
+
+
+def _number(positive):
+    def read(value):
+        number = float(value)
+        if not np.isfinite(number) or (positive and number <= 0):
+            raise ValueError("expected a finite number" + (" > 0" if positive else ""))
+        return number
+    return read
+
+
+def _dict(value):
+    if not isinstance(value, dict):
+        raise ValueError("expected a JSON object")
+    return value
+
+
+#: How each attribute is read: (JSON text?, check returning the value or raising ValueError/TypeError).
+_RECORDS = {"layers": (True, _names), "channels": (True, _counts), "sigma": (False, _number(True)),
+            "alpha": (False, _number(False)), "metadata": (True, _dict), "geometry": (True, Geometry.from_json)}
+
+
+def _read_record(path, name, raw):
+    """Attribute ``name`` of a model file, decoded and checked; ValueError naming the file, record and value."""
+    as_json, check = _RECORDS[name]
+    try:
+        return check(json.loads(raw) if as_json else raw)
+    except (TypeError, ValueError) as err:            # json.JSONDecodeError is a ValueError
+        shown = raw if len(str(raw)) < 200 else f"{str(raw)[:200]}..."
+        raise ValueError(f"{path}: attribute {name!r} = {shown!r}: {err}; the file is damaged or edited: train "
+                         f"the model again") from None
+
+
+def _check_parameter(path, name, array, records):
+    """The array ``name`` (``w`` or ``feature_scales``) of a model file: 1-D, one value per feature, finite."""
+    features = sum(records["channels"])
+    if array.ndim != 1 or array.shape[0] != features or array.dtype.kind != "f":
+        raise ValueError(f"{path}: parameter {name} has shape {array.shape} and type {array.dtype}; expected "
+                         f"{features} floating-point values (one per feature of {records['channels']})")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{path}: parameter {name} has non-finite values (nan or inf); the model is unusable: "
+                         f"train it again")
 
 
 class ReadoutDensity(DensityModel):

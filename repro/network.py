@@ -58,14 +58,8 @@ ReceptiveField.__doc__ = """Input pixels seen by a layer's unit ``i``: ``offset 
 # Layer windows: kernel extent, stride, padding (plain integers, shared by shape inference and receptive fields)
 # --------------------------------------------------------------------------------------
 def _pair(params, name, default):
-    """Caffe's ``name`` (repeated or scalar) overridden by ``name_h`` / ``name_w``: returns (h, w)."""
-    base = {"kernel_size": "kernel", "pad": "pad", "stride": "stride"}.get(name, name)
-    value = params.get(name)
-    values = list(value) if isinstance(value, list) else ([value] if value else [])
-    h = values[0] if values else default
-    w = values[-1] if values else default
-    h = params.get(f"{base}_h") or h
-    w = params.get(f"{base}_w") or w
+    """:func:`repro.caffe.param_pair` as integers: ``(h, w)``."""
+    h, w = caffe.param_pair(params, name, default)
     return int(h), int(w)
 
 
@@ -266,8 +260,6 @@ class Pooling(LayerType):
 
     def graph(self, inputs, blobs):
         x, method = inputs[0], self.params["pool"]
-        if method not in ("MAX", "AVE"):
-            raise caffe.CaffeError(f"layer {self.name!r}: unsupported pooling {method}")
         if self.params["global_pooling"]:
             return (x.max if method == "MAX" else x.mean)(axis=(2, 3), keepdims=True)
         return _pool(x, pool_window(self.layer), method)
@@ -277,8 +269,6 @@ class LRN(LayerType):
     """Caffe's LRN across channels: ``x / (k + alpha/size * sum of x² over size channels)^beta``."""
 
     def graph(self, inputs, blobs):
-        if self.params["norm_region"] != "ACROSS_CHANNELS":
-            raise caffe.CaffeError(f"layer {self.name!r}: only LRN across channels is supported")
         x, p = inputs[0], self.params
         size, channels = p["local_size"], x.shape[1]
         half = (size - 1) // 2

@@ -4,21 +4,26 @@
 (``<name>_logdensity.npy``, shape ``(H, W)``, natural log, ``exp`` sums to one) and a picture of it
 (``<name>_density.png``: the image with its 25/50/75 % highest-density contours | the log-density with
 a colour bar). The network must be the one the model was trained with: the
-model file records its caffemodel's SHA-1 and padding, and prediction refuses another one.
+model file records its caffemodel's SHA-1, the digest of the network its prototxt describes, the padding and
+downsampling, and prediction refuses another network, or records that contradict each other.
 """
+import logging
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from .caffe import network_digest
 from .datasets import load_image
 from .features import FeatureExtractor, FeatureStore
 from .model import DeepGazeI
-from .network import Network
+from .network import PADDINGS, Network
 from .paths import atomic_path, data_dir, find_weights, weights_dir
 
 __all__ = ["default_model", "TEMPLATE_FRAME", "center_bias_template", "extractor_for",
            "highest_density_levels", "density_figure", "read_fixation_points", "predict_files"]
+
+log = logging.getLogger(__name__)
 
 
 def default_model():
@@ -73,24 +78,58 @@ def extractor_for(model, prototxt, caffemodel):
     """The feature extractor a model was trained with, checked against the model's record.
 
     Raises ValueError if the model records no network (it could then run on any weights, silently wrong),
-    if ``caffemodel`` is not the recorded one, or if a layer of the model is not in the network.
+    if ``caffemodel`` is not the recorded one, if ``prototxt`` describes another network than the recorded
+    one (its :func:`repro.caffe.network_digest`), if a layer of the model is not in the network, or if the
+    model's records contradict each other: where its layers' units sit (its geometry) or how many features
+    they have differ from what the recorded network, padding and downsampling give.
+
+    A model saved before models recorded their prototxt's digest (no ``network_sha1``) is still used, with a
+    warning: its prototxt is then checked only through the geometry and channels of the layers it reads.
     """
     recorded = model.metadata.get("network")
     if not isinstance(recorded, dict) or "caffemodel_sha1" not in recorded:
         raise ValueError("the model records no network (metadata['network']), so nothing says which weights its "
                          "readout belongs to; train it again with the network recorded, e.g. "
                          "train_model(..., metadata={'network': extractor.metadata})")
-    network = Network(prototxt, caffemodel, padding=recorded.get("padding", "full"), last_layer="pool5")
+    padding, downsample, mean = recorded.get("padding", "full"), recorded.get("downsample", 2), recorded.get("mean")
+    if padding not in PADDINGS or type(downsample) is not int or downsample < 1:
+        raise ValueError(f"the model records padding {padding!r} and downsampling {downsample!r}; expected one of "
+                         f"{PADDINGS} and a positive whole number: the file is damaged or edited, train it again")
+    network = Network(prototxt, caffemodel, padding=padding, last_layer="pool5")
     if recorded["caffemodel_sha1"] != network.model.sha1:
         raise ValueError(f"{caffemodel} (sha1 {network.model.sha1}) is not the network the model was trained "
                          f"with ({recorded.get('caffemodel')}, sha1 {recorded['caffemodel_sha1']})")
+    digest = network_digest(network.model.layers)
+    if "network_sha1" not in recorded:
+        log.warning("the model records no digest of its prototxt (saved by an earlier version); %s is checked only "
+                    "through the layers the readout reads. Train it again to record it", prototxt)
+    elif recorded["network_sha1"] != digest:
+        raise ValueError(f"{prototxt} describes another network (digest {digest}) than the model was trained with "
+                         f"({recorded.get('prototxt', 'its prototxt')}, digest {recorded['network_sha1']}): a layer "
+                         f"or parameter differs up to pool5; use the prototxt it was trained with")
     unknown = [layer for layer in model.layers if layer not in network.layer_names]
     if unknown:
         raise ValueError(f"the model reads layer(s) {unknown}, which {prototxt} (up to pool5) does not have; "
                          f"its layers: {', '.join(network.layer_names)}")
-    mean = recorded.get("mean")
-    kwargs = {"mean": mean} if isinstance(mean, list) else {}
-    return FeatureExtractor(network, downsample=recorded.get("downsample", 2), **kwargs)
+    extractor = FeatureExtractor(network, downsample=downsample, **({"mean": mean} if isinstance(mean, list) else {}))
+    _check_records(model, extractor)
+    return extractor
+
+
+def _check_records(model, extractor):
+    """Raise ValueError if the model's geometry or channel counts are not what ``extractor`` (the network, padding
+    and downsampling it records) gives for its layers: its records contradict each other."""
+    channels = [extractor.network.output_shape(layer, (227, 227))[0] for layer in model.layers]
+    geometry = extractor.geometry(model.layers)
+    same_geometry = np.allclose(np.array([*geometry.units, geometry.grid]),
+                                np.array([*model.geometry.units, model.geometry.grid]), rtol=0, atol=1e-9)
+    if channels != model.channels or not same_geometry:
+        raise ValueError(f"the model's records contradict each other: its layers {model.layers} have "
+                         f"{model.channels} features with units at (first, step) {list(model.geometry.units)} "
+                         f"(grid {model.geometry.grid}), but the network it records "
+                         f"(padding {extractor.network.padding!r}, downsampling {extractor.downsample}) gives "
+                         f"{channels} features at {list(geometry.units)} (grid {geometry.grid}); the file was "
+                         f"edited or damaged: train the model again")
 
 
 def highest_density_levels(log_density, masses=(0.25, 0.5, 0.75)):

@@ -130,10 +130,15 @@ class Geometry:
     grid: tuple
 
     def __post_init__(self):
-        units = tuple((float(first), float(step)) for first, step in self.units)
-        grid = tuple(float(v) for v in self.grid)
-        if len(grid) != 2 or any(not step > 0 for _, step in units + (grid,)):
-            raise ValueError(f"geometry needs (first, step > 0) per layer and for the grid, got {self.units}, {self.grid}")
+        try:
+            units = tuple((float(first), float(step)) for first, step in self.units)
+            grid = tuple(float(v) for v in self.grid)
+        except (TypeError, ValueError):
+            units, grid = None, ()
+        if units is None or len(grid) != 2 or not np.isfinite([*np.ravel(units), *grid]).all() or \
+                any(not step > 0 for _, step in units + (grid,)):
+            raise ValueError(f"geometry needs a pair (first, step) of finite numbers, step > 0, for each layer and for "
+                             f"the grid; got units {self.units!r}, grid {self.grid!r}")
         object.__setattr__(self, "units", units)
         object.__setattr__(self, "grid", grid)
 
@@ -143,6 +148,12 @@ class Geometry:
 
     @classmethod
     def from_json(cls, value):
+        """The geometry of :meth:`to_json`'s dict; ValueError for anything else."""
+        pairs = isinstance(value, dict) and set(value) == {"units", "grid"} and isinstance(value["units"], list) \
+            and all(isinstance(v, list) for v in (value["grid"], *value["units"]))
+        if not pairs:
+            raise ValueError(f"expected a geometry {{'units': [[first, step], ...], 'grid': [first, step]}}, "
+                             f"got {value!r}")
         return cls(tuple(map(tuple, value["units"])), tuple(value["grid"]))
 
     def readout_grid(self, image_hw, feature_hw):

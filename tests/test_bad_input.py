@@ -2,9 +2,11 @@
 and leaves nothing half-written. Every input is a real file or array made here (no mocks)."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import h5py
@@ -298,6 +300,8 @@ def load_table(table, stimuli, **kwargs):
     ("s,img,x,y\n1,a,3,4\n1,a,abc,4\n", r"table.csv, line 3, column 'x': 'abc' is not a number"),
     ('s,img,x,y\n1,a,3,4\n1,b,"12,5",4\n', r"table.csv, line 3, column 'x': '12,5' is not a number"),
     ("s,img,x,y\n1,a,3,4\n1,a,3\n", r"table.csv, line 3: 3 field\(s\), the header has 4"),
+    ("s,img,x,y\n1,a,3,4\n1,a,3,4,5\n", r"table.csv, line 3: 5 field\(s\), the header has 4"),     # issue 29
+    ("s,img,x,y\n1,a,3,4\n\n1,a,3,4\n", r"table.csv, line 3: 0 field\(s\), the header has 4"),
     ("s,img,x,y\n", r"table.csv: a header and no rows"),
     ("", r"table.csv: empty file; expected a header row"),
 ])
@@ -463,3 +467,410 @@ def test_files_written_follow_the_umask(tmp_path):
         os.umask(previous)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "b.txt").stat().st_mode & 0o777 == 0o600
+
+
+# --------------------------------------------------------------------------- prototxt parameters (issue 29)
+
+@pytest.mark.parametrize("find, replace, message", [
+    ("stride: 4", "stride: 0", r"layer 'conv1' \(Convolution\): stride \(0, 0\): must be > 0"),
+    ("kernel_size: 11", "kernel_size: 0", r"layer 'conv1' \(Convolution\): kernel size \(0, 0\) .*must be > 0"),
+    ("group: 2", "group: 0", r"layer 'conv2' \(Convolution\): group = 0: must be >= 1"),
+    ("group: 2", "group: 3", r"layer 'conv2' \(Convolution\): num_output = 256 is not a multiple of group = 3"),
+    ("num_output: 96", "num_output: 0", r"layer 'conv1' \(Convolution\): num_output = 0: must be > 0"),
+    ("local_size: 5", "local_size: 0", r"layer 'norm1' \(LRN\): local_size = 0: must be odd"),
+    ("local_size: 5", "local_size: 4", r"layer 'norm1' \(LRN\): local_size = 4: must be odd"),
+    ("alpha: 0.0001", "alpha: nan", r"layer 'norm1' \(LRN\): alpha = nan: must be a finite number"),
+    ("pool: MAX\n    kernel_size: 3", "pool: MAX\n    kernel_size: 3\n    pad: 3",
+     r"layer 'pool1' \(Pooling\): pad \(3, 3\) must be smaller than the kernel \(3, 3\)"),
+    ("pool: MAX\n    kernel_size: 3", "pool: MAX\n    kernel_size: 0",
+     r"layer 'pool1' \(Pooling\): kernel size \(0, 0\) .*must be > 0"),
+    ("pool: MAX\n    kernel_size: 3\n    stride: 2", "pool: MAX\n    kernel_size: 3\n    stride: 0",
+     r"layer 'pool1' \(Pooling\): stride \(0, 0\): must be > 0"),
+    ("dim: 227 dim: 227", "dim: 0 dim: 227", r"layer 'data' \(Input\): input shape \[10, 3, 0, 227\]"),
+    ("kernel_size: 11", "kernel_size: 11 kernel_h: 11 kernel_w: 11",
+     r"layer 'conv1' \(Convolution\): kernel_size and kernel_h/kernel_w both given"),
+])
+def test_prototxt_parameters_caffe_refuses_are_named_before_any_array(weights_source, tmp_path, find, replace,
+                                                                      message):
+    from repro import caffe
+    from repro.network import Network
+    text = (weights_source / "bvlc_alexnet/deploy.prototxt").read_text()
+    assert find in text
+    (tmp_path / "edited.prototxt").write_text(text.replace(find, replace, 1))
+    layer = '"' + message.split("'")[1] + '"'
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if layer in row)
+    with pytest.raises(caffe.CaffeError, match=rf"edited.prototxt, line {line}, .*{message}"):
+        caffe.parse_prototxt(tmp_path / "edited.prototxt")
+    with pytest.raises(caffe.CaffeError, match=message):         # the network says the same, and converts nothing
+        Network(tmp_path / "edited.prototxt", weights_source / ALEXNET, last_layer="pool5")
+
+
+def test_a_prototxt_nested_beyond_reason_is_named(tmp_path):
+    from repro import caffe
+    (tmp_path / "deep.prototxt").write_text('name: "x"\n' + "layer { " * 100_000 + "}" * 100_000)
+    with pytest.raises(caffe.CaffeError, match=r"deep.prototxt: not a Caffe prototxt \(braces nested too deeply"):
+        caffe.parse_prototxt(tmp_path / "deep.prototxt")
+
+
+def test_the_network_digest_is_blind_to_layout_and_sees_every_parameter(weights_source, tmp_path):
+    from repro import caffe
+    source = weights_source / "bvlc_alexnet/deploy.prototxt"
+    text = source.read_text()
+    digest = caffe.network_digest(caffe.parse_prototxt(source)[1])
+    (tmp_path / "spaced.prototxt").write_text("# a comment\n" + text.replace("  ", "\t"))
+    assert caffe.network_digest(caffe.parse_prototxt(tmp_path / "spaced.prototxt")[1]) == digest
+    (tmp_path / "edited.prototxt").write_text(text.replace("beta: 0.75", "beta: 0.7", 1))
+    assert caffe.network_digest(caffe.parse_prototxt(tmp_path / "edited.prototxt")[1]) != digest
+
+
+# --------------------------------------------------------------------------- images: orientation and size (issue 29)
+
+def sideways_jpeg(picture, path, orientation=6):
+    """``picture`` (H, W, 3) stored turned as a camera held sideways stores it, with the EXIF orientation that
+    tells viewers how to show it upright."""
+    stored = {6: np.rot90(picture, 1), 8: np.rot90(picture, -1), 3: np.rot90(picture, 2)}[orientation]
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(np.ascontiguousarray(stored)).save(path, quality=100, exif=exif.tobytes())
+    return path
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_exif_orientation_is_applied_as_viewers_apply_it(tmp_path, orientation):
+    from repro.datasets import Stimuli
+    upright = np.zeros((40, 30, 3), np.uint8)
+    upright[:10, :, 0] = 255                                  # red band at the top as seen, green at the left
+    upright[:, :5, 1] = 255
+    path = sideways_jpeg(upright, tmp_path / "phone.jpg", orientation)
+    with Image.open(path) as stored:
+        assert stored.size == ((40, 30) if orientation in (6, 8) else (30, 40))   # as stored: (width, height)
+    loaded = load_image(path)
+    assert loaded.shape == (40, 30, 3)
+    assert np.abs(loaded.astype(int) - upright).mean() < 8          # JPEG noise only
+    assert Stimuli(filenames=[path]).sizes.tolist() == [[40, 30]]
+    assert Stimuli(filenames=[path])[0].shape == (40, 30, 3)
+
+
+def test_predict_gives_a_density_of_the_picture_people_see(readout, osie_dir, tmp_path, weights_source, capsys):
+    _, model_path = readout
+    photo = load_image(osie_dir / "stimuli" / "1003.jpg")              # 600 x 800
+    path = sideways_jpeg(photo, tmp_path / "sideways.jpg")
+    code, _ = predict([path, "--model", model_path], tmp_path, weights_source, capsys)
+    assert code == 0
+    assert np.load(tmp_path / "out" / "sideways_logdensity.npy").shape == (600, 800)
+
+
+def test_a_decompression_bomb_is_refused_from_its_header(tmp_path):
+    from repro.datasets import Stimuli
+    Image.new("1", (20000, 10000)).save(tmp_path / "bomb.png")                 # 200 Mpx in 24 KB
+    assert (tmp_path / "bomb.png").stat().st_size < 100_000
+    for read in (load_image, lambda p: Stimuli(filenames=[p])):
+        with pytest.raises(ValueError, match=r"bomb.png: refused, too large to decode .* the package's limit is "
+                                             r"40,000,000 pixels"):
+            read(tmp_path / "bomb.png")
+
+
+def test_images_over_the_package_limit_are_refused_before_decoding(tmp_path, monkeypatch, readout, weights_source,
+                                                                   capsys):
+    Image.new("1", (15000, 10000)).save(tmp_path / "large.png")                # 150 Mpx, under PIL's limit
+    with pytest.raises(ValueError, match=r"large.png: 15000 x 10000 = 150,000,000 pixels, more than the limit of "
+                                         r"40,000,000 \(repro.datasets.MAX_PIXELS; set DEEPGAZE_MAX_PIXELS"):
+        load_image(tmp_path / "large.png")
+    _, model_path = readout
+    code, err = predict([tmp_path / "large.png", "--model", model_path], tmp_path, weights_source, capsys)
+    assert code == 1 and err.startswith(f"error: {tmp_path / 'large.png'}: 15000 x 10000 = 150,000,000 pixels")
+    assert not (tmp_path / "out").exists()
+    # the limit is the package's own, documented and overridable
+    Image.new("RGB", (300, 200)).save(tmp_path / "small.png")
+    monkeypatch.setenv("DEEPGAZE_MAX_PIXELS", "50000")
+    with pytest.raises(ValueError, match=r"300 x 200 = 60,000 pixels, more than the limit of 50,000"):
+        load_image(tmp_path / "small.png")
+    assert load_image(tmp_path / "small.png", max_pixels=60_000).shape == (200, 300, 3)
+    monkeypatch.setenv("DEEPGAZE_MAX_PIXELS", "lots")
+    with pytest.raises(ValueError, match=r"DEEPGAZE_MAX_PIXELS='lots': expected a positive whole number"):
+        load_image(tmp_path / "small.png")
+
+
+# --------------------------------------------------------------------------- model records (issue 29)
+
+@pytest.mark.parametrize("name, value, message", [
+    ("geometry", json.dumps([1, 2]), r"attribute 'geometry' = '\[1, 2\]': expected a geometry"),
+    ("geometry", json.dumps({"units": [[1.0, 0.0]], "grid": [1.0, 8.0]}), r"attribute 'geometry' .*step > 0"),
+    ("geometry", json.dumps({"units": 3, "grid": [1.0, 8.0]}), r"attribute 'geometry' .*expected a geometry"),
+    ("geometry", '{"units": [["a", 1]], "grid": [1, 8]}', r"attribute 'geometry' .*pair \(first, step\)"),
+    ("geometry", "{not json", r"attribute 'geometry' = '\{not json': Expecting"),
+    ("channels", json.dumps([256.5]), r"attribute 'channels' = '\[256.5\]': expected a list of positive whole"),
+    ("channels", json.dumps([-256]), r"attribute 'channels' = '\[-256\]': expected a list of positive whole"),
+    ("layers", json.dumps([5]), r"attribute 'layers' = '\[5\]': expected a non-empty list of distinct layer"),
+    ("sigma", "nan", r"attribute 'sigma' = 'nan': expected a finite number > 0"),
+    ("alpha", "big", r"attribute 'alpha' = 'big': could not convert"),
+    ("metadata", json.dumps([1]), r"attribute 'metadata' = '\[1\]': expected a JSON object"),
+])
+def test_malformed_model_records_are_named(readout, tmp_path, osie_dir, weights_source, capsys, name, value, message):
+    from repro.model import DeepGazeI
+    _, path = readout
+    with h5py.File(path, "a") as f:
+        f.attrs[name] = value
+    with pytest.raises(ValueError, match=r"model.h5: " + message):
+        DeepGazeI.load(path)
+    code, err = predict([osie_dir / "stimuli" / "1003.jpg", "--model", path], tmp_path, weights_source, capsys)
+    assert code == 1 and err.startswith(f"error: {path}: attribute {name!r}") and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("edit", [{"layers": ["relu5"]}, {"sigma": "3.0"}, {"w": "scaled"}])
+def test_a_model_file_edited_after_saving_is_refused(readout, tmp_path, edit):
+    from repro.model import DeepGazeI
+    _, path = readout
+    with h5py.File(path, "a") as f:
+        for name, value in edit.items():
+            if name == "w":
+                f["w"][...] = f["w"][()] * 2
+            else:
+                f.attrs[name] = json.dumps(value) if isinstance(value, list) else value
+    with pytest.raises(ValueError, match=r"model.h5: its records do not match the digest they were saved with"):
+        DeepGazeI.load(path)
+
+
+@pytest.mark.parametrize("change", ["padding", "downsample", "layer"])
+def test_a_model_whose_records_contradict_each_other_is_refused(readout, tmp_path, osie_dir, weights_source, capsys,
+                                                                change):
+    model, _ = readout
+    network = dict(model.metadata["network"])
+    if change == "padding":
+        network["padding"] = "caffe"
+    elif change == "downsample":
+        network["downsample"] = 1
+    else:
+        model.layers, model.channels = ["conv4"], [256]                # conv4 has 384 features
+    model.metadata["network"] = network
+    model.save(tmp_path / "contradicting.h5")
+    code, err = predict([osie_dir / "stimuli" / "1003.jpg", "--model", tmp_path / "contradicting.h5"], tmp_path,
+                        weights_source, capsys)
+    assert code == 1 and "the model's records contradict each other" in err and "train the model again" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_model_refuses_an_edited_prototxt_beside_its_caffemodel(readout, tmp_path, osie_dir, weights_source, capsys):
+    from repro.__main__ import main
+    _, path = readout
+    folder = tmp_path / "net"
+    folder.mkdir()
+    (folder / "deploy.prototxt").write_text((weights_source / "bvlc_alexnet/deploy.prototxt").read_text()
+                                            .replace("beta: 0.75", "beta: 0.5", 1))
+    (folder / "w.caffemodel").symlink_to(weights_source / "bvlc_alexnet/bvlc_alexnet_conv_q8.v2.caffemodel")
+    code = main(["predict", str(osie_dir / "stimuli" / "1003.jpg"), "--model", str(path), "--network", str(folder),
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.replace("\r", "\n").splitlines()[-1]
+    assert code == 1 and err.startswith(f"error: {folder / 'deploy.prototxt'} describes another network (digest ")
+    assert "use the prototxt it was trained with" in err and not (tmp_path / "out").exists()
+
+
+def test_a_model_saved_before_the_digests_still_predicts_with_a_warning(readout, tmp_path, osie_dir, weights_source,
+                                                                       capsys, caplog):
+    from repro.model import DeepGazeI
+    model, _ = readout
+    model.metadata["network"].pop("network_sha1")
+    model.save(tmp_path / "older.h5")
+    with h5py.File(tmp_path / "older.h5", "a") as f:                 # as the previous version wrote it
+        del f.attrs["records_sha256"]
+        f.attrs["sigma"], f.attrs["alpha"] = model.sigma, model.alpha
+    assert DeepGazeI.load(tmp_path / "older.h5").sigma == model.sigma
+    code, _ = predict([osie_dir / "stimuli" / "1003.jpg", "--model", tmp_path / "older.h5"], tmp_path,
+                      weights_source, capsys)
+    assert code == 0 and "records no digest of its prototxt" in caplog.text
+
+
+# --------------------------------------------------------------------------- options and schedulers (issue 29)
+
+def script_main():
+    """Figure 8's ``main`` (any experiment script: they share their options, repro.experiments.parser)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("fig8", Path(__file__).resolve().parent.parent / "experiments" /
+                                                  "fig8_regularization.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--workers", "-1"], r"^error: .*argument --workers: -1 is less than 0$"),
+    (["--workers", "two"], r"^error: .*argument --workers: 'two' is not a whole number$"),
+    (["--seed", "-5"], r"^error: .*argument --seed: seed -5: expected a whole number from 0 to 4294967295$"),
+    (["--seed", "1e3"], r"^error: .*argument --seed: seed '1e3' is not a whole number$"),
+])
+def test_bad_options_of_the_scripts_are_one_line_errors(option, message, tmp_path, capsys):
+    from repro import cli
+    start = time.monotonic()
+    with pytest.raises(SystemExit) as exited:
+        cli.run(script_main(), ["--quick", "--out", str(tmp_path), "--cache", str(tmp_path), *option])
+    assert exited.value.code == 1 and time.monotonic() - start < 10
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and re.match(message, lines[0]), lines
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_library_refuses_what_the_options_refuse(tmp_path):
+    from argparse import Namespace
+
+    from repro import experiments as ex
+    with pytest.raises(ValueError, match=r"seed -5: expected a whole number from 0 to 4294967295"):
+        ex.options_of(Namespace(dataset="demo", data_dir=None, weights=None, quick=True, seed=-5))
+    with pytest.raises(ValueError, match=r"workers must be a whole number >= 0 .* got -1"):
+        ex.run_grid([{"x": 1}], tmp_path, workers=-1, progress=False)
+
+
+def silent_socket():
+    """A real socket on 127.0.0.1 that accepts connections and never answers."""
+    import socket
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    return listener
+
+
+@pytest.mark.parametrize("kind", ["silent", "refused", "nonsense"])
+def test_a_scheduler_that_does_not_answer_is_a_clear_error_within_its_deadline(kind, tmp_path, monkeypatch, capsys):
+    from repro import cli
+    from repro.experiments import grid
+    listener = silent_socket()
+    address = {"silent": f"tcp://127.0.0.1:{listener.getsockname()[1]}", "refused": "tcp://127.0.0.1:1",
+               "nonsense": "nonsense://somewhere"}[kind]
+    monkeypatch.setattr(grid, "SCHEDULER_TIMEOUT", 2.0)
+    start = time.monotonic()
+    try:
+        with pytest.raises(ConnectionError, match=rf"no dask scheduler answered at {re.escape(address)} within 2 s"):
+            grid.check_scheduler(address, timeout=2.0)
+        assert time.monotonic() - start < 6
+        code = cli.run(script_main(), ["--quick", "--dataset", "demo", "--out", str(tmp_path / "out"), "--cache",
+                                       str(tmp_path / "cache"), "--scheduler", address])
+    finally:
+        listener.close()
+    assert code == 1
+    err = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    assert err[-1].startswith(f"error: no dask scheduler answered at {address}")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_scheduler_without_workers_is_a_clear_error_within_its_deadline(tmp_path, monkeypatch):
+    from distributed import LocalCluster
+
+    from repro.experiments import grid
+    monkeypatch.setattr(grid, "SCHEDULER_TIMEOUT", 2.0)
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
+        start = time.monotonic()
+        with pytest.raises(TimeoutError, match=rf"{re.escape(cluster.scheduler_address)}: no dask worker within 2 s"):
+            grid.run_grid([{"a": "config"}], tmp_path, scheduler=cluster.scheduler_address, progress=False)
+        assert time.monotonic() - start < 10
+    assert list(tmp_path.iterdir()) == []
+
+
+# --------------------------------------------------------------------------- values read from files and arrays (issue 29)
+
+@pytest.mark.parametrize("held", ["list", "array", "dict"])
+def test_a_fixation_beyond_the_maps_given_to_a_metric_is_named(held):
+    maps = [np.zeros((30, 40)), np.zeros((30, 40))]
+    maps = {"list": maps, "array": np.stack(maps), "dict": dict(enumerate(maps))}[held]
+    fixations = Fixations(x=[1.0, 2.0], y=[1.0, 2.0], n=[0, 5])
+    for measure in (metrics.log_likelihoods, metrics.auc, metrics.nss):
+        with pytest.raises(ValueError, match=r"no map of image 5: .*(2 maps were given|images \[0, 1\])"):
+            measure(maps, fixations)
+
+
+@pytest.mark.parametrize("field, values, shown", [("n", [0, 1.5], "1.5"), ("subject", [0, np.nan], "nan"),
+                                                  ("index_in_trial", [0, np.inf], "inf"), ("n", ["0", "a"], "'a'")])
+def test_integer_fixation_fields_holding_other_values_are_refused_not_truncated(field, values, shown):
+    with pytest.raises(ValueError, match=rf"fixation field '{field}': #1 is {re.escape(shown)}, not a whole number"):
+        Fixations(x=[1.0, 2.0], y=[1.0, 2.0], **{"n": [0, 0], field: values})
+    assert Fixations(x=[1.0, 2.0], y=[1.0, 2.0], n=np.array([0.0, 1.0])).n.tolist() == [0, 1]   # MATLAB's floats
+
+
+def test_pysaliency_fixations_with_a_fractional_image_index_are_named(tmp_path):
+    from repro.datasets import read_hdf5, write_hdf5
+    write_hdf5(some_fixations(), tmp_path / "fixations.hdf5")
+    with h5py.File(tmp_path / "fixations.hdf5", "a") as f:
+        n = f["n"][()].astype(float)
+        n[3] = 0.5
+        del f["n"]
+        f["n"] = n
+    with pytest.raises(ValueError, match=r"fixations.hdf5: .*fixation field 'n': #3 is 0.5, not a whole number"):
+        read_hdf5(tmp_path / "fixations.hdf5")
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-8"])
+def test_a_csv_with_a_byte_order_mark_reads_as_without(table_folder, tmp_path, encoding):
+    from repro.predict import read_fixation_points
+    stimuli, _ = table_folder
+    (tmp_path / "points.csv").write_text("x,y,image\n3,4,a.jpg\n", encoding=encoding)
+    assert read_fixation_points(tmp_path / "points.csv")["a"].tolist() == [[3.0, 4.0]]
+    (tmp_path / "table.csv").write_text("s,img,x,y\n1,a,3,4\n", encoding=encoding)
+    _, fixations = load_table(tmp_path / "table.csv", stimuli)
+    assert fixations.x.tolist() == [3.0]
+
+
+def test_a_table_that_is_not_utf8_is_named(table_folder, tmp_path):
+    stimuli, _ = table_folder
+    (tmp_path / "table.csv").write_bytes("s,img,x,y\n1,caf\u00e9,3,4\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"table.csv: not UTF-8 text .* save the table as UTF-8 CSV"):
+        load_table(tmp_path / "table.csv", stimuli)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("eps", np.nan, r"eps \(the uniform density's weight\) must be in \[0, 1\], got nan"),
+    ("eps", 3.0, r"eps .* must be in \[0, 1\], got 3.0"),
+    ("eps", np.ones(3), r"TypeError"),
+    ("bandwidth", -0.1, r"bandwidth must be a finite number > 0"),
+    ("frame_density", np.full((4, 4), np.nan), r"frame_density must be a 2-D array"),
+])
+def test_a_centre_bias_template_with_values_out_of_range_is_named(tmp_path, field, value, message):
+    from repro.centerbias import CenterBiasTemplate
+    CenterBiasTemplate(np.full((4, 4), 1 / 16), 0.1, 0.05, "test").save(tmp_path / "template.npz")
+    with np.load(tmp_path / "template.npz") as f:
+        stored = dict(f)
+    stored[field] = value
+    with open(tmp_path / "edited.npz", "wb") as f:
+        np.savez(f, **stored)
+    with pytest.raises(ValueError, match=r"edited.npz: not a centre-bias template of this package \(.*" + message):
+        CenterBiasTemplate.load(tmp_path / "edited.npz")
+
+
+# --------------------------------------------------------------------------- cached entries checked against the request (issue 29)
+
+def test_feature_cache_files_swapped_between_images_are_computed_again(alexnet_full, osie_dir, tmp_path, caplog):
+    from repro.features import FeatureExtractor, FeatureStore, image_hash
+    store = FeatureStore(FeatureExtractor(alexnet_full), tmp_path)
+    first, second = (load_image(osie_dir / "stimuli" / f"{n}.jpg") for n in (1001, 1002))     # both 600 x 800
+    expected = store.features(first, ["conv5"])[0]
+    other = store.features(second, ["conv5"])[0]
+    a, b = (tmp_path / f"{image_hash(image)}.h5" for image in (first, second))
+    a.write_bytes(b.read_bytes())                                   # image 1001's name, image 1002's maps
+    np.testing.assert_array_equal(store.features(first, ["conv5"])[0], expected)
+    assert f"{a}: holds the maps of another image ({b.stem})" in caplog.text
+    assert not np.array_equal(expected, other)
+
+
+def test_a_feature_cache_file_of_the_wrong_shape_is_computed_again(alexnet_full, osie_dir, tmp_path, caplog):
+    from repro.features import FeatureExtractor, FeatureStore, image_hash
+    store = FeatureStore(FeatureExtractor(alexnet_full), tmp_path)
+    image = load_image(osie_dir / "stimuli" / "1001.jpg")
+    expected = store.features(image, ["conv5"])[0]
+    path = tmp_path / f"{image_hash(image)}.h5"
+    with h5py.File(path, "a") as f:                                 # a file written without the image's record
+        del f.attrs["image"]
+        del f["conv5"]
+        f["conv5"] = expected[:, :-1]
+    np.testing.assert_array_equal(store.features(image, ["conv5"])[0], expected)
+    cut = (expected.shape[0], expected.shape[1] - 1, expected.shape[2])
+    assert f"{path}: layer 'conv5' has shape {cut}, the network gives {expected.shape}" in caplog.text
+
+
+def test_a_weights_cache_of_another_caffemodel_is_converted_again(weights_source, tmp_path, monkeypatch, caplog):
+    from repro import caffe
+    monkeypatch.setenv("DEEPGAZE_WEIGHTS", str(tmp_path / "weights"))
+    prototxt = weights_source / "bvlc_alexnet/deploy.prototxt"
+    v1 = caffe.load(prototxt, weights_source / ALEXNET, last_layer="pool5", progress=False)
+    v2_sha1 = caffe.sha1sum(weights_source / "bvlc_alexnet/bvlc_alexnet_conv_q8.v2.caffemodel")
+    caffe.cache_path(v2_sha1).write_bytes(caffe.cache_path(v1.sha1).read_bytes())   # under v2's name
+    v2 = caffe.load(prototxt, weights_source / "bvlc_alexnet/bvlc_alexnet_conv_q8.v2.caffemodel", last_layer="pool5",
+                    progress=False)
+    assert f"{caffe.cache_path(v2_sha1)}: holds the weights of another caffemodel (sha1 {v1.sha1})" in caplog.text
+    assert v2.sha1 == v2_sha1 and caffe._read_cache(caffe.cache_path(v2_sha1), v2_sha1) is not None

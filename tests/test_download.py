@@ -4,6 +4,7 @@ import dataclasses
 import hashlib
 import http.server
 import threading
+import time
 import zipfile
 
 import pytest
@@ -13,10 +14,11 @@ from repro.datasets import DATASETS, load_mit1003, load_osie
 
 
 class Server:
-    """A local HTTP server of ``files`` (``{path: bytes}``); ``truncate`` sends half a file but announces it whole."""
+    """A local HTTP server of ``files`` (``{path: bytes}``); ``truncate`` sends half a file but announces it whole,
+    ``trickle`` sends one byte every 0.2 s."""
 
     def __init__(self):
-        self.files, self.truncate = {}, set()
+        self.files, self.truncate, self.trickle = {}, set(), set()
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -28,6 +30,12 @@ class Server:
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                if self.path in server.trickle:
+                    for i in range(len(body)):
+                        self.wfile.write(body[i:i + 1])
+                        self.wfile.flush()
+                        time.sleep(0.2)
+                    return
                 self.wfile.write(body[:len(body) // 2] if self.path in server.truncate else body)
 
             def log_message(self, *args):
@@ -153,7 +161,8 @@ def test_download_command_for_a_dataset(server, osie_archive, tmp_path, monkeypa
 # -- networks --------------------------------------------------------------------------
 def test_network_download_offline_says_where_to_put_the_file(tmp_path, monkeypatch):
     closed = "http://127.0.0.1:9/bvlc_alexnet.caffemodel"  # the discard port: connection refused
-    monkeypatch.setitem(download.NETWORK_FILES, "bvlc_alexnet", [("bvlc_alexnet.caffemodel", closed, "0" * 40)])
+    monkeypatch.setitem(download.NETWORK_FILES, "bvlc_alexnet", [("bvlc_alexnet.caffemodel", closed,
+                                                                   "sha1:" + "0" * 40)])
     with pytest.raises(download.DownloadError, match=r"place it at .*bvlc_alexnet.caffemodel \(SHA-1 0{40}\)"):
         download.download_network("bvlc_alexnet", tmp_path, timeout=5)
     assert leftovers(tmp_path) == []
@@ -165,12 +174,12 @@ def test_network_download_verifies_the_checksum(server, tmp_path, monkeypatch):
     good = hashlib.sha1(body).hexdigest()
     target = tmp_path / "out"
     monkeypatch.setitem(download.NETWORK_FILES, "bvlc_alexnet", [("net.caffemodel", f"{server.url}/net.caffemodel",
-                                                                   "f" * 40)])
+                                                                   "sha1:" + "f" * 40)])
     with pytest.raises(download.DownloadError, match=f"SHA-1 {good} differs from the expected f{{40}}"):
         download.download_network("bvlc_alexnet", target)
     assert leftovers(target) == []
     monkeypatch.setitem(download.NETWORK_FILES, "bvlc_alexnet", [("net.caffemodel", f"{server.url}/net.caffemodel",
-                                                                   good)])
+                                                                   f"sha1:{good}")])
     assert download.download_network("bvlc_alexnet", target) == target
     assert (target / "net.caffemodel").read_bytes() == body
     server.files.clear()                                      # there and whole: nothing is fetched again
@@ -181,7 +190,8 @@ def test_network_download_command_fails_cleanly_offline(tmp_path, monkeypatch, c
     from repro.__main__ import main
 
     closed = "http://127.0.0.1:9/x.caffemodel"
-    monkeypatch.setitem(download.NETWORK_FILES, "bvlc_reference_caffenet", [("x.caffemodel", closed, None)])
+    monkeypatch.setitem(download.NETWORK_FILES, "bvlc_reference_caffenet", [("x.caffemodel", closed,
+                                                                              "sha1:" + "0" * 40)])
     assert main(["download", "bvlc_reference_caffenet", "--to", str(tmp_path)]) == 1
     assert f"place it at {tmp_path / 'x.caffemodel'}" in capsys.readouterr().err
 
@@ -190,3 +200,63 @@ def test_only_datasets_with_a_source_download():
     assert DATASETS["demo"].source is None
     with pytest.raises(ValueError, match=r"unknown dataset 'demo'; choose one of \['mit1003', 'osie'\]"):
         download.download_dataset("demo", "unused")
+
+
+# -- hostile mirrors and slow servers (issue 29) ------------------------------------------
+def test_every_network_file_has_a_checksum():
+    for name, files in download.NETWORK_FILES.items():
+        for filename, _, checksum in files:
+            algorithm, digest = checksum.split(":")
+            assert algorithm in download.NAMES and len(digest) in (32, 40, 64), (name, filename)
+
+
+def test_an_edited_deploy_prototxt_from_a_mirror_is_refused(server, weights_source, tmp_path, monkeypatch):
+    official = (weights_source / "bvlc_alexnet/deploy.prototxt").read_text()
+    monkeypatch.setenv("DEEPGAZE_MIRROR", server.url)
+    target = tmp_path / "alexnet"
+    entry = [f for f in download.NETWORK_FILES["bvlc_alexnet"] if f[0] == "deploy.prototxt"]
+    monkeypatch.setitem(download.NETWORK_FILES, "bvlc_alexnet", entry)
+    server.files["/deploy.prototxt"] = official.replace("stride: 4", "stride: 2", 1).encode()
+    with pytest.raises(download.DownloadError, match=r"deploy.prototxt: network digest .* differs from the "
+                                                     r"expected 28e31d9e"):
+        download.download_network("bvlc_alexnet", target)
+    assert leftovers(target) == []
+    # the official network, whatever its comments and spacing, is accepted
+    server.files["/deploy.prototxt"] = ("# BVLC AlexNet\n" + official.replace("  ", "    ")).encode()
+    assert download.download_network("bvlc_alexnet", target) == target
+    # a prototxt already there that is not the official one is fetched again
+    (target / "deploy.prototxt").write_text(official.replace("stride: 4", "stride: 2", 1))
+    assert download.download_network("bvlc_alexnet", target) == target
+    assert (target / "deploy.prototxt").read_bytes() == server.files["/deploy.prototxt"]
+
+
+@pytest.mark.parametrize("extra", ["data/stimuli/evil.jpg", "data/stimuli/deep/er/payload.jpg"])
+def test_an_osie_archive_with_extra_members_is_refused_and_nothing_is_left(server, osie_archive, osie_dir,
+                                                                           tmp_path, extra):
+    path = tmp_path / "master.zip"
+    path.write_bytes(osie_archive)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.write(osie_dir / "stimuli" / "1001.jpg", f"predicting-human-gaze-beyond-pixels-master/{extra}")
+    server.files["/master.zip"] = path.read_bytes()
+    target = tmp_path / "data"
+    with pytest.raises(download.DownloadError, match=rf"{extra.split('/', 1)[1]}"):
+        download.download_dataset("osie", target, url=f"{server.url}/master.zip", progress=False)
+    assert leftovers(target) == []
+
+
+def test_member_patterns_do_not_cross_folders():
+    assert download.member_matches("data/stimuli/1001.jpg", "data/stimuli/*.jpg")
+    assert not download.member_matches("data/stimuli/deep/er/payload.jpg", "data/stimuli/*.jpg")
+    assert not download.member_matches("data/stimuli/1001.JPG", "data/stimuli/*.jpg")
+
+
+def test_a_server_that_trickles_bytes_meets_the_overall_deadline(server, tmp_path):
+    server.files["/net.caffemodel"] = b"x" * 1000                # 200 s at one byte every 0.2 s
+    server.trickle.add("/net.caffemodel")
+    start = time.monotonic()
+    with pytest.raises(download.DownloadError, match=r"net.caffemodel: not complete after the deadline of 2 s "
+                                                     r"\(\d+ of 1000 bytes\)"):
+        download.fetch(f"{server.url}/net.caffemodel", tmp_path / "net.caffemodel", timeout=1, deadline=2,
+                       progress=False)
+    assert time.monotonic() - start < 5
+    assert leftovers(tmp_path) == []

@@ -18,15 +18,15 @@ dataset: a file beside ``osie.py`` defining ``DATASET``, and its name in :data:`
 from pathlib import Path
 
 from . import demo, mit1003, osie
-from .core import (Archive, Dataset, Fixations, Stimuli, alternate_split, check_fixations, check_points,
-                   drop_invalid, group_by_image, load_image, outside, subject_folds)
+from .core import (MAX_PIXELS, Archive, Dataset, Fixations, Stimuli, alternate_split, check_fixations, check_pixels,
+                   check_points, drop_invalid, group_by_image, load_image, max_pixels, outside, subject_folds)
 from .demo import load_demo
 from .hdf5 import read_hdf5, write_hdf5
 from .mit1003 import MIT1003_COLUMNS, load_mit1003, mit1003_split
 from .osie import load_osie, osie_split
 from .tables import float_column, load_fixation_table, read_table
 
-__all__ = ["Stimuli", "Fixations", "group_by_image", "load_image", "outside", "check_points", "check_fixations",
+__all__ = ["MAX_PIXELS", "max_pixels", "check_pixels", "Stimuli", "Fixations", "group_by_image", "load_image", "outside", "check_points", "check_fixations",
            "drop_invalid", "load_osie",
            "load_fixation_table", "load_mit1003", "MIT1003_COLUMNS", "DATASET_FOLDERS", "dataset_folder",
            "load_dataset", "read_table", "float_column", "read_hdf5", "write_hdf5",

@@ -3,7 +3,9 @@
 Conventions (see ``docs/metrics.md`` of the project):
 
 - Images are RGB ``uint8`` arrays of shape ``(height, width, 3)``; grayscale, palette, alpha and
-  CMYK files are converted to RGB on loading (alpha is dropped).
+  CMYK files are converted to RGB on loading (alpha is dropped). A file's EXIF orientation is applied, as
+  every image viewer applies it (a phone photo held sideways is read upright). Files of more than
+  :func:`max_pixels` pixels are refused from their header, before any pixel is decoded.
 - A fixation ``(x, y)`` is in pixels, origin at the top-left corner of the image, x to the right,
   y down, and is scored at the pixel ``(int(x), int(y))``. Coordinates outside the image or
   missing are dropped by the loaders *explicitly*, with a count logged, never clipped.
@@ -11,30 +13,92 @@ Conventions (see ``docs/metrics.md`` of the project):
 - Whether the first fixation of each trial (the forced central start) is kept is the
   ``keep_first`` argument every loader requires.
 """
+import contextlib
 import logging
+import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 log = logging.getLogger(__package__)          # one logger for the package: "repro.datasets"
 
-__all__ = ["Stimuli", "Fixations", "group_by_image", "load_image", "outside", "check_points", "check_fixations",
+__all__ = ["MAX_PIXELS", "max_pixels", "check_pixels", "Stimuli", "Fixations", "group_by_image", "load_image",
+           "outside", "check_points", "check_fixations",
            "drop_invalid", "alternate_split", "subject_folds", "Archive", "Dataset"]
 
 
 # --------------------------------------------------------------------------- stimuli
 
-def load_image(source):
-    """Read an image file as RGB.
+#: The largest image the package reads or runs through a network, in pixels (40 megapixels, e.g. 7300 x 5500):
+#: AlexNet's features of an image this large take about 1 GB while they are computed, and grow with the
+#: pixels. ``DEEPGAZE_MAX_PIXELS`` overrides it (:func:`max_pixels`); PIL's own guard against decompression
+#: bombs (``PIL.Image.MAX_IMAGE_PIXELS`` times 2, 179 megapixels) applies beyond it.
+MAX_PIXELS = 40_000_000
 
-    16-bit grayscale files (PIL modes ``I;16*``, ``I``) are scaled to 8 bit, ``round(v / 257)``, as
-    their full range 0..65535 maps onto 0..255; other modes are converted by PIL.
+
+def max_pixels():
+    """The image size limit in pixels: ``DEEPGAZE_MAX_PIXELS`` if set (a positive whole number), else
+    :data:`MAX_PIXELS`."""
+    value = os.environ.get("DEEPGAZE_MAX_PIXELS", "").strip()
+    if not value:
+        return MAX_PIXELS
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"DEEPGAZE_MAX_PIXELS={value!r}: expected a positive whole number of pixels")
+    return int(value)
+
+
+def check_pixels(height, width, where, limit=None):
+    """Raise ValueError, naming ``where``, if an image of ``height x width`` exceeds ``limit`` pixels
+    (default :func:`max_pixels`)."""
+    limit = max_pixels() if limit is None else int(limit)
+    if int(height) * int(width) > limit:
+        raise ValueError(f"{where}: {width} x {height} = {int(height) * int(width):,} pixels, more than the "
+                         f"limit of {limit:,} (repro.datasets.MAX_PIXELS; set DEEPGAZE_MAX_PIXELS to allow larger "
+                         f"images, or scale the image down)")
+
+
+#: EXIF orientations that turn the stored picture by 90 degrees (its width and height swap when shown).
+_SIDEWAYS = (5, 6, 7, 8)
+
+
+def _shown_size(image):
+    """``(height, width)`` of an opened image as viewers show it (its EXIF orientation applied), from its header."""
+    width, height = image.size
+    return (width, height) if image.getexif().get(0x0112) in _SIDEWAYS else (height, width)
+
+
+@contextlib.contextmanager
+def _opened(path):
+    """The PIL image of a file, only its header read. PIL's warning of a large image is silenced (the package
+    checks its own limit, :func:`check_pixels`); PIL's refusal of a decompression bomb, far beyond that
+    limit, becomes a ValueError naming the file."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(path)
+        except Image.DecompressionBombError as err:
+            raise ValueError(f"{path}: refused, too large to decode ({err}); the package's limit is "
+                             f"{max_pixels():,} pixels (repro.datasets.MAX_PIXELS, DEEPGAZE_MAX_PIXELS)") from None
+    with image:
+        yield image
+
+
+def load_image(source, max_pixels=None):
+    """Read an image file as RGB, upright.
+
+    The EXIF orientation is applied, as viewers apply it. 16-bit grayscale files (PIL modes ``I;16*``,
+    ``I``) are scaled to 8 bit, ``round(v / 257)``, as their full range 0..65535 maps onto 0..255; other
+    modes are converted by PIL.
 
     Parameters
     ----------
     source : str or Path
+    max_pixels : int, optional
+        Largest image read (default :func:`repro.datasets.max_pixels`), checked from the header before
+        the pixels are decoded.
 
     Returns
     -------
@@ -43,12 +107,15 @@ def load_image(source):
     Raises
     ------
     ValueError
-        The file is not an image PIL can read (empty, truncated, another format, a folder), or its
-        pixels are floating point, naming the file.
+        The file is not an image PIL can read (empty, truncated, another format, a folder), its
+        pixels are floating point, or it is larger than the limit, naming the file.
     """
     try:
-        with Image.open(source) as image:
+        with _opened(source) as image:
+            check_pixels(*_shown_size(image), source, max_pixels)
             image.load()
+            if image.getexif().get(0x0112, 1) != 1:
+                image = ImageOps.exif_transpose(image)
             if image.mode.startswith("I;16") or image.mode == "I":
                 grey = np.asarray(image, dtype=np.float64)
                 if grey.min() < 0 or grey.max() > 65535:
@@ -178,13 +245,13 @@ class Stimuli:
 
 
 def _header_size(filename):
-    """``(height, width)`` from an image file's header, without decoding the pixels."""
+    """``(height, width)`` from an image file's header as viewers show it (EXIF orientation applied), without
+    decoding the pixels."""
     try:
-        with Image.open(filename) as image:
-            width, height = image.size
+        with _opened(filename) as image:
+            return _shown_size(image)
     except FileNotFoundError:
         raise FileNotFoundError(f"stimulus file not found: {filename}") from None
-    return height, width
 
 
 # --------------------------------------------------------------------------- fixations
@@ -215,26 +282,26 @@ class Fixations:
         self.x = np.asarray(x, dtype=float).ravel()
         count = len(self.x)
 
-        def column(value, dtype, default):
+        def column(name, value, dtype, default):
             if value is None:
                 return np.full(count, default, dtype=dtype)
-            value = np.asarray(value, dtype=dtype).ravel()
+            value = (_whole_numbers(name, value) if dtype is int else np.asarray(value, dtype=dtype)).ravel()
             if len(value) != count:
                 raise ValueError(f"fixation arrays differ in length: {len(value)} vs {count} x-values")
             return value
 
-        self.y = column(y, float, np.nan)
-        self.n = column(n, int, 0)
+        self.y = column("y", y, float, np.nan)
+        self.n = column("n", n, int, 0)
         if (self.n < 0).any():
             i = np.flatnonzero(self.n < 0)[0]
             raise ValueError(f"fixation #{i} has image index n={self.n[i]}; image indices are >= 0")
-        self.subject = column(subject, int, 0)
-        self.t = column(t, float, np.nan)
-        self.duration = column(duration, float, np.nan)
-        self.index_in_trial = column(index_in_trial, int, 0)
+        self.subject = column("subject", subject, int, 0)
+        self.t = column("t", t, float, np.nan)
+        self.duration = column("duration", duration, float, np.nan)
+        self.index_in_trial = column("index_in_trial", index_in_trial, int, 0)
         if trial is None:
             _, trial = np.unique(np.stack([self.n, self.subject]), axis=1, return_inverse=True)
-        self.trial = column(trial, int, 0)
+        self.trial = column("trial", trial, int, 0)
 
     def __len__(self):
         return len(self.x)
@@ -292,6 +359,31 @@ class Fixations:
     def __repr__(self):
         return (f"Fixations({len(self)} fixations on {len(self.images)} images "
                 f"by {len(self.subjects)} subjects)")
+
+
+def _number_or_nan(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return np.nan
+
+
+def _whole_numbers(name, values):
+    """``values`` as an int array; ValueError naming the field and the first value that is not a whole number
+    (``2.5``, nan, inf, text), never truncated."""
+    array = np.asarray(values)
+    if array.dtype.kind in "iub":
+        return array.astype(int)
+    if array.dtype.kind in "fc":
+        as_float = array.astype(float)
+    else:                                       # text or objects: each value on its own
+        as_float = np.array([_number_or_nan(v) for v in array.ravel()]).reshape(array.shape)
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(as_float) | (as_float != np.round(as_float)) | (np.abs(as_float) > 2 ** 53)
+    if bad.any():
+        i = np.flatnonzero(bad.ravel())[0]
+        raise ValueError(f"fixation field {name!r}: #{i} is {array.ravel()[i]!r}, not a whole number (an index)")
+    return as_float.astype(int)
 
 
 def group_by_image(n):

@@ -124,6 +124,10 @@ def read_hdf5(filename):
         except KeyError as err:
             raise ValueError(f"{filename}: a pysaliency {kind} file without a dataset or attribute of its "
                              f"version ({err})") from None
+        except ValueError as err:                  # a value out of type or range, named by Fixations
+            if str(filename) in str(err):
+                raise
+            raise ValueError(f"{filename}: {err}") from None
 
 
 def _histories(fixations):

@@ -12,24 +12,28 @@ __all__ = ["read_table", "float_column", "load_fixation_table"]
 
 
 def read_table(filename):
-    """``(header, rows, lines)`` of a CSV file: ``lines[i]`` is the file line of ``rows[i]`` (for messages).
+    """``(header, rows, lines)`` of a CSV file (UTF-8, with or without a byte-order mark, as spreadsheet programs
+    write it): ``lines[i]`` is the file line of ``rows[i]`` (for messages).
 
-    Raises ValueError, naming the file and line, for an empty file, a header without rows, or a row with
-    fewer fields than the header.
+    Raises ValueError, naming the file and line, for an empty file, text that is not UTF-8, a header without
+    rows, or a row with more or fewer fields than the header.
     """
     opener = gzip.open if str(filename).endswith(".gz") else open
-    with opener(filename, "rt", newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if not header:
-            raise ValueError(f"{filename}: empty file; expected a header row naming the columns")
-        rows, lines = [], []
-        for row in reader:
-            if len(row) < len(header):
-                raise ValueError(f"{filename}, line {reader.line_num}: {len(row)} field(s), the header has "
-                                 f"{len(header)}")
-            rows.append(row)
-            lines.append(reader.line_num)
+    try:
+        with opener(filename, "rt", newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if not header:
+                raise ValueError(f"{filename}: empty file; expected a header row naming the columns")
+            rows, lines = [], []
+            for row in reader:
+                if len(row) != len(header):
+                    raise ValueError(f"{filename}, line {reader.line_num}: {len(row)} field(s), the header has "
+                                     f"{len(header)}")
+                rows.append(row)
+                lines.append(reader.line_num)
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{filename}: not UTF-8 text ({err}); save the table as UTF-8 CSV") from None
     if not rows:
         raise ValueError(f"{filename}: a header and no rows (no fixations)")
     return header, rows, lines

@@ -11,7 +11,7 @@
 Every public name is re-exported here, so a script reads ``from repro import experiments as ex`` and
 ``ex.load_setup``, ``ex.run_grid``, ``ex.write_results``.
 """
-from .grid import (FIT_SOURCES, NOT_IN_FITS, GridResults, aggregate, cached_result, config_key, estimate_seconds,
+from .grid import (FIT_SOURCES, NOT_IN_FITS, SCHEDULER_TIMEOUT, GridResults, check_scheduler, aggregate, cached_result, config_key, estimate_seconds,
                    feature_values, fit_and_score, fit_config, grid_runner, is_prepared, prepared, release_prepared,
                    run_grid, same_blas_threads, train_readout, transfer_scores)
 from .patches import crop, load_model, strongest_units, top_feature_patches, top_features, unit_box
@@ -24,7 +24,8 @@ __all__ = ["QUICK", "FULL", "NETWORKS", "GOOGLENET_LAYER", "parser", "options_of
            "googlenet_weights", "googlenet", "setup_store", "load_setup",
            "NOT_IN_FITS", "FIT_SOURCES", "fit_config", "config_key", "release_prepared", "is_prepared", "prepared",
            "transfer_scores", "fit_and_score", "train_readout", "cached_result", "same_blas_threads", "GridResults",
-           "run_grid", "feature_values", "estimate_seconds", "aggregate", "grid_runner",
+           "run_grid", "feature_values", "estimate_seconds", "aggregate", "grid_runner", "SCHEDULER_TIMEOUT",
+           "check_scheduler",
            "PAPER", "PUBLISHED_RESULTS", "tag", "portable_options", "run_record", "write_results", "is_published",
            "bar_chart", "pyplot", "label_figure",
            "load_model", "top_features", "strongest_units", "top_feature_patches", "unit_box", "crop"]

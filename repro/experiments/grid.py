@@ -25,7 +25,8 @@ from .setups import FULL, QUICK, _check_network, _load_setup, load_setup, setup_
 
 __all__ = ["NOT_IN_FITS", "FIT_SOURCES", "fit_config", "config_key", "release_prepared", "is_prepared", "prepared",
            "transfer_scores", "fit_and_score", "train_readout", "cached_result", "same_blas_threads", "GridResults",
-           "run_grid", "feature_values", "estimate_seconds", "aggregate", "grid_runner"]
+           "run_grid", "feature_values", "estimate_seconds", "aggregate", "grid_runner", "SCHEDULER_TIMEOUT",
+           "check_scheduler"]
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +220,49 @@ def cached_result(path, config):
     return result
 
 
+#: Seconds a dask scheduler (``--scheduler``) has to answer, and then to have a worker; and a local cluster's
+#: workers to start.
+SCHEDULER_TIMEOUT = 30.0
+
+
+def check_scheduler(address, timeout=None):
+    """Raise ConnectionError unless a dask scheduler at ``address`` answers within ``timeout`` seconds (default
+    :data:`SCHEDULER_TIMEOUT`; dask's own client waits without end for one that accepts connections and never
+    answers)."""
+    import asyncio
+
+    from distributed.core import rpc
+
+    timeout = SCHEDULER_TIMEOUT if timeout is None else timeout
+
+    async def identity():
+        remote = rpc(address, timeout=timeout)
+        try:
+            return await remote.identity()
+        finally:
+            await remote.close_rpc()
+
+    try:
+        found = asyncio.run(asyncio.wait_for(identity(), timeout))
+    except (OSError, asyncio.TimeoutError, ValueError) as err:     # refused, silent, unreachable, bad address
+        raise ConnectionError(f"no dask scheduler answered at {address} within {timeout:g} s ({type(err).__name__}"
+                              f"{': ' + str(err) if str(err) else ''}); is it running, and is the address "
+                              f"(tcp://host:port) right?") from None
+    if not isinstance(found, dict) or found.get("type") != "Scheduler":
+        raise ConnectionError(f"{address} answers, but is not a dask scheduler ({found!r:.200})")
+
+
+def _wait_for_workers(client, where, timeout=None):
+    """Raise TimeoutError unless the scheduler of ``client`` has a worker within ``timeout`` seconds (default
+    :data:`SCHEDULER_TIMEOUT`)."""
+    timeout = SCHEDULER_TIMEOUT if timeout is None else timeout
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except (TimeoutError, OSError) as err:
+        raise TimeoutError(f"{where}: no dask worker within {timeout:g} s ({err}); start one "
+                           f"(dask worker ADDRESS) or run with --workers N") from None
+
+
 BLAS_THREADS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
@@ -262,14 +306,24 @@ def run_grid(configs, folder=None, workers=0, scheduler=None, progress=True):
     workers : int
         Number of local dask workers (each one process, one thread); 0 runs in this process.
     scheduler : str, optional
-        Address of a running dask scheduler (wins over ``workers``).
+        Address of a running dask scheduler (wins over ``workers``). It must answer, and have a worker, within
+        :data:`SCHEDULER_TIMEOUT` seconds.
     progress : bool
 
     Returns
     -------
     GridResults
         A list of dicts, in the order of ``configs``.
+
+    Raises
+    ------
+    ValueError
+        ``workers`` is not a whole number >= 0.
+    ConnectionError, TimeoutError
+        No scheduler answers at ``scheduler``, or no worker is there, within :data:`SCHEDULER_TIMEOUT`.
     """
+    if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 0:
+        raise ValueError(f"workers must be a whole number >= 0 (0: run in this process), got {workers!r}")
     folder = Path(folder) if folder else paths.cache_dir("experiments")
     folder.mkdir(parents=True, exist_ok=True)
     keys = [config_key(c) for c in configs]
@@ -280,6 +334,8 @@ def run_grid(configs, folder=None, workers=0, scheduler=None, progress=True):
             if found is not None:
                 results[key] = found
     todo = {key: config for key, config in zip(keys, configs) if key not in results}
+    if todo and scheduler:
+        check_scheduler(scheduler)                   # before anything is shown or started
     bar = tqdm(total=len(set(keys)), initial=len(results), desc="grid fits", disable=not progress)
     if todo and (workers or scheduler):
         import dask
@@ -295,7 +351,8 @@ def run_grid(configs, folder=None, workers=0, scheduler=None, progress=True):
                                   "distributed.worker.memory.spill": False}):
                 cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                        dashboard_address=None)
-        with Client(scheduler or cluster) as client:
+        with Client(scheduler or cluster, timeout=SCHEDULER_TIMEOUT) as client:
+            _wait_for_workers(client, scheduler or "the local dask cluster")
             futures = {client.submit(_fit_and_cache, config, folder, key=f"fit-{key}", pure=False): key
                        for key, config in todo.items()}
             for future in as_completed(futures):

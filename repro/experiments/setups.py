@@ -1,13 +1,12 @@
 """The experiments' datasets and networks: command-line options, and the :class:`Setup` a script (or a grid
 worker, from the options in a fit's configuration) builds once per process."""
-import argparse
 import json
 from dataclasses import dataclass
 from functools import lru_cache, partial
 
 import numpy as np
 
-from .. import paths
+from .. import cli, paths
 from ..centerbias import fit_center_bias
 from ..datasets import DATASET_FOLDERS, DATASETS, dataset_folder
 from ..features import FeatureExtractor, FeatureStore
@@ -30,7 +29,7 @@ GOOGLENET_LAYER = "inception_4e/output"
 # ------------------------------------------------------------------------------------ options
 def parser(description):
     """An argument parser with the options every experiment script takes."""
-    p = argparse.ArgumentParser(description=description)
+    p = cli.Parser(description=description)
     on_disk = list(DATASET_FOLDERS)
     p.add_argument("--dataset", choices=list(DATASETS), default="demo",
                    help=f"demo (embedded, no download), {', '.join(on_disk[:-1])} or {on_disk[-1]} (under --data-dir)")
@@ -39,9 +38,11 @@ def parser(description):
                                      "(default: <data-dir>/weights/bvlc_alexnet, else weights/bvlc_alexnet, "
                                      "if present)")
     p.add_argument("--quick", action="store_true", help="small, fast configuration (CI)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=0, help="local dask workers (0: run serially)")
-    p.add_argument("--scheduler", help="address of an existing dask scheduler")
+    p.add_argument("--seed", type=cli.seed, default=0, help=f"0 ... {cli.SEEDS[-1]} (default 0)")
+    p.add_argument("--workers", type=cli.whole_number(0), default=0, help="local dask workers (0: run serially)")
+    p.add_argument("--scheduler", help="address of an existing dask scheduler, e.g. tcp://host:8786 (it must "
+                                       "answer, and have a worker, within "
+                                       "repro.experiments.SCHEDULER_TIMEOUT seconds)")
     p.add_argument("--out", default=str(paths.PROJECT_ROOT / "results"), help="results folder")
     p.add_argument("--publish", action="store_true",
                    help="write PNG, CSV and JSON to experiments/results/<dataset>/ (the committed results) "
@@ -56,6 +57,7 @@ def options_of(args):
     ``weights`` is the folder of AlexNet's files, ``--weights`` or where :func:`repro.paths.find_weights` finds
     them (the data directory's, else the one ``python -m repro download bvlc_alexnet`` fetched), or None.
     """
+    cli.check_seed(args.seed)
     data = paths.data_dir(args.data_dir, required=args.dataset in DATASET_FOLDERS or args.weights is not None)
     if data is None and args.data_dir is None:
         data = paths.data_dir(None, required=False)
