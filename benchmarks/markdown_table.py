@@ -10,11 +10,15 @@ def report(title, intro, header, rows, name, write):
     header : list of str
     rows : list of list of str
     """
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    text = "\n".join([f"# {title}", "", intro, ""] + lines) + "\n"
+    text = "\n".join([f"# {title}", "", intro, "", table(header, rows)]) + "\n"
     print(text)
     if write:
         target = Path(__file__).resolve().parent / "results" / f"{name}.md"
         target.write_text(text, encoding="utf-8")
         print(f"wrote {target}")
+
+
+def table(header, rows):
+    """A Markdown table: ``header`` (list of str) and ``rows`` (list of lists of str)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])

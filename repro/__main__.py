@@ -126,7 +126,7 @@ def _evaluate(args):
     record = {"maps": maps_folder.resolve().name, "dataset": args.dataset, "label": setup.label, "scores": result["scores"],
               "postprocessing": result["postprocessing"].to_json(), "folds": result["folds"],
               "subjects": result["subjects"], "images": result["images"], "fixations": result["fixations"],
-              "seconds": round(result["seconds"], 1)}
+              "seconds": round(result["seconds"], 1), "machine": ex.machine()}
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out.with_suffix(".json")) as tmp:
         Path(tmp).write_text(json.dumps(record, indent=1))
@@ -140,6 +140,7 @@ def _evaluate(args):
                                examples, title=f"{maps_folder.name} on {setup.label}")
     with atomic_path(out.with_suffix(".png")) as tmp:
         figure.savefig(tmp, format="png", dpi=90)
+        ex.shrink_png(tmp)
     for row in rows:
         print(f"{row['score']:>22} {row['value']:10.4f} {row['unit']:9} {row['meaning']}")
     for suffix in (".json", ".csv", ".png"):

@@ -15,8 +15,8 @@ from .grid import (FIT_SOURCES, NOT_IN_FITS, SCHEDULER_TIMEOUT, GridResults, che
                    feature_values, fit_and_score, fit_config, grid_runner, is_prepared, prepared, release_prepared,
                    run_grid, same_blas_threads, train_readout, transfer_scores)
 from .patches import crop, load_model, strongest_units, top_feature_patches, top_features, unit_box
-from .results import (PAPER, PUBLISHED_RESULTS, bar_chart, is_published, label_figure, portable_options, pyplot,
-                      run_record, tag, write_results)
+from .results import (PAPER, PUBLISHED_RESULTS, bar_chart, is_published, label_figure, machine, portable_options,
+                      pyplot, run_record, shrink_png, tag, write_results)
 from .setups import (FULL, GOOGLENET_LAYER, NETWORKS, QUICK, Setup, alexnet, googlenet, googlenet_weights,
                      load_setup, options_of, parser, setup_store)
 
@@ -26,6 +26,6 @@ __all__ = ["QUICK", "FULL", "NETWORKS", "GOOGLENET_LAYER", "parser", "options_of
            "transfer_scores", "fit_and_score", "train_readout", "cached_result", "same_blas_threads", "GridResults",
            "run_grid", "feature_values", "estimate_seconds", "aggregate", "grid_runner", "SCHEDULER_TIMEOUT",
            "check_scheduler",
-           "PAPER", "PUBLISHED_RESULTS", "tag", "portable_options", "run_record", "write_results", "is_published",
-           "bar_chart", "pyplot", "label_figure",
+           "PAPER", "PUBLISHED_RESULTS", "tag", "portable_options", "run_record", "shrink_png", "machine",
+           "write_results", "is_published", "bar_chart", "pyplot", "label_figure",
            "load_model", "top_features", "strongest_units", "top_feature_patches", "unit_box", "crop"]

@@ -3,13 +3,14 @@ committed under ``experiments/results/<dataset>/``."""
 import csv
 import json
 import os
+import platform
 import time
 from pathlib import Path
 
 from .. import paths
 
-__all__ = ["PAPER", "PUBLISHED_RESULTS", "tag", "portable_options", "run_record", "write_results", "is_published",
-           "bar_chart", "pyplot", "label_figure"]
+__all__ = ["PAPER", "PUBLISHED_RESULTS", "tag", "portable_options", "run_record", "shrink_png", "machine",
+           "write_results", "is_published", "bar_chart", "pyplot", "label_figure"]
 
 #: The paper's published numbers (MIT1003 explained information; MIT300 benchmark AUCs).
 PAPER = {"explained_eDN": 0.34, "explained_DeepGazeI": 0.56, "auc_mit300": 0.8440, "sauc_mit300": 0.7169}
@@ -39,7 +40,7 @@ def run_record(args, start, grids=()):
             "fit_seconds": round(sum(result.get("seconds", 0.0) for result in fits), 1)}
 
 
-def _shrink_png(path, colours=256):
+def shrink_png(path, colours=256):
     """Rewrite a PNG with an adaptive palette of ``colours`` (committed figures stay small: photographs in
     Figures 1, 6 and 7 take megabytes in full colour)."""
     from PIL import Image
@@ -47,6 +48,15 @@ def _shrink_png(path, colours=256):
     with Image.open(path) as image:
         small = image.convert("RGB").quantize(colours)
     small.save(path, format="PNG", optimize=True)
+
+
+def machine():
+    """``'<date>, <CPU model>, <n> cores'``: what every committed figure records beside its timings."""
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in (cpuinfo.read_text().splitlines() if cpuinfo.exists() else [])
+             if line.startswith("model name")]
+    return f"{time.strftime('%Y-%m-%d')}, {names[0] if names else platform.processor() or 'unknown CPU'}, " \
+           f"{os.cpu_count()} cores"
 
 
 def write_results(name, figure, rows, setup, args, line, start, grids=(), **extra):
@@ -90,7 +100,7 @@ def write_results(name, figure, rows, setup, args, line, start, grids=(), **extr
         with paths.atomic_path(out / f"{name}.{ext}") as tmp:
             figure.savefig(tmp, format=ext, dpi=100, bbox_inches="tight")
             if ext == "png" and args.publish:
-                _shrink_png(tmp)
+                shrink_png(tmp)
     pyplot().close(figure)                   # written: scripts run in one process (tests) must not pile figures up
     with paths.atomic_path(out / f"{name}.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
