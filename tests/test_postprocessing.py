@@ -8,7 +8,7 @@ from scipy.ndimage import gaussian_filter, uniform_filter
 from repro import metrics
 from repro import postprocessing as pp
 from repro.backend import T, theano
-from repro.datasets import Fixations
+from repro.datasets import Fixations, Stimuli
 
 
 def smooth_maps(n_images, shape=(96, 128), seed=0, scale=5.0):
@@ -172,3 +172,31 @@ def test_held_out_information_gain_agrees_with_pysaliency_on_osie(osie_dir):
     assert ours_ig == pytest.approx(peer_ig, abs=0.02)
     assert ours.sigma * ours.grid[1] == pytest.approx(4 * peer["blur_radius"], rel=0.1)
     assert ours.aspect == pytest.approx(peer["alpha"], rel=0.1)
+
+
+# --------------------------------------------------------------------------- scoring maps (repro.evaluation)
+
+def test_evaluate_maps_scores_a_planted_model_as_its_truth():
+    """Maps whose fixations come from a known postprocessing, 4 subjects: fitted on half the images, the held-out
+    information gain equals the truth's (all subjects, and leave-one-subject-out), and every score is there."""
+    from repro.evaluation import SCORES, evaluate_maps, scores_table
+
+    maps = smooth_maps(40, (120, 160), scale=8.0, seed=3)
+    truth = pp.Postprocessing(min(m.min() for m in maps), max(m.max() for m in maps), **PLANTED)
+    drawn = sampled_fixations(truth, maps, 240, seed=3)
+    fixations = Fixations(drawn.x, drawn.y, drawn.n, subject=np.arange(len(drawn)) % 4)
+    stimuli = Stimuli(images=[np.zeros((120, 160, 3), np.uint8)] * 40)
+    train, test = np.arange(0, 40, 2), np.arange(1, 40, 2)
+    result = evaluate_maps(maps, stimuli, fixations, train, test, progress=False, mit=True)
+    loso = evaluate_maps(maps, stimuli, fixations, train, test, subjects=True, progress=False)
+    on_test = np.isin(fixations.n, test)
+    truth_ll = metrics.log_likelihoods(truth.density(maps), fixations.filter(on_test)).mean()
+    assert result["scores"]["log_likelihood"] == pytest.approx(truth_ll, abs=0.02)
+    assert loso["scores"]["log_likelihood"] == pytest.approx(truth_ll, abs=0.03)
+    assert [f["subject"] for f in loso["folds"]] == [0, 1, 2, 3]
+    assert set(result["scores"]) == {key for key, _, _ in SCORES}
+    scores = result["scores"]
+    assert scores["information_gain"] > 0.03      # over the centre bias, which the planted model mostly is
+    assert scores["explained_information"] == pytest.approx(scores["information_gain"] / scores["gold_information_gain"])
+    assert 0.5 < result["scores"]["sauc"] < result["scores"]["auc"] < 1
+    assert [row["score"] for row in scores_table(result)][-2:] == ["sigma", "aspect"]
