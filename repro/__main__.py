@@ -17,7 +17,7 @@ predict IMAGE... [--model FILE] [--centerbias osie|mit1003|uniform] [--out DIR]
 evaluate MAPS [--dataset osie|mit1003] [--resize] [--subjects] [--mit] [--out DIR]
     Any saliency model scored as the paper scores models: its maps (a folder, one per stimulus) postprocessed on
     the training images, scored on the test images (:mod:`repro.evaluation`); writes
-    ``<MAPS>_<dataset>_evaluation.{json,csv,png}``.
+    ``<MAPS>_<dataset>_evaluation.{json,csv,png,pdf}``.
 """
 import sys
 
@@ -101,19 +101,22 @@ def _predict(args):
 
 
 def _evaluate(args):
-    import json
+    import time
+    from argparse import Namespace
     from pathlib import Path
 
     import numpy as np
 
     from . import experiments as ex
     from .evaluation import evaluate_maps, evaluation_figure, scores_table
-    from .paths import atomic_path, data_dir
+    from .paths import data_dir
     from .saliency_maps import checked_map, load_maps, map_files, read_map
 
+    start = time.time()
     maps_folder = Path(args.maps)
     if not maps_folder.is_dir():                                  # before the dataset is loaded
         raise FileNotFoundError(f"{maps_folder}: no such folder of saliency maps")
+    name = maps_folder.resolve().name
     setup = ex.load_setup({"dataset": args.dataset, "data_dir": str(data_dir(args.data_dir)), "weights": None,
                            "quick": False, "seed": 0})
     cells = load_maps(maps_folder, setup.stimuli, resize=args.resize, cache=not args.no_cache)
@@ -121,30 +124,22 @@ def _evaluate(args):
           f"{setup.label}, scoring {len(setup.test)} test images", file=sys.stderr)
     result = evaluate_maps(cells, setup.stimuli, setup.fixations, setup.train, setup.test, setup.center_bias,
                            setup.gold_standard, subjects=args.subjects, mit=args.mit)
-    out = Path(args.out) / f"{maps_folder.resolve().name}_{args.dataset}_evaluation"
     rows = scores_table(result)
-    record = {"maps": maps_folder.resolve().name, "dataset": args.dataset, "label": setup.label, "scores": result["scores"],
-              "postprocessing": result["postprocessing"].to_json(), "folds": result["folds"],
-              "subjects": result["subjects"], "images": result["images"], "fixations": result["fixations"],
-              "seconds": round(result["seconds"], 1), "machine": ex.machine()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out.with_suffix(".json")) as tmp:
-        Path(tmp).write_text(json.dumps(record, indent=1))
-    with atomic_path(out.with_suffix(".csv")) as tmp:
-        Path(tmp).write_text("score,value,unit,meaning\n" + "".join(
-            f"{r['score']},{r['value']:.6g},{r['unit']},\"{r['meaning']}\"\n" for r in rows))
+    for row in rows:
+        print(f"{row['score']:>22} {row['value']:10.4f} {row['unit']:9} {row['meaning']}")
     files = map_files(maps_folder, setup.stimuli)
     raw = lambda n: checked_map(read_map(files[n]), files[n], setup.stimuli.sizes[n], args.resize)   # noqa: E731
     examples = setup.test[np.linspace(0, len(setup.test) - 1, 3).astype(int)]
     figure = evaluation_figure(result, result["postprocessing"].density(cells), setup.stimuli, setup.fixations, raw,
-                               examples, title=f"{maps_folder.name} on {setup.label}")
-    with atomic_path(out.with_suffix(".png")) as tmp:
-        figure.savefig(tmp, format="png", dpi=90)
-        ex.shrink_png(tmp)
-    for row in rows:
-        print(f"{row['score']:>22} {row['value']:10.4f} {row['unit']:9} {row['meaning']}")
-    for suffix in (".json", ".csv", ".png"):
-        print(out.with_suffix(suffix))
+                               examples, title=f"{name} on {setup.label}")
+    scores = result["scores"]
+    ex.write_results(f"{name}_{args.dataset}_evaluation", figure, rows, setup,
+                     Namespace(out=args.out, publish=args.publish, dataset=args.dataset, quick=False, workers=0),
+                     f"{name}: {scores['information_gain']:.3f} bit/fix, {100 * scores['explained_information']:.1f} % "
+                     f"explained", start, network=f"none: the saliency maps of {name}", maps=name, scores=scores,
+                     postprocessing=result["postprocessing"].to_json(), subject_folds=result["folds"],
+                     subjects=result["subjects"], images=result["images"], fixations=result["fixations"],
+                     machine=ex.machine())
     return 0
 
 
@@ -198,6 +193,8 @@ def build_parser():
     evaluate.add_argument("--no-cache", action="store_true", help="read the maps again (default: kept on cells in "
                           "the cache while the files are unchanged)")
     evaluate.add_argument("--out", default=".", help="output folder (default: current folder)")
+    evaluate.add_argument("--publish", action="store_true", help="write to experiments/results/<dataset>/ (the "
+                          "committed results) instead of --out")
     evaluate.set_defaults(run=_evaluate)
     return parser
 
