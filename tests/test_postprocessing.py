@@ -200,3 +200,11 @@ def test_evaluate_maps_scores_a_planted_model_as_its_truth():
     assert scores["explained_information"] == pytest.approx(scores["information_gain"] / scores["gold_information_gain"])
     assert 0.5 < result["scores"]["sauc"] < result["scores"]["auc"] < 1
     assert [row["score"] for row in scores_table(result)][-2:] == ["sigma", "aspect"]
+
+
+def test_maps_on_another_grid_and_fixations_outside_are_named():
+    maps = smooth_maps(2, (40, 48))
+    with pytest.raises(ValueError, match=r"map of image 0: its cells \(11, 13\) are not those of the grid \(-9.0, 8.0\)"):
+        pp.fit_postprocessing([pp.map_cells(m, grid=(0.0, 4.0)) for m in maps], Fixations([1.0], [1.0], [0]), [0, 1])
+    with pytest.raises(ValueError, match="fixations on image 1"):
+        pp.fit_postprocessing(maps, Fixations([1.0, 60.0], [1.0, 1.0], [0, 1]), [0, 1])
