@@ -139,14 +139,14 @@ def main():
     header = ["fit", "images", "fixations", "seconds", "iterations (evaluations)",
               "seconds per evaluation (peer: per iteration)", "log-likelihood"]
     if not args.no_agreement:
-        table = agreement(setup, fit_and_score)
+        agreeing = agreement(setup, fit_and_score)
         intro += ("\n\n" + table(header, rows) + "\n\n## Agreement with pysaliency\n\nInformation gain over a uniform model "
                   "on the held-out test images (bit/fix), ours on full-resolution maps, pysaliency's on the same maps "
                   "block-averaged 4 x 4 (see the script's docstring); blur in full-resolution pixels and the centre "
                   f"bias's aspect, ours / pysaliency's. Load average at the end {os.getloadavg()[0]:.1f}.")
         header = ["map", "training / test images", "ours", "pysaliency", "difference", "blur (px)", "aspect",
                   "iterations, seconds"]
-        rows = table
+        rows = agreeing
     report("The postprocessing of saliency maps: one fit on OSIE", intro, header, rows, "postprocessing", args.write)
 
 

@@ -133,11 +133,12 @@ def _evaluate(args):
     figure = evaluation_figure(result, result["postprocessing"].density(cells), setup.stimuli, setup.fixations, raw,
                                examples, title=f"{name} on {setup.label}")
     scores = result["scores"]
+    fits = [result["postprocessing"].info] + [fold["info"] for fold in result["folds"]]
     ex.write_results(f"{name}_{args.dataset}_evaluation", figure, rows, setup,
                      Namespace(out=args.out, publish=args.publish, dataset=args.dataset, quick=False, workers=0),
                      f"{name}: {scores['information_gain']:.3f} bit/fix, {100 * scores['explained_information']:.1f} % "
-                     f"explained", start, network=f"none: the saliency maps of {name}", maps=name, scores=scores,
-                     postprocessing=result["postprocessing"].to_json(), subject_folds=result["folds"],
+                     f"explained", start, [ex.GridResults(fits, len(fits))], network=f"none: the saliency maps of {name}",
+                     maps=name, scores=scores, postprocessing=result["postprocessing"].to_json(), subject_folds=result["folds"],
                      subjects=result["subjects"], images=result["images"], fixations=result["fixations"],
                      machine=ex.machine())
     return 0
