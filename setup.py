@@ -21,9 +21,10 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS_REQUIRE = {
-    # opencv is an independent Caffe implementation the tests compare against;
+    # opencv (the contrib build) is an independent Caffe implementation and spectral residual saliency model the
+    # tests compare against;
     # nbformat, nbclient and ipykernel execute the notebooks headlessly (tests/test_notebooks.py).
-    "test": ["pytest==9.2.0", "opencv-python-headless==4.10.0.84",
+    "test": ["pytest==9.2.0", "opencv-contrib-python-headless==4.10.0.84",
              "nbformat==5.11.1", "nbclient==0.11.0", "ipykernel==7.4.0"],
     # experiments run their grids of model fits through dask.distributed.
     "dask": ["dask[distributed]==2026.8.0"],

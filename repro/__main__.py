@@ -18,6 +18,9 @@ evaluate MAPS [--dataset osie|mit1003] [--resize] [--subjects] [--mit] [--out DI
     Any saliency model scored as the paper scores models: its maps (a folder, one per stimulus) postprocessed on
     the training images, scored on the test images (:mod:`repro.evaluation`); writes
     ``<MAPS>_<dataset>_evaluation.{json,csv,png,pdf}``.
+saliency MODEL IMAGE... [--out DIR] | saliency MODEL --dataset osie|mit1003 [--out DIR]
+    An earlier saliency model's maps (:mod:`repro.saliency_models`), cached per image: ``<name>.npy`` of each image,
+    or of every stimulus of a dataset into ``DIR`` (default ``./MODEL``), the folder ``evaluate`` reads.
 """
 import sys
 
@@ -144,10 +147,49 @@ def _evaluate(args):
     return 0
 
 
+def _saliency(args):
+    from pathlib import Path
+
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from .datasets import load_dataset, load_image
+    from .paths import atomic_path, data_dir
+    from .saliency_models import MapStore, get_model
+
+    model = get_model(args.model)
+    if bool(args.images) == bool(args.dataset):
+        raise ValueError("saliency: give images or --dataset NAME (one of the two)")
+    if args.dataset:
+        stimuli, _ = load_dataset(args.dataset, data_dir(args.data_dir), keep_first=True)
+        out = Path(args.out or model.name)
+        names = [f"{stimulus_id}.npy" for stimulus_id in stimuli.ids]
+        images = (stimuli[n] for n in range(len(stimuli)))
+    else:
+        out = Path(args.out or ".")
+        names = [f"{Path(image).stem}.npy" for image in args.images]
+        if len(set(names)) < len(names):
+            raise ValueError(f"saliency: two images would write the same map ({', '.join(sorted(names))}); "
+                             f"give images of distinct names")
+        images = (load_image(image) for image in args.images)
+    out.mkdir(parents=True, exist_ok=True)
+    compute = model if args.no_cache else MapStore(model).map
+    for name, image in zip(tqdm(names, desc=model.name, unit="img", disable=len(names) < 10), images):
+        with atomic_path(out / name) as tmp, open(tmp, "wb") as f:
+            np.save(f, compute(image))
+        if not args.dataset:
+            print(out / name)
+    if args.dataset:
+        print(f"{out}: {len(names)} maps of {model.name} ({args.dataset}); score them with "
+              f"'python -m repro evaluate {out} --dataset {args.dataset}'")
+    return 0
+
+
 def build_parser():
     """Return the argument parser of ``python -m repro``."""
     from .datasets import DATASET_FOLDERS, DATASETS
     from .download import NETWORK_FILES
+    from .saliency_models import MODELS
 
     parser = cli.Parser(prog="python -m repro", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -197,6 +239,15 @@ def build_parser():
     evaluate.add_argument("--publish", action="store_true", help="write to experiments/results/<dataset>/ (the "
                           "committed results) instead of --out")
     evaluate.set_defaults(run=_evaluate)
+    saliency = commands.add_parser("saliency", help="an earlier saliency model's maps of images or of a dataset")
+    saliency.add_argument("model", metavar="MODEL", choices=sorted(MODELS), help=f"one of {', '.join(sorted(MODELS))}")
+    saliency.add_argument("images", nargs="*", metavar="IMAGE")
+    saliency.add_argument("--dataset", choices=list(DATASET_FOLDERS), help="every stimulus of a dataset in the data "
+                          "directory, one map each, named as evaluate reads them")
+    saliency.add_argument("--data-dir", help="data directory (default: DEEPGAZE_DATA)")
+    saliency.add_argument("--out", help="output folder (default: the current folder for images, ./MODEL for a dataset)")
+    saliency.add_argument("--no-cache", action="store_true", help="compute every map (default: cached per image)")
+    saliency.set_defaults(run=_saliency)
     return parser
 
 

@@ -119,3 +119,14 @@ def test_any_saliency_model_section_runs_as_written(osie_dir, tmp_path):
     for key in ("information_gain", "explained_information", "auc", "sauc"):
         assert result["scores"][key] == pytest.approx(committed["scores"][key], abs=2e-3), key
     assert (tmp_path / "evaluation" / "contrast_osie_evaluation.png").is_file()
+
+
+def test_earlier_models_section_commands_are_the_command_lines():
+    """Every command of the section parses as ``python -m repro`` reads it (its models exist, its options too)."""
+    from repro.__main__ import build_parser
+    (commands,) = blocks("Earlier saliency models, from their papers", "bash")
+    lines = commands.strip().splitlines()
+    assert [line.split()[3] for line in lines] == ["saliency", "saliency", "evaluate"]
+    for line in lines:
+        args = build_parser().parse_args(line.split()[3:])
+        assert args.run is not None

@@ -1,0 +1,34 @@
+"""The earlier saliency models the paper compares DeepGaze I with, implemented from their papers.
+
+One module per model, one interface (:class:`~repro.saliency_models.base.SaliencyModel`): ``model(image)`` takes an
+``(H, W, 3)`` uint8 RGB image and returns an ``(H, W)`` float64 map, deterministic. Each module's docstring cites the
+paper, gives the parameters used and lists every deviation from the paper. :data:`MODELS` holds them by name (with
+the paper's parameters); :class:`~repro.saliency_models.cache.MapStore` caches a model's maps per image.
+
+- :mod:`~repro.saliency_models.spectral_residual`: Hou & Zhang, CVPR 2007;
+- :mod:`~repro.saliency_models.image_signature`: Hou, Harel & Koch, TPAMI 2012;
+- :mod:`~repro.saliency_models.itti_koch`: Itti, Koch & Niebur, TPAMI 1998.
+
+Adding a model: a module beside these defining a subclass of ``SaliencyModel`` (``name``, ``citation``, parameters
+through ``_set``, ``compute``), and an instance in :data:`MODELS` below. ``python -m repro saliency MODEL`` then
+computes its maps.
+"""
+from .base import SaliencyModel, check_image, downsample, upsample, working_size
+from .cache import MapStore
+from .image_signature import ImageSignature
+from .itti_koch import IttiKoch
+from .spectral_residual import SpectralResidual
+
+__all__ = ["MODELS", "SaliencyModel", "MapStore", "SpectralResidual", "ImageSignature", "IttiKoch",
+           "get_model", "check_image",
+           "downsample", "upsample", "working_size"]
+
+#: Every model by name, with its paper's parameters.
+MODELS = {model.name: model for model in (SpectralResidual(), ImageSignature(), IttiKoch())}
+
+
+def get_model(name):
+    """The model ``name`` of :data:`MODELS`; ValueError naming the known ones otherwise."""
+    if name not in MODELS:
+        raise ValueError(f"unknown saliency model {name!r}; choose one of {', '.join(sorted(MODELS))}")
+    return MODELS[name]

@@ -1,0 +1,82 @@
+"""Saliency maps of the earlier models, cached on disk per image (as :mod:`repro.features` caches feature maps).
+
+Layout: one HDF5 file per model, parameters and image, ``<cache>/saliency/<model name>/<model cache key>/<image
+hash>.h5``, holding the dataset ``map`` ``(H, W)`` float64 and the attributes ``image`` (the image's hash,
+:func:`repro.features.image_hash`), ``model`` and ``parameters`` (JSON). The model's cache key
+(:attr:`repro.saliency_models.base.SaliencyModel.cache_key`) hashes its name and parameters, the image hash the
+pixels. A file is written under a temporary name and renamed (:func:`repro.paths.atomic_path`); a file that cannot
+be read, holds another image's map, or a map of another shape than its image, or non-finite values, is computed
+again (with a warning naming it).
+"""
+import json
+import logging
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ..features import image_hash
+from ..paths import atomic_path, cache_dir
+from .base import check_image
+
+__all__ = ["MapStore"]
+
+log = logging.getLogger(__name__)
+
+
+class MapStore:
+    """The on-disk maps of one saliency model with its parameters.
+
+    Parameters
+    ----------
+    model : repro.saliency_models.base.SaliencyModel
+    folder : str or Path, optional
+        Where the files go (default: ``cache_dir('saliency', model.name, model.cache_key)``).
+    """
+
+    def __init__(self, model, folder=None):
+        self.model = model
+        self.folder = Path(folder) if folder is not None else cache_dir("saliency", model.name, model.cache_key)
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def path(self, image):
+        """The cache file of ``image`` (whether it exists or not)."""
+        return self.folder / f"{image_hash(image)}.h5"
+
+    def _read(self, path, key, shape):
+        """The map stored in ``path`` if it is whole and the map of image ``key`` of ``shape`` ``(H, W)``; else None
+        (with a warning naming the file when it exists)."""
+        if not path.exists():
+            return None
+        try:
+            with h5py.File(path, "r") as f:
+                values, recorded = f["map"][()], f.attrs.get("image")
+        except (OSError, KeyError) as error:
+            log.warning("%s: damaged saliency map cache file (%s); computing the map again", path, error)
+            return None
+        if recorded is not None and str(recorded) != key:
+            problem = f"holds the map of another image ({recorded})"
+        elif values.shape != tuple(shape) or values.dtype != np.float64:
+            problem = f"map of shape {values.shape} dtype {values.dtype}, its image is {tuple(shape)} (float64 expected)"
+        elif not np.isfinite(values).all():
+            problem = "non-finite values"
+        else:
+            return values
+        log.warning("%s: %s; computing the map again", path, problem)
+        return None
+
+    def map(self, image):
+        """``self.model(image)``, the ``(H, W)`` float64 map of an ``(H, W, 3)`` uint8 image: from the cache, or
+        computed and then stored."""
+        image = check_image(image)
+        key = image_hash(image)
+        path = self.folder / f"{key}.h5"
+        values = self._read(path, key, image.shape[:2])
+        if values is None:
+            values = self.model(image)
+            with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+                f["map"] = values
+                f.attrs["image"] = key
+                f.attrs["model"] = self.model.name
+                f.attrs["parameters"] = json.dumps(self.model.parameters, sort_keys=True)
+        return values
