@@ -45,7 +45,7 @@ from scipy.ndimage import convolve, convolve1d, maximum_filter, minimum_filter
 
 from .base import SaliencyModel, upsample
 
-__all__ = ["IttiKoch", "normalise", "reduce"]
+__all__ = ["IttiKoch", "normalise", "reduce", "pyramid", "gabor_kernel"]
 
 #: Burt & Adelson's 5-tap binomial low-pass filter.
 BINOMIAL = np.array([1, 4, 6, 4, 1]) / 16.0
