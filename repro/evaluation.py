@@ -132,7 +132,7 @@ def evaluate_maps(maps, stimuli, fixations, train, test, center_bias=None, gold_
               "log_likelihood": float(ll.mean()), "gold_information_gain": sums.gold_information_gain,
               "auc": metrics.auc(with_prior, scored),
               "sauc": metrics.shuffled_auc(flat, scored, stimuli.sizes),
-              "nss": metrics.nss({n: np.exp(np.asarray(m)) for n, m in with_prior.items()}, scored)}
+              "nss": metrics.nss(lambda n: np.exp(np.asarray(with_prior[n])), scored)}    # one pixel map at a time
     if mit:
         found = mit_metrics.benchmark_aucs(DensityFunction(with_prior.__getitem__), DensityFunction(flat.__getitem__),
                                            scored, stimuli.sizes)
