@@ -73,8 +73,9 @@ def test_models_say_what_they_are(name):
     assert model.name == name and model.citation and "doi:" in model.citation
     assert isinstance(model.parameters, dict) and model.parameters
     assert type(model)(**model.parameters).cache_key == model.cache_key
-    changed = {"spectral_residual": {"width": 32}, "image_signature": {"width": 32},
-               "itti_koch": {"colour_threshold": 0.2}}[name]
+    key, value = next((k, v) for k, v in model.parameters.items()
+                      if isinstance(v, (int, float)) and not isinstance(v, bool))     # its first number, changed
+    changed = {key: type(value)(value * 2 if value else 1)}
     assert type(model)(**{**model.parameters, **changed}).cache_key != model.cache_key
 
 
