@@ -1,6 +1,6 @@
-"""Figure 4: AUC (centre-bias prior) and shuffled AUC (uniform prior) of DeepGaze I and the centre bias, in both families.
+"""Figure 4: AUC (centre-bias prior) and shuffled AUC (uniform prior) of DeepGaze I, the earlier models and the centre bias.
 
-    python experiments/fig4_auc.py [--dataset demo|osie|mit1003] [--quick] [--workers N]
+    python experiments/fig4_auc.py [--dataset demo|osie|mit1003] [--quick] [--workers N] [--models all]
 
 On the test images of the chosen dataset, each measure computed two ways: as pysaliency computes it
 (:mod:`repro.metrics`: every fixation against all pixels, or against all other images' fixations) and as the
@@ -8,8 +8,11 @@ MIT Saliency Benchmark's code computed the paper's numbers (:mod:`repro.mit_metr
 shuffled AUC against the fixated pixels of 10 other images, 100 random splits, thresholds in steps of 0.1 of the
 rescaled map; maps scored as densities). MIT300, the paper's benchmark, has no public fixations, so the paper's
 MIT300 values (AUC 84.40 %, shuffled AUC 71.69 %, MIT definitions) are shown as published numbers beside our MIT
-family. DeepGaze I: AlexNet conv5, lambda 0.001, fold models of the leave-one-subject-out cross-validation
-averaged. Writes results/fig4_auc.{png,pdf,csv,json}.
+family, with the paper's MIT300 values of the best earlier models (its Figure 4 caption), hatched. DeepGaze I:
+AlexNet conv5, lambda 0.001, fold models of the leave-one-subject-out cross-validation averaged. The earlier
+saliency models (--models, as in fig3_information_gain.py; the same cached jobs): AUC of the postprocessed map
+with its fitted centre bias, shuffled AUC without it, as the paper scored DeepGaze I. Each panel in ascending
+order. Writes results/fig4_auc.{png,pdf,csv,json}.
 """
 import sys
 import time
@@ -28,12 +31,21 @@ PANELS = (("auc", "AUC, centre-bias prior (%)\npysaliency definition"),
           ("mit_sauc", "shuffled AUC, uniform prior (%)\nMIT benchmark definition"))
 
 
+def model_row(name, scores, source):
+    """A row of the table: the four measures of ``scores`` (:func:`repro.evaluation.evaluate_maps`'s keys), in %."""
+    return {"model": name, "source": source, "auc": 100 * scores["auc"], "sauc": 100 * scores["sauc"],
+            "mit_auc": 100 * scores["mit_auc_judd"], "mit_sauc": 100 * scores["mit_sauc"], "mit_sauc_splits": None}
+
+
 def main(argv=None):
-    args = ex.parser(__doc__.splitlines()[0]).parse_args(argv)
+    args = ex.parser(__doc__.splitlines()[0], models=True).parse_args(argv)
     start = time.time()
+    names = ex.model_names(args.models)
     setup = ex.load_setup(ex.options_of(args))
-    grid = ex.grid_runner(args)([ex.fit_config(setup, ["conv5"], s, mit=True) for s in setup.folds])
-    scores = ex.aggregate(grid)
+    folds = [ex.fit_config(setup, ["conv5"], s, mit=True) for s in setup.folds]
+    grid = ex.grid_runner(args)(folds + [ex.saliency_config(setup, name) for name in names])
+    earlier = {name: result for name, result in zip(names, grid[len(folds):])}
+    scores = ex.aggregate(grid[:len(folds)])
     test = setup.fixations.filter(np.isin(setup.fixations.n, setup.test))
     # the leave-one-image-out centre bias of each test image, computed once for the four measures
     cb = DensityFunction({n: setup.center_bias.log_density(n) for n in test.images}.__getitem__, "centre bias")
@@ -45,13 +57,14 @@ def main(argv=None):
             {"model": "DeepGaze I (conv5)", "source": this_run, "auc": 100 * scores["auc_test"],
              "sauc": 100 * scores["sauc_test"], "mit_auc": 100 * scores["mit_auc_test"],
              "mit_sauc": 100 * scores["mit_sauc_test"], "mit_sauc_splits": 100 * scores["mit_sauc_test_splits"]},
-            {"model": "DeepGaze I", "source": "published (paper, MIT300)", "auc": None, "sauc": None,
-             "mit_auc": 100 * ex.PAPER["auc_mit300"], "mit_sauc": 100 * ex.PAPER["sauc_mit300"], "mit_sauc_splits": None}]
+            *(model_row(name, result["scores"], this_run) for name, result in earlier.items()),
+            *({"auc": None, "sauc": None, "mit_auc": None, "mit_sauc": None, "mit_sauc_splits": None, **row}
+              for measure in ("mit_auc", "mit_sauc") for row in ex.published_rows(measure, measure))]
 
     plt = ex.pyplot()
-    figure, axes = plt.subplots(2, 2, figsize=(10, 8.5))
+    figure, axes = plt.subplots(2, 2, figsize=(max(10, 1.1 * len(rows)), 8.5))
     for ax, (key, name) in zip(axes.ravel(), PANELS):
-        shown = [row for row in rows if row[key] is not None]
+        shown = sorted((row for row in rows if row[key] is not None), key=lambda row: row[key])
         ex.bar_chart(ax, shown, key, fmt="{:.2f}", published_note="MIT300, published")
         ax.axhline(50, color="k", lw=0.8, ls=":")
         ax.set_ylim(min(40, min(r[key] for r in shown) - 5), 100)
@@ -66,7 +79,7 @@ def main(argv=None):
                      line=f"DeepGaze I AUC {model['auc']:.2f} %, sAUC {model['sauc']:.2f} % (MIT definitions: "
                           f"{model['mit_auc']:.2f} %, {model['mit_sauc']:.2f} %); centre bias AUC {centre['auc']:.2f} %, "
                           f"sAUC {centre['sauc']:.2f} % (MIT: {centre['mit_auc']:.2f} %, {centre['mit_sauc']:.2f} %); "
-                          f"paper, MIT300, MIT definitions: 84.40 %, 71.69 %")
+                          f"paper, MIT300, MIT definitions: 84.40 %, 71.69 %", saliency_models=earlier)
     return rows
 
 

@@ -12,6 +12,8 @@ import pytest
 from repro import crossvalidation, metrics
 from repro import experiments as ex
 from repro.datasets.demo import DEMO_LABEL
+from repro.evaluation import evaluate_maps
+from repro.saliency_models import get_model
 from repro.network import ALEXNET_LAYERS
 from repro.planted import alexnet_prototxt, planted_log_densities, random_alexnet
 
@@ -173,6 +175,42 @@ def test_fig3_without_googlenet_weights_leaves_its_bar_out_and_says_so(tmp_path,
     with pytest.raises(ValueError, match="'vgg'"):
         ex.fit_config(setup, ["conv5"], setup.folds[0], network="vgg")
 
+
+
+def test_earlier_models_in_the_grid_are_scored_as_evaluate_scores_their_maps(tmp_path, grid_cache, monkeypatch):
+    """Figures 3 and 4 read the same cached job of each earlier model; its scores are evaluate_maps's on the setup's
+    maps; the bars are in ascending order, the gold standard last."""
+    monkeypatch.delenv("DEEPGAZE_DATA", raising=False)
+    monkeypatch.setenv("DEEPGAZE_CACHE", str(tmp_path / "cache"))
+    args = ["--quick", "--dataset", "demo", "--out", str(tmp_path), "--cache", str(grid_cache),
+            "--models", "spectral_residual,itti_koch"]
+    script("fig3_information_gain").main(args)
+    fig3 = json.loads((tmp_path / "fig3_information_gain.json").read_text())
+    assert sorted(fig3["saliency_models"]) == ["itti_koch", "spectral_residual"]
+    values = [r["explained_percent"] for r in fig3["rows"]]
+    assert values[:-1] == sorted(values[:-1]) and fig3["rows"][-1]["model"] == "gold standard"
+    assert {"eDN", "DeepGaze I"} <= {r["model"] for r in fig3["rows"] if ex.is_published(r)}
+
+    setup = ex.load_setup(fig3["options"])
+    model = get_model("spectral_residual")
+    maps = [model(setup.stimuli[n]) for n in range(len(setup.stimuli))]
+    direct = evaluate_maps(maps, setup.stimuli, setup.fixations, setup.train, setup.test, setup.center_bias,
+                           setup.gold_standard, mit=True, progress=False, maxiter=ex.QUICK_MAXITER)
+    stored = fig3["saliency_models"]["spectral_residual"]
+    for key, value in direct["scores"].items():
+        assert stored["scores"][key] == pytest.approx(value, rel=1e-6, abs=1e-9), key
+    row = next(r for r in fig3["rows"] if r["model"] == "spectral_residual")
+    assert row["explained_percent"] == pytest.approx(100 * direct["scores"]["explained_information"])
+
+    script("fig4_auc").main(args)                    # the same jobs, read from the cache
+    fig4 = json.loads((tmp_path / "fig4_auc.json").read_text())
+    assert fig4["saliency_models"] == fig3["saliency_models"]
+    row = next(r for r in fig4["rows"] if r["model"] == "spectral_residual")
+    assert row["sauc"] == pytest.approx(100 * direct["scores"]["sauc"])
+    assert row["mit_auc"] == pytest.approx(100 * direct["scores"]["mit_auc_judd"])
+    assert {r["model"] for r in fig4["rows"] if ex.is_published(r)} >= {"AWS", "RARE2012", "AIM", "BMS", "eDN"}
+    with pytest.raises(ValueError, match="unknown saliency model 'edn'"):
+        script("fig4_auc").main(args[:-1] + ["edn"])
 
 
 def test_grid_estimate_interpolates_the_measured_fits():

@@ -9,6 +9,7 @@ import pytest
 from scipy.ndimage import gaussian_filter
 
 from repro.__main__ import main
+from repro.postprocessing import map_cells
 from repro.saliency_models import MODELS, ImageSignature, IttiKoch, MapStore, SpectralResidual, get_model
 from repro.saliency_models.base import check_image
 from repro.saliency_models.itti_koch import normalise
@@ -216,6 +217,27 @@ def test_cache_round_trip_and_damaged_entries_are_computed_again(tmp_path, caplo
     with h5py.File(path, "r") as f:
         assert f["map"].shape == image.shape[:2]
     assert not [p for p in tmp_path.iterdir() if p.suffix == ".part"]
+
+
+def test_cached_cells_are_the_maps_cells_and_damaged_ones_are_computed_again(tmp_path, caplog):
+    model = SpectralResidual()
+    store = MapStore(model, tmp_path)
+    image = natural_like((97, 131))
+    expected = map_cells(model(image))
+    first = store.cells(image)
+    assert np.array_equal(first.means, expected.means) and (first.low, first.high) == (expected.low, expected.high)
+    path, = (tmp_path / "cells -9 8").glob("*.h5")
+    with h5py.File(path, "r+") as f:                  # a planted value: read back from the file, not computed
+        f["means"][0, 0] = -7.0
+    assert store.cells(image).means[0, 0] == -7.0
+    assert not store.path(image).exists()            # the full map is not kept
+    other = store.cells(image, grid=(0.0, 4.0))       # another grid: its own file, its own cells
+    assert other.means.shape == map_cells(model(image), (0.0, 4.0)).means.shape != first.means.shape
+    path.write_bytes(b"not hdf5")
+    with caplog.at_level(logging.WARNING):
+        assert np.array_equal(store.cells(image).means, expected.means)
+    assert "damaged" in caplog.text and str(path) in caplog.text
+    assert not [p for p in path.parent.iterdir() if p.suffix == ".part"]
 
 
 def test_cache_folders_are_keyed_by_model_and_parameters(tmp_path, monkeypatch):

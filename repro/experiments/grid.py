@@ -23,7 +23,7 @@ from ..model import compile_readout
 from ..training import train_model
 from .setups import FULL, QUICK, _check_network, _load_setup, load_setup, setup_store
 
-__all__ = ["NOT_IN_FITS", "FIT_SOURCES", "fit_config", "config_key", "release_prepared", "is_prepared", "prepared",
+__all__ = ["NOT_IN_FITS", "FIT_SOURCES", "fit_config", "saliency_config", "config_key", "release_prepared", "is_prepared", "prepared",
            "transfer_scores", "fit_and_score", "train_readout", "cached_result", "same_blas_threads", "GridResults",
            "run_grid", "feature_values", "estimate_seconds", "aggregate", "grid_runner", "SCHEDULER_TIMEOUT",
            "check_scheduler"]
@@ -49,6 +49,16 @@ def fit_config(setup, layers, subject, regularization=1e-3, network="alexnet", m
               "regularization": float(regularization), "passes": sfo["passes"], "batches": sfo["batches"],
               "seed": setup.options["seed"], "sources": FIT_SOURCES}
     return {**config, "mit": True} if mit else config
+
+
+def saliency_config(setup, name, parameters=None):
+    """The configuration of one earlier saliency model's evaluation (:func:`repro.experiments.comparison.
+    score_saliency_model`): dataset options, the model's name and parameters (default: its paper's), and
+    :data:`FIT_SOURCES`. The grid runs it beside the readouts' folds, cached alike."""
+    from ..saliency_models import get_model
+    model = get_model(name) if parameters is None else type(get_model(name))(**parameters)
+    return {"options": setup.options, "saliency_model": name, "parameters": model.parameters, "mit": True,
+            "sources": FIT_SOURCES}
 
 
 def config_key(config):
@@ -196,10 +206,15 @@ def train_readout(setup, layers, network="alexnet", regularization=1e-3, progres
 
 
 def _fit_and_cache(config, folder):
-    """Run :func:`fit_and_score` and write its result and model under ``folder``; return the result."""
+    """Run :func:`fit_and_score` (or, for a :func:`saliency_config`, :func:`repro.experiments.comparison.
+    score_saliency_model`) and write its result (and fitted readout) under ``folder``; return the result."""
     key = config_key(config)
-    result, model = fit_and_score(config)
-    model.save(folder / f"{key}.h5")
+    if "saliency_model" in config:
+        from .comparison import score_saliency_model
+        result = score_saliency_model(config)
+    else:
+        result, model = fit_and_score(config)
+        model.save(folder / f"{key}.h5")
     with paths.atomic_path(folder / f"{key}.json") as tmp:
         Path(tmp).write_text(json.dumps({"config": config, "result": result}))
     return result
@@ -300,7 +315,7 @@ def run_grid(configs, folder=None, workers=0, scheduler=None, progress=True):
     Parameters
     ----------
     configs : list of dict
-        From :func:`fit_config`.
+        From :func:`fit_config` or :func:`saliency_config`.
     folder : str or Path, optional
         Cache folder (default ``cache_dir('experiments')``); each result is ``<config key>.json``.
     workers : int

@@ -146,7 +146,9 @@ def bar_chart(ax, rows, key, fmt="{:.1f}", published_note="published"):
                     ha="center", va="top" if below else "bottom", fontsize=8)
     labels = [row["model"].replace(" (", "\n(") + (f"\n({published_note})" if is_published(row) else "")
               for row in rows]
-    ax.set_xticks(range(len(rows)), labels, fontsize=8)
+    crowded = len(rows) > 6                                 # slanted labels, which would overlap side by side
+    ax.set_xticks(range(len(rows)), labels, fontsize=8, rotation=35 if crowded else 0,
+                  ha="right" if crowded else "center", rotation_mode="anchor")
 
 
 def pyplot():

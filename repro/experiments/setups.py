@@ -27,8 +27,9 @@ GOOGLENET_LAYER = "inception_4e/output"
 
 
 # ------------------------------------------------------------------------------------ options
-def parser(description):
-    """An argument parser with the options every experiment script takes."""
+def parser(description, models=False):
+    """An argument parser with the options every experiment script takes (and, with ``models``, ``--models``: the
+    earlier saliency models to compare, :func:`repro.experiments.comparison.model_names`)."""
     p = cli.Parser(description=description)
     on_disk = list(DATASET_FOLDERS)
     p.add_argument("--dataset", choices=list(DATASETS), default="demo",
@@ -48,6 +49,9 @@ def parser(description):
                    help="write PNG, CSV and JSON to experiments/results/<dataset>/ (the committed results) "
                         "instead of --out; full configurations only")
     p.add_argument("--cache", help="cache of grid results (default: <cache>/experiments)")
+    if models:
+        p.add_argument("--models", default="all", help="earlier saliency models beside DeepGaze I: all (default), "
+                                                       "none, or names separated by commas")
     return p
 
 

@@ -7,6 +7,11 @@ hash>.h5``, holding the dataset ``map`` ``(H, W)`` float64 and the attributes ``
 pixels. A file is written under a temporary name and renamed (:func:`repro.paths.atomic_path`); a file that cannot
 be read, holds another image's map, or a map of another shape than its image, or non-finite values, is computed
 again (with a warning naming it).
+
+:meth:`MapStore.cells` keeps only what the postprocessing reads of a map (its means over the cells of a grid, and its
+range: :class:`repro.postprocessing.MapCells`), in ``<folder>/cells <first> <step>/<image hash>.h5`` (datasets
+``means``, attributes ``image``, ``low``, ``high``): some 60 kB for an 800 x 600 image where the map takes 3.8 MB, so
+that the 700 OSIE images of seven models take 0.3 GB rather than 19 GB.
 """
 import json
 import logging
@@ -17,6 +22,8 @@ import numpy as np
 
 from ..features import image_hash
 from ..paths import atomic_path, cache_dir
+from ..postprocessing import GRID, MapCells, map_cells
+from ..resampling import cell_grid
 from .base import check_image
 
 __all__ = ["MapStore"]
@@ -80,3 +87,26 @@ class MapStore:
                 f.attrs["model"] = self.model.name
                 f.attrs["parameters"] = json.dumps(self.model.parameters, sort_keys=True)
         return values
+
+    def cells(self, image, grid=GRID):
+        """The map of an ``(H, W, 3)`` uint8 image on the cells of ``grid`` (:func:`repro.postprocessing.map_cells`),
+        from the cache or computed (the full map is not kept) and then stored."""
+        image = check_image(image)
+        key = image_hash(image)
+        path = self.folder / f"cells {grid[0]:g} {grid[1]:g}" / f"{key}.h5"
+        cells = cell_grid(image.shape[:2], *grid)
+        try:
+            with h5py.File(path, "r") as f:
+                if str(f.attrs["image"]) == key and f["means"].shape == cells.shape:
+                    return MapCells(cells, f["means"][()], float(f.attrs["low"]), float(f.attrs["high"]))
+            log.warning("%s: holds the cells of another image or grid; computing the map again", path)
+        except FileNotFoundError:
+            pass
+        except (OSError, KeyError) as error:
+            log.warning("%s: damaged saliency map cache file (%s); computing the map again", path, error)
+        found = map_cells(self.model(image), grid, f"{self.model.name} map")
+        path.parent.mkdir(exist_ok=True)
+        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+            f["means"] = found.means
+            f.attrs.update(image=key, low=found.low, high=found.high, model=self.model.name)
+        return found
