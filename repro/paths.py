@@ -204,11 +204,14 @@ def sources_digest(root=PROJECT_ROOT, exclude=()):
     root : str or Path
         The checkout holding ``repro/``.
     exclude : sequence of str
-        Paths relative to ``repro/`` (e.g. ``"predict.py"``) left out: modules that do not take part in the result.
+        Paths relative to ``repro/`` (e.g. ``"predict.py"``; a folder ending in ``/``, e.g. ``"saliency_models/"``)
+        left out: modules that do not take part in the result.
     """
     package = Path(root) / "repro"
     digest = hashlib.sha1()
+    folders = [entry for entry in exclude if entry.endswith("/")]
     for path in sorted(package.rglob("*.py")):
-        if path.relative_to(package).as_posix() not in exclude:
+        relative = path.relative_to(package).as_posix()
+        if relative not in exclude and not any(relative.startswith(folder) for folder in folders):
             digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()

@@ -4,12 +4,13 @@ The scripts are run in this process (their ``main(argv)``) so compiled Theano gr
 """
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from repro import crossvalidation, metrics
+from repro import crossvalidation, metrics, paths
 from repro import experiments as ex
 from repro.datasets.demo import DEMO_LABEL
 from repro.evaluation import evaluate_maps
@@ -262,3 +263,16 @@ def test_quick_figures_say_their_numbers_are_not_meaningful():
     full = ex.pyplot().figure()
     ex.label_figure(full, ex.load_setup({**options, "quick": False}), "Figure 0")
     assert "not meaningful" not in full._suptitle.get_text()
+
+
+def test_a_changed_saliency_model_keeps_the_readouts_cached_fits(tmp_path):
+    shutil.copytree(ROOT / "repro", tmp_path / "repro")
+    readout = lambda: paths.sources_digest(tmp_path, ex.NOT_IN_FITS + ex.NOT_IN_READOUT_FITS)   # noqa: E731
+    models = lambda: paths.sources_digest(tmp_path, ex.NOT_IN_FITS)                              # noqa: E731
+    assert readout() == ex.FIT_SOURCES and models() == ex.SALIENCY_SOURCES
+    with open(tmp_path / "repro" / "saliency_models" / "spectral_residual.py", "a") as f:
+        f.write("# changed\n")
+    assert readout() == ex.FIT_SOURCES and models() != ex.SALIENCY_SOURCES
+    with open(tmp_path / "repro" / "model.py", "a") as f:
+        f.write("# changed\n")
+    assert readout() != ex.FIT_SOURCES

@@ -23,7 +23,7 @@ from ..model import compile_readout
 from ..training import train_model
 from .setups import FULL, QUICK, _check_network, _load_setup, load_setup, setup_store
 
-__all__ = ["NOT_IN_FITS", "FIT_SOURCES", "fit_config", "saliency_config", "config_key", "release_prepared", "is_prepared", "prepared",
+__all__ = ["NOT_IN_FITS", "NOT_IN_READOUT_FITS", "FIT_SOURCES", "SALIENCY_SOURCES", "fit_config", "saliency_config", "config_key", "release_prepared", "is_prepared", "prepared",
            "transfer_scores", "fit_and_score", "train_readout", "cached_result", "same_blas_threads", "GridResults",
            "run_grid", "feature_values", "estimate_seconds", "aggregate", "grid_runner", "SCHEDULER_TIMEOUT",
            "check_scheduler"]
@@ -34,9 +34,14 @@ log = logging.getLogger(__name__)
 #: keeps the cached fits.
 NOT_IN_FITS = ("__main__.py", "predict.py", "interop.py", "download.py", "experiments/results.py",
                "experiments/patches.py")
-#: Part of every fit's cache key: the digest of the sources a fit runs (:func:`repro.paths.sources_digest`), so
-#: that fits cached by other code are never reused.
-FIT_SOURCES = paths.sources_digest(exclude=NOT_IN_FITS)
+#: What an earlier saliency model's evaluation runs and a readout's fit does not: a new or changed model keeps the
+#: readouts' cached fits.
+NOT_IN_READOUT_FITS = ("saliency_models/", "saliency_maps.py", "evaluation.py", "experiments/comparison.py")
+#: Part of every readout fit's cache key: the digest of the sources a fit runs (:func:`repro.paths.sources_digest`),
+#: so that fits cached by other code are never reused.
+FIT_SOURCES = paths.sources_digest(exclude=NOT_IN_FITS + NOT_IN_READOUT_FITS)
+#: The same for an earlier model's evaluation (:func:`saliency_config`): all the sources but :data:`NOT_IN_FITS`.
+SALIENCY_SOURCES = paths.sources_digest(exclude=NOT_IN_FITS)
 
 
 def fit_config(setup, layers, subject, regularization=1e-3, network="alexnet", mit=False):
@@ -54,11 +59,11 @@ def fit_config(setup, layers, subject, regularization=1e-3, network="alexnet", m
 def saliency_config(setup, name, parameters=None):
     """The configuration of one earlier saliency model's evaluation (:func:`repro.experiments.comparison.
     score_saliency_model`): dataset options, the model's name and parameters (default: its paper's), and
-    :data:`FIT_SOURCES`. The grid runs it beside the readouts' folds, cached alike."""
+    :data:`SALIENCY_SOURCES`. The grid runs it beside the readouts' folds, cached alike."""
     from ..saliency_models import get_model
     model = get_model(name) if parameters is None else type(get_model(name))(**parameters)
     return {"options": setup.options, "saliency_model": name, "parameters": model.parameters, "mit": True,
-            "sources": FIT_SOURCES}
+            "sources": SALIENCY_SOURCES}
 
 
 def config_key(config):
