@@ -7,7 +7,8 @@ the paper's parameters); :class:`~repro.saliency_models.cache.MapStore` caches a
 
 - :mod:`~repro.saliency_models.spectral_residual`: Hou & Zhang, CVPR 2007;
 - :mod:`~repro.saliency_models.image_signature`: Hou, Harel & Koch, TPAMI 2012;
-- :mod:`~repro.saliency_models.itti_koch`: Itti, Koch & Niebur, TPAMI 1998.
+- :mod:`~repro.saliency_models.itti_koch`: Itti, Koch & Niebur, TPAMI 1998;
+- :mod:`~repro.saliency_models.gbvs`: Harel, Koch & Perona, NIPS 2006.
 
 Adding a model: a module beside these defining a subclass of ``SaliencyModel`` (``name``, ``citation``, parameters
 through ``_set``, ``compute``), and an instance in :data:`MODELS` below. ``python -m repro saliency MODEL`` then
@@ -15,16 +16,17 @@ computes its maps.
 """
 from .base import SaliencyModel, check_image, downsample, upsample, working_size
 from .cache import MapStore
+from .gbvs import GBVS
 from .image_signature import ImageSignature
 from .itti_koch import IttiKoch
 from .spectral_residual import SpectralResidual
 
-__all__ = ["MODELS", "SaliencyModel", "MapStore", "SpectralResidual", "ImageSignature", "IttiKoch",
+__all__ = ["MODELS", "SaliencyModel", "MapStore", "SpectralResidual", "ImageSignature", "IttiKoch", "GBVS",
            "get_model", "check_image",
            "downsample", "upsample", "working_size"]
 
 #: Every model by name, with its paper's parameters.
-MODELS = {model.name: model for model in (SpectralResidual(), ImageSignature(), IttiKoch())}
+MODELS = {model.name: model for model in (SpectralResidual(), ImageSignature(), IttiKoch(), GBVS())}
 
 
 def get_model(name):
