@@ -8,6 +8,7 @@ the paper's parameters); :class:`~repro.saliency_models.cache.MapStore` caches a
 - :mod:`~repro.saliency_models.spectral_residual`: Hou & Zhang, CVPR 2007;
 - :mod:`~repro.saliency_models.image_signature`: Hou, Harel & Koch, TPAMI 2012;
 - :mod:`~repro.saliency_models.itti_koch`: Itti, Koch & Niebur, TPAMI 1998;
+- :mod:`~repro.saliency_models.gbvs`: Harel, Koch & Perona (GBVS), NIPS 2006;
 - :mod:`~repro.saliency_models.aim`: Bruce & Tsotsos (AIM), Journal of Vision 2009.
 
 Adding a model: a module beside these defining a subclass of ``SaliencyModel`` (``name``, ``citation``, parameters
@@ -17,16 +18,17 @@ computes its maps.
 from .aim import AIM
 from .base import SaliencyModel, check_image, downsample, upsample, working_size
 from .cache import MapStore
+from .gbvs import GBVS
 from .image_signature import ImageSignature
 from .itti_koch import IttiKoch
 from .spectral_residual import SpectralResidual
 
-__all__ = ["MODELS", "SaliencyModel", "MapStore", "SpectralResidual", "ImageSignature", "IttiKoch", "AIM",
+__all__ = ["MODELS", "SaliencyModel", "MapStore", "SpectralResidual", "ImageSignature", "IttiKoch", "GBVS", "AIM",
            "get_model", "check_image",
            "downsample", "upsample", "working_size"]
 
 #: Every model by name, with its paper's parameters.
-MODELS = {model.name: model for model in (SpectralResidual(), ImageSignature(), IttiKoch(), AIM())}
+MODELS = {model.name: model for model in (SpectralResidual(), ImageSignature(), IttiKoch(), GBVS(), AIM())}
 
 
 def get_model(name):

@@ -45,7 +45,7 @@ from scipy.ndimage import convolve, convolve1d, maximum_filter, minimum_filter
 
 from .base import SaliencyModel, upsample
 
-__all__ = ["IttiKoch", "normalise", "reduce", "pyramid", "gabor_kernel"]
+__all__ = ["IttiKoch", "normalise", "reduce", "pyramid", "gabor_kernel", "gabor_energy", "opponent_channels"]
 
 #: Burt & Adelson's 5-tap binomial low-pass filter.
 BINOMIAL = np.array([1, 4, 6, 4, 1]) / 16.0
@@ -98,6 +98,24 @@ def gabor_kernel(theta, wavelength, sigma):
     return kernel - envelope * kernel.sum() / envelope.sum()
 
 
+def gabor_energy(values, kernel):
+    """The modulus of the response of ``values`` ``(h, w)`` to the complex ``kernel`` (reflecting): ``(h, w)``."""
+    return np.abs(convolve(values, kernel.real, mode="reflect") + 1j * convolve(values, kernel.imag, mode="reflect"))
+
+
+def opponent_channels(image, colour_threshold):
+    """``I, RG, BY`` of an ``(H, W, 3)`` uint8 image: intensity (in 0 ... 1) and the red-green and blue-yellow
+    differences of the colours ``r, g, b`` divided by ``I``, zero where ``I`` is below ``colour_threshold`` times its
+    maximum; ``(H, W)`` each."""
+    rgb = image / 255.0
+    intensity = rgb.mean(axis=2)
+    bright = intensity > colour_threshold * intensity.max()
+    r, g, b = np.moveaxis(np.where(bright[..., None], rgb / np.where(bright, intensity, 1)[..., None], 0), 2, 0)
+    red, green, blue = (np.maximum(v, 0) for v in (r - (g + b) / 2, g - (r + b) / 2, b - (r + g) / 2))
+    yellow = np.maximum((r + g) / 2 - abs(r - g) / 2 - b, 0)
+    return intensity, red - green, blue - yellow
+
+
 class IttiKoch(SaliencyModel):
     """Itti, Koch & Niebur's saliency map (1998).
 
@@ -134,13 +152,7 @@ class IttiKoch(SaliencyModel):
 
     def channels(self, image):
         """``I, RG, BY``: intensity and the red-green and blue-yellow differences, ``(H, W)`` each (image in 0 ... 1)."""
-        rgb = image / 255.0
-        intensity = rgb.mean(axis=2)
-        bright = intensity > self.colour_threshold * intensity.max()
-        r, g, b = np.moveaxis(np.where(bright[..., None], rgb / np.where(bright, intensity, 1)[..., None], 0), 2, 0)
-        red, green, blue = (np.maximum(v, 0) for v in (r - (g + b) / 2, g - (r + b) / 2, b - (r + g) / 2))
-        yellow = np.maximum((r + g) / 2 - abs(r - g) / 2 - b, 0)
-        return intensity, red - green, blue - yellow
+        return opponent_channels(image, self.colour_threshold)
 
     def feature_maps(self, scales):
         """``N``-normalised centre-surround maps of one pyramid, each reduced to :attr:`map_scale` and added."""
@@ -160,9 +172,8 @@ class IttiKoch(SaliencyModel):
         conspicuity_o = 0
         for theta in ORIENTATIONS:
             kernel = gabor_kernel(theta, self.gabor_wavelength, self.gabor_sigma)
-            oriented = [np.abs(convolve(level, kernel.real, mode="reflect") + 1j * convolve(level, kernel.imag,
-                                                                                          mode="reflect"))
-                        if n >= min(self.centres) else None for n, level in enumerate(intensity)]
+            oriented = [gabor_energy(level, kernel) if n >= min(self.centres) else None
+                        for n, level in enumerate(intensity)]
             conspicuity_o = conspicuity_o + normalise(self.feature_maps(oriented))
         saliency = (normalise(conspicuity_i) + normalise(conspicuity_c) + normalise(conspicuity_o)) / 3
         return upsample(saliency, image.shape[:2])
