@@ -9,7 +9,9 @@ the paper's parameters); :class:`~repro.saliency_models.cache.MapStore` caches a
 - :mod:`~repro.saliency_models.image_signature`: Hou, Harel & Koch, TPAMI 2012;
 - :mod:`~repro.saliency_models.itti_koch`: Itti, Koch & Niebur, TPAMI 1998;
 - :mod:`~repro.saliency_models.gbvs`: Harel, Koch & Perona (GBVS), NIPS 2006;
-- :mod:`~repro.saliency_models.aim`: Bruce & Tsotsos (AIM), Journal of Vision 2009.
+- :mod:`~repro.saliency_models.aim`: Bruce & Tsotsos (AIM), Journal of Vision 2009;
+- :mod:`~repro.saliency_models.torralba`: Torralba, JOSA A 2003 (bottom-up part of Torralba et al., Psychological
+  Review 2006).
 
 Adding a model: a module beside these defining a subclass of ``SaliencyModel`` (``name``, ``citation``, parameters
 through ``_set``, ``compute``), and an instance in :data:`MODELS` below. ``python -m repro saliency MODEL`` then
@@ -22,13 +24,15 @@ from .gbvs import GBVS
 from .image_signature import ImageSignature
 from .itti_koch import IttiKoch
 from .spectral_residual import SpectralResidual
+from .torralba import Torralba
 
 __all__ = ["MODELS", "SaliencyModel", "MapStore", "SpectralResidual", "ImageSignature", "IttiKoch", "GBVS", "AIM",
+           "Torralba",
            "get_model", "check_image",
            "downsample", "upsample", "working_size"]
 
 #: Every model by name, with its paper's parameters.
-MODELS = {model.name: model for model in (SpectralResidual(), ImageSignature(), IttiKoch(), GBVS(), AIM())}
+MODELS = {model.name: model for model in (SpectralResidual(), ImageSignature(), IttiKoch(), GBVS(), AIM(), Torralba())}
 
 
 def get_model(name):
