@@ -15,8 +15,10 @@ each ``p_k`` the density of coefficient ``k`` over all the patches of the image,
 
 Parameters used: ``scale=0.5`` (the image is halved, the authors' published default ``resizesize``), ``patch=21``
 (21 x 21 RGB patches, the authors' default basis ``21jade950``; the paper also uses 31 x 31), ``variance=0.95``
-(the PCA before the ICA keeps 95 % of the variance, the ``950`` of that basis: 20 components here), ``bins=256``,
-``sigma=0.01`` and the training ``samples=50000`` with ``seed=0`` (ours, below). The authors' defaults are those of
+(the PCA before the ICA keeps 95 % of the variance, the ``950`` of that basis: 20 components here), ``bins=1000``
+(the histograms of the authors' code), ``sigma=8.0`` (the Gaussian smoothing the map, in pixels of the reduced image:
+the authors' code's "pixels per degree of visual angle") and the training ``samples=50000`` with ``seed=0`` (ours,
+below). The authors' defaults are those of
 their code's published usage, ``AIM(image, 0.5, 1, '21jade950.mat', 1)``; the full text of the paper could not be
 consulted here, so its own numbers (of training images and patches, of histogram bins) are not checked against it.
 Speed: 0.25-0.5 s per 800 x 600 image on one core (the 400 x 300 reduction, 20 filters by FFT).
@@ -42,10 +44,11 @@ Deviations and choices the paper leaves open:
 - the histograms: ``bins`` equal bins between the smallest and largest value of each coefficient over the image; a
   coefficient whose range is below ``1e-6`` (its training standard deviation is 1) is constant up to rounding and
   has one bin (``p = 1``, no information), so that a uniform image gives a uniform map (of zeros);
-- the map is smoothed by a Gaussian of standard deviation ``sigma`` times the reduced width (reflecting at the
-  borders): the authors' code offers a Gaussian (``convolve``), whose width we did not take from it. 0.01 (4 pixels
-  of a 400-pixel reduced image) was not fitted to fixations: on 10 OSIE images the NSS was 1.20 without smoothing,
-  1.24 at 0.01, 1.28 at 0.02;
+- the map is smoothed by a Gaussian of standard deviation ``sigma`` pixels of the reduced image, reflecting at the
+  borders and truncated at 4 sigma (the authors' code: 8 pixels, in a 30 x 30 window); on 10 OSIE images (a
+  helper's check, before this value was set) the NSS was 1.20 without smoothing, 1.24 at 4 pixels, 1.28 at 8;
+- borders: the authors' code keeps only the patches that lie wholly inside the image and pads the map with its
+  minimum; ours mirrors the image by half a patch, so that every pixel has a patch;
 - the reduction is bilinear after a Gaussian anti-aliasing filter (:func:`repro.saliency_models.base.downsample`);
   the map is brought back to the image's size bilinearly (:func:`repro.saliency_models.base.upsample`).
 """
@@ -193,9 +196,9 @@ class AIM(SaliencyModel):
     variance : float
         Fraction of the variance the PCA before the ICA keeps (the authors' default basis: 0.95).
     bins : int
-        Bins of each coefficient's histogram (ours).
+        Bins of each coefficient's histogram (the authors' code: 1000).
     sigma : float
-        Standard deviation of the Gaussian smoothing the map, as a fraction of the reduced width (ours).
+        Standard deviation of the Gaussian smoothing the map, in pixels of the reduced image (the authors' code: 8).
     samples, seed : int
         Number of training patches, and the seed drawing them and FastICA's start (ours).
     """
@@ -203,7 +206,7 @@ class AIM(SaliencyModel):
     citation = ("N. D. B. Bruce and J. K. Tsotsos, Saliency, attention, and visual search: An information theoretic "
                 "approach, Journal of Vision 9(3):5, 2009, doi:10.1167/9.3.5")
 
-    def __init__(self, scale=0.5, patch=21, variance=0.95, bins=256, sigma=0.01, samples=50000, seed=0):
+    def __init__(self, scale=0.5, patch=21, variance=0.95, bins=1000, sigma=8.0, samples=50000, seed=0):
         if not 0 < scale <= 1 or patch < 1 or not 0 < variance <= 1 or bins < 1 or samples < 2:
             raise ValueError(f"aim: scale {scale}, patch {patch}, variance {variance}, bins {bins}, samples "
                              f"{samples}: expected 0 < scale <= 1, patch >= 1, 0 < variance <= 1, bins >= 1, "
@@ -223,5 +226,5 @@ class AIM(SaliencyModel):
         size = working_size(image.shape, max(1, int(round(image.shape[1] * self.scale))))
         small = downsample(image / 255.0, size)
         information = self_information(coefficients(small, *self.basis), self.bins)
-        smooth = gaussian_filter(information, self.sigma * size[1], mode="reflect")
+        smooth = gaussian_filter(information, self.sigma, mode="reflect")
         return upsample(smooth, image.shape[:2])
