@@ -7,24 +7,26 @@ the paper's parameters); :class:`~repro.saliency_models.cache.MapStore` caches a
 
 - :mod:`~repro.saliency_models.spectral_residual`: Hou & Zhang, CVPR 2007;
 - :mod:`~repro.saliency_models.image_signature`: Hou, Harel & Koch, TPAMI 2012;
-- :mod:`~repro.saliency_models.itti_koch`: Itti, Koch & Niebur, TPAMI 1998.
+- :mod:`~repro.saliency_models.itti_koch`: Itti, Koch & Niebur, TPAMI 1998;
+- :mod:`~repro.saliency_models.bms`: Boolean map saliency, Zhang & Sclaroff, ICCV 2013.
 
 Adding a model: a module beside these defining a subclass of ``SaliencyModel`` (``name``, ``citation``, parameters
 through ``_set``, ``compute``), and an instance in :data:`MODELS` below. ``python -m repro saliency MODEL`` then
 computes its maps.
 """
 from .base import SaliencyModel, check_image, downsample, upsample, working_size
+from .bms import BMS
 from .cache import MapStore
 from .image_signature import ImageSignature
 from .itti_koch import IttiKoch
 from .spectral_residual import SpectralResidual
 
-__all__ = ["MODELS", "SaliencyModel", "MapStore", "SpectralResidual", "ImageSignature", "IttiKoch",
+__all__ = ["MODELS", "SaliencyModel", "MapStore", "SpectralResidual", "ImageSignature", "IttiKoch", "BMS",
            "get_model", "check_image",
            "downsample", "upsample", "working_size"]
 
 #: Every model by name, with its paper's parameters.
-MODELS = {model.name: model for model in (SpectralResidual(), ImageSignature(), IttiKoch())}
+MODELS = {model.name: model for model in (SpectralResidual(), ImageSignature(), IttiKoch(), BMS())}
 
 
 def get_model(name):
