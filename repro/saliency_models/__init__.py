@@ -10,6 +10,7 @@ the paper's parameters); :class:`~repro.saliency_models.cache.MapStore` caches a
 - :mod:`~repro.saliency_models.itti_koch`: Itti, Koch & Niebur, TPAMI 1998;
 - :mod:`~repro.saliency_models.gbvs`: Harel, Koch & Perona (GBVS), NIPS 2006;
 - :mod:`~repro.saliency_models.aim`: Bruce & Tsotsos (AIM), Journal of Vision 2009;
+- :mod:`~repro.saliency_models.bms`: Boolean map saliency, Zhang & Sclaroff, ICCV 2013;
 - :mod:`~repro.saliency_models.torralba`: Torralba, JOSA A 2003 (bottom-up part of Torralba et al., Psychological
   Review 2006).
 
@@ -19,6 +20,7 @@ computes its maps.
 """
 from .aim import AIM
 from .base import SaliencyModel, check_image, downsample, upsample, working_size
+from .bms import BMS
 from .cache import MapStore
 from .gbvs import GBVS
 from .image_signature import ImageSignature
@@ -27,12 +29,13 @@ from .spectral_residual import SpectralResidual
 from .torralba import Torralba
 
 __all__ = ["MODELS", "SaliencyModel", "MapStore", "SpectralResidual", "ImageSignature", "IttiKoch", "GBVS", "AIM",
-           "Torralba",
+           "BMS", "Torralba",
            "get_model", "check_image",
            "downsample", "upsample", "working_size"]
 
 #: Every model by name, with its paper's parameters.
-MODELS = {model.name: model for model in (SpectralResidual(), ImageSignature(), IttiKoch(), GBVS(), AIM(), Torralba())}
+MODELS = {model.name: model for model in (SpectralResidual(), ImageSignature(), IttiKoch(), GBVS(), AIM(), BMS(),
+                                          Torralba())}
 
 
 def get_model(name):
