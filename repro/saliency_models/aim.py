@@ -66,7 +66,8 @@ from scipy.ndimage import gaussian_filter
 from ..paths import atomic_path, cache_dir
 from .base import SaliencyModel, downsample, upsample, working_size
 
-__all__ = ["AIM", "TRAINING_IMAGES", "training_patches", "pca_whitening", "fast_ica", "learn_basis", "load_basis",
+__all__ = ["AIM", "TRAINING_IMAGES", "training_patches", "pca_whitening", "symmetric_decorrelation", "fast_ica",
+           "learn_basis", "basis_path", "load_basis",
            "coefficients", "self_information"]
 
 log = logging.getLogger(__name__)
