@@ -127,13 +127,18 @@ FIG6_WHY = ("OSIE has many faces and text but no visual-search displays (the pap
 #: The key table's AUC rows: (measure, key in fig4's rows, the paper's value). The paper's values were computed by
 #: the MIT benchmark's code, so they stand beside our MIT-family values; the pysaliency family has no published
 #: value for DeepGaze I's own submission.
+def _this_run(table):
+    """A published table's rows of this run (not the paper's numbers), by model; empty for a missing table."""
+    return {r["model"]: r for r in table["rows"] if r["source"].startswith("this run")} if table else {}
+
+
 def _earlier_models(dataset, results):
     """``(rows, readout)`` of Figure 3's table of ``dataset``: the earlier saliency models' rows (by name) and DeepGaze
     I's, or None when Figure 3 has not been published with earlier models."""
     fig3 = load(dataset, "fig3_information_gain", results)
     if fig3 is None or not fig3.get("saliency_models"):
         return None
-    rows = {r["model"]: r for r in fig3["rows"] if r["source"].startswith("this run")}
+    rows = _this_run(fig3)
     return {name: rows[name] for name in fig3["saliency_models"]}, rows["DeepGaze I (AlexNet conv5)"]
 
 
@@ -188,21 +193,20 @@ def earlier_models_table(results):
     lines = ["| model | explained information, OSIE / MIT1003 | AUC / sAUC, OSIE | AUC / sAUC, MIT1003 | AUC-Judd / sAUC "
              "(MIT definitions), OSIE | same, MIT1003 | published (paper) |", "|---|---|---|---|---|---|---|"]
 
-    def cell(dataset, name, keys):
-        fig3, fig4 = tables[dataset]
-        rows = {r["model"]: r for r in fig3["rows"]} if keys == ("explained_percent",) and fig3 else \
-            {r["model"]: r for r in fig4["rows"] if r["source"].startswith("this run")} if fig4 else {}
+    figure3 = {d: _this_run(fig3) for d, (fig3, _) in tables.items()}
+    figure4 = {d: _this_run(fig4) for d, (_, fig4) in tables.items()}
+
+    def cell(rows, name, keys, digits=2):
         row = rows.get(name)
-        return " / ".join(f"{row[k]:.1f} %" if k == "explained_percent" else f"{row[k]:.2f} %" for k in keys) \
-            if row else "not run"
+        return " / ".join(f"{row[k]:.{digits}f} %" for k in keys) if row else "not run"
 
     published = next(pair for pair in tables.values() if pair[0])      # the same published rows in every table
     for name in names + ["DeepGaze I (AlexNet conv5)"]:
         in_fig4 = "DeepGaze I (conv5)" if name.startswith("DeepGaze") else name
-        explained = " / ".join(cell(d, name, ("explained_percent",)) for d in ("osie", "mit1003"))
-        lines.append(f"| {name} | {explained} | {cell('osie', in_fig4, ('auc', 'sauc'))} | "
-                     f"{cell('mit1003', in_fig4, ('auc', 'sauc'))} | {cell('osie', in_fig4, ('mit_auc', 'mit_sauc'))} | "
-                     f"{cell('mit1003', in_fig4, ('mit_auc', 'mit_sauc'))} | "
+        explained = " / ".join(cell(figure3[d], name, ("explained_percent",), 1) for d in ("osie", "mit1003"))
+        aucs = [cell(figure4[d], in_fig4, keys) for keys in (("auc", "sauc"), ("mit_auc", "mit_sauc"))
+                for d in ("osie", "mit1003")]
+        lines.append(f"| {name} | {explained} | {' | '.join(aucs)} | "
                      f"{_published(*published, PAPER_NAMES.get(name, 'DeepGaze I' if 'DeepGaze' in name else name))} |")
     return lines
 

@@ -18,7 +18,7 @@ from .grid import (FIT_SOURCES, NOT_IN_FITS, NOT_IN_READOUT_FITS, SALIENCY_SOURC
                    feature_values, fit_and_score, fit_config, grid_runner, saliency_config, is_prepared, prepared, release_prepared,
                    run_grid, same_blas_threads, train_readout, transfer_scores)
 from .patches import crop, load_model, strongest_units, top_feature_patches, top_features, unit_box
-from .results import (PAPER, PUBLISHED_RESULTS, bar_chart, is_published, label_figure, machine, portable_options,
+from .results import (PUBLISHED_RESULTS, bar_chart, is_published, label_figure, machine, portable_options,
                       pyplot, run_record, shrink_png, tag, write_results)
 from .setups import (FULL, GOOGLENET_LAYER, NETWORKS, QUICK, Setup, alexnet, googlenet, googlenet_weights,
                      load_setup, options_of, parser, setup_store)
@@ -29,7 +29,7 @@ __all__ = ["QUICK", "FULL", "NETWORKS", "GOOGLENET_LAYER", "parser", "options_of
            "transfer_scores", "fit_and_score", "train_readout", "cached_result", "same_blas_threads", "GridResults",
            "run_grid", "feature_values", "estimate_seconds", "aggregate", "grid_runner", "SCHEDULER_TIMEOUT",
            "check_scheduler",
-           "PAPER", "PUBLISHED_RESULTS", "tag", "portable_options", "run_record", "shrink_png", "machine",
+           "PUBLISHED_RESULTS", "tag", "portable_options", "run_record", "shrink_png", "machine",
            "write_results", "is_published", "bar_chart", "pyplot", "label_figure",
            "PUBLISHED", "QUICK_MAXITER", "model_names", "dataset_cells", "score_saliency_model", "published_rows",
            "load_model", "top_features", "strongest_units", "top_feature_patches", "unit_box", "crop"]

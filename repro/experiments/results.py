@@ -9,11 +9,9 @@ from pathlib import Path
 
 from .. import paths
 
-__all__ = ["PAPER", "PUBLISHED_RESULTS", "tag", "portable_options", "run_record", "shrink_png", "machine",
+__all__ = ["PUBLISHED_RESULTS", "tag", "portable_options", "run_record", "shrink_png", "machine",
            "write_results", "is_published", "bar_chart", "pyplot", "label_figure"]
 
-#: The paper's published numbers (MIT1003 explained information; MIT300 benchmark AUCs).
-PAPER = {"explained_eDN": 0.34, "explained_DeepGazeI": 0.56, "auc_mit300": 0.8440, "sauc_mit300": 0.7169}
 #: Where ``--publish`` writes a script's results (committed, one folder per dataset).
 PUBLISHED_RESULTS = paths.PROJECT_ROOT / "experiments" / "results"
 
