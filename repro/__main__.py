@@ -12,8 +12,11 @@ download NAME [--to FOLDER] [--fixations TABLE]
 train [--dataset osie|mit1003] [--layers conv5] [--images N] [--out FILE]
     The paper's readout on the training images with all subjects; prints its scores on the test
     images; writes ``weights/deepgaze1.h5`` by default.
-predict IMAGE... [--model FILE] [--centerbias osie|mit1003|uniform] [--out DIR]
-    Fixation densities of images (``<name>_logdensity.npy``) and a picture of each (``<name>_density.png``).
+predict IMAGE|FOLDER|PATTERN|@LIST... [--model FILE] [--centerbias osie|mit1003|uniform] [--out DIR]
+    Fixation densities of images (``<name>_logdensity.npy``, or one ``--hdf5 FILE``) and a picture of each
+    (``<name>_density.png``; ``--figures``/``--no-figures``, default for up to 10 images); a run skips the images
+    already done, so a killed one is resumed; ``--workers N`` or ``--scheduler ADDRESS`` spread the images over
+    dask workers (:mod:`repro.predict`).
 evaluate MAPS [--dataset osie|mit1003] [--resize] [--subjects] [--mit] [--out DIR]
     Any saliency model scored as the paper scores models: its maps (a folder, one per stimulus) postprocessed on
     the training images, scored on the test images (:mod:`repro.evaluation`); writes
@@ -22,6 +25,7 @@ saliency MODEL IMAGE... [--out DIR] | saliency MODEL --dataset osie|mit1003 [--o
     An earlier saliency model's maps (:mod:`repro.saliency_models`), cached per image: ``<name>.npy`` of each image,
     or of every stimulus of a dataset into ``DIR`` (default ``./MODEL``), the folder ``evaluate`` reads.
 """
+import argparse
 import sys
 
 from . import cli
@@ -93,13 +97,18 @@ def _train(args):
 
 
 def _predict(args):
+    import time
+
     from .predict import center_bias_template, default_model, predict_files
 
+    start = time.perf_counter()
     centerbias = center_bias_template(args.centerbias)
-    written = predict_files(args.images, args.model or default_model(), args.network, centerbias, args.out,
-                            fixations=args.fixations)
-    for path in written:
-        print(path)
+    done = predict_files(args.images, args.model or default_model(), args.network, centerbias, args.out,
+                         fixations=args.fixations, lists=args.list, hdf5=args.hdf5, figures=args.figures,
+                         workers=args.workers, scheduler=args.scheduler)
+    seconds = time.perf_counter() - start
+    print(f"{len(done)} images predicted in {seconds:.1f} s ({len(done) / seconds:.2f} images/s), {done.skipped} "
+          f"skipped (done already): {args.hdf5 or args.out}")
     return 0
 
 
@@ -211,7 +220,10 @@ def build_parser():
                        "weights/bvlc_alexnet)")
     train.set_defaults(run=_train, quick=False, seed=0)
     predict = commands.add_parser("predict", help="fixation densities of images under a trained model")
-    predict.add_argument("images", nargs="+", metavar="IMAGE")
+    predict.add_argument("images", nargs="*", metavar="IMAGE", help="image files, folders (their images), glob "
+                         "patterns ('photos/**/*.jpg') or @LIST (a file naming one of these a line)")
+    predict.add_argument("--list", action="append", default=[], metavar="FILE", help="a file naming one image, "
+                         "folder or pattern a line (relative to its folder); may be repeated")
     predict.add_argument("--model", help="model file saved by train or DeepGazeI.save "
                          "(default: weights/deepgaze1.h5)")
     predict.add_argument("--network", metavar="FOLDER", help="deploy.prototxt + caffemodel folder "
@@ -220,8 +232,16 @@ def build_parser():
                          help="prior: uniform (default; for shuffled AUC), the centre bias of a dataset in "
                               "DEEPGAZE_DATA (fitted once, then kept), or a template file (.npz)")
     predict.add_argument("--out", default=".", help="output folder (default: current folder)")
+    predict.add_argument("--hdf5", metavar="FILE", help="write all log-densities into one HDF5 file, a dataset "
+                         "per image named by its file name (pysaliency's HDF5Model reads it), instead of .npy files")
+    predict.add_argument("--figures", action=argparse.BooleanOptionalAction, help="draw <name>_density.png "
+                         "(default: for up to 10 images)")
     predict.add_argument("--fixations", metavar="CSV", help="fixations to draw: columns x, y (pixels) and "
                          "optionally image (file name)")
+    predict.add_argument("--workers", type=cli.whole_number(0), default=0, help="local dask worker processes, "
+                         "one thread each (default 0: this process)")
+    predict.add_argument("--scheduler", metavar="ADDRESS", help="a running dask scheduler (tcp://host:port) whose "
+                         "workers see the same paths")
     predict.set_defaults(run=_predict)
     evaluate = commands.add_parser("evaluate", help="any saliency model's maps scored as the paper scores models")
     evaluate.add_argument("maps", metavar="MAPS", help="folder of maps, one per stimulus, named after it "

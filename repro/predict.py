@@ -1,27 +1,54 @@
-"""Predicting fixation densities for new images with a trained DeepGaze I model.
+"""Predicting fixation densities for new images with a trained DeepGaze I model: one image or a collection.
 
-``python -m repro predict IMAGE... [--model MODEL.h5]`` writes, for every image, the log-density
-(``<name>_logdensity.npy``, shape ``(H, W)``, natural log, ``exp`` sums to one) and a picture of it
-(``<name>_density.png``: the image with its 25/50/75 % highest-density contours | the log-density with
-a colour bar). The network must be the one the model was trained with: the
-model file records its caffemodel's SHA-1, the digest of the network its prototxt describes, the padding and
-downsampling, and prediction refuses another network, or records that contradict each other.
+``python -m repro predict SOURCE... [--model MODEL.h5]`` takes image files, folders (the images in them, by
+name), glob patterns (``'photos/**/*.jpg'``) and list files (``@list.txt`` or ``--list FILE``: one file, folder or
+pattern a line; relative ones from the list's folder), and writes for every image its log-density
+(``<stem>_logdensity.npy``, shape ``(H, W)``, float64, natural log, ``exp`` sums to one) or, with ``--hdf5 FILE``,
+one dataset per image in one HDF5 file (:class:`HDF5Predictions`, the layout pysaliency's ``HDF5Model`` reads);
+and, with ``--figures`` (the default for up to :data:`FIGURES_UP_TO` images), a picture of it
+(``<stem>_density.png``: the image with its 25/50/75 % highest-density contours | the log-density with a colour
+bar). Two images of the same stem are an error before anything is computed.
+
+Images are read, predicted and written one at a time, so memory stays flat however many there are. Every output
+is written under a temporary name and renamed when complete (:func:`repro.paths.atomic_path`; in the HDF5 file a
+dataset counts once its ``complete`` attribute is set), and a run skips the images whose outputs are all there:
+running a killed command again completes it, losing at most the image that was in flight. A bad image stops the
+run with an error naming the file; the outputs written so far are kept. ``--workers N`` (a local dask cluster of
+N single-thread processes) or ``--scheduler ADDRESS`` (a running ``dask.distributed`` cluster whose workers see
+the same paths) spread the images over processes: each loads the model once (:func:`loaded_density`), draws and
+writes its images' outputs itself (an image retried after a lost worker is written again, identically), and with
+``--hdf5`` sends the log-densities back to this process, the file's one writer. The results are bit for bit
+those of a serial run with the same number of BLAS threads: local workers inherit this process's
+(:func:`repro.cluster.same_blas_threads`); give a ``--scheduler`` cluster's workers the same ``OPENBLAS_NUM_THREADS``
+(dask's default, one, changes the last bits of the network's float32 sums, 1e-6 relative, against two).
+
+The network must be the one the model was trained with: the model file records its caffemodel's SHA-1, the
+digest of the network its prototxt describes, the padding and downsampling, and prediction refuses another
+network, or records that contradict each other.
 """
+import contextlib
+import glob
+import hashlib
 import logging
+import pickle
 import sys
+from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
 
 from .caffe import network_digest
 from .datasets import load_image
-from .features import FeatureExtractor, FeatureStore
+from .features import FeatureExtractor
 from .model import DeepGazeI
 from .network import PADDINGS, Network
-from .paths import atomic_path, data_dir, find_weights, weights_dir
+from .paths import atomic_path, data_dir, file_digest, find_weights, weights_dir
 
 __all__ = ["default_model", "TEMPLATE_FRAME", "center_bias_template", "extractor_for",
-           "highest_density_levels", "density_figure", "read_fixation_points", "predict_files"]
+           "highest_density_levels", "density_figure", "read_fixation_points", "IMAGE_SUFFIXES", "FIGURES_UP_TO",
+           "gather_images", "check_names", "Job", "loaded_density", "predict_image", "HDF5Predictions",
+           "Predicted", "predict_files"]
 
 log = logging.getLogger(__name__)
 
@@ -209,12 +236,365 @@ def read_fixation_points(table):
     return {name: np.stack([x, y], axis=1)[[i for i, n in enumerate(images) if n == name]] for name in set(images)}
 
 
-def predict_files(images, model_path, network_folder=None, centerbias=None, out=".", fixations=None, progress=True):
-    """Predict and write the log-density and a picture of it (:func:`density_figure`) for every image file.
+# -- a collection of images ----------------------------------------------------------------------------------------
+
+#: The endings (in any case) of the images taken from folders and patterns; a file named on its own is read
+#: whatever its ending.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+#: Figures are drawn by default for up to this many images (``--figures`` / ``--no-figures`` decide otherwise).
+FIGURES_UP_TO = 10
+
+
+def _is_image(path):
+    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+
+
+def _list_entries(list_file):
+    """The entries of a list file: one a line, blank lines and ``#`` comments left out, relative paths taken from
+    the list file's folder."""
+    list_file = Path(list_file)
+    if not list_file.is_file():
+        raise FileNotFoundError(f"{list_file}: no such list file")
+    lines = (line.strip() for line in list_file.read_text().splitlines())
+    return [line if Path(line).is_absolute() else str(list_file.parent / line)
+            for line in lines if line and not line.startswith("#")]
+
+
+def _expand(source):
+    """The image files ``source`` names: itself (a file), a folder's images, or a glob pattern's, sorted by name."""
+    path = Path(source)
+    if path.is_dir():
+        found, what = sorted(p for p in path.iterdir() if _is_image(p)), "folder"
+    elif path.exists():
+        return [path]
+    elif any(sign in source for sign in "*?["):
+        found, what = sorted(Path(p) for p in glob.glob(source, recursive=True) if _is_image(Path(p))), "pattern"
+    else:
+        raise FileNotFoundError(f"{source}: no such image, folder or pattern")
+    if not found:
+        raise FileNotFoundError(f"{source}: {what} without images (endings {' '.join(IMAGE_SUFFIXES)})")
+    return found
+
+
+def gather_images(sources, lists=()):
+    """The image files of a run, in the order given, each once.
 
     Parameters
     ----------
-    images : list of str or Path
+    sources : list of str
+        Image files, folders (their images by name, not their subfolders'), glob patterns (``**`` for any depth),
+        or ``@FILE``: a list file (see ``lists``).
+    lists : list of str, optional
+        List files: one file, folder or pattern a line; blank lines and ``#`` comments are left out, relative
+        paths are taken from the list file's folder.
+
+    Returns
+    -------
+    list of Path
+
+    Raises
+    ------
+    FileNotFoundError
+        A source that does not exist, or a folder or pattern without images.
+    ValueError
+        Nothing given.
+    """
+    named = []
+    for source in map(str, sources):
+        named.extend(_list_entries(source[1:]) if source.startswith("@") else [source])
+    for list_file in lists:
+        named.extend(_list_entries(list_file))
+    if not named:
+        raise ValueError("no images given: name image files, folders, patterns or a list file (@FILE, --list FILE)")
+    images, seen = [], set()
+    for path in (path for source in named for path in _expand(source)):
+        if path.resolve() not in seen:
+            seen.add(path.resolve())
+            images.append(path)
+    return images
+
+
+def check_names(images):
+    """Raise ValueError if two images have the same stem: they would write the same outputs."""
+    first = {}
+    for path in images:
+        other = first.setdefault(path.stem, path)
+        if other != path:
+            raise ValueError(f"{other} and {path} would write the same output files ({path.stem}_logdensity.npy); "
+                             f"rename one or predict them in separate runs (other --out or --hdf5)")
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every image of a run is predicted with; sent with each image to the process that predicts it.
+
+    Attributes
+    ----------
+    model : str
+        The model file (:meth:`repro.model.DeepGazeI.save`).
+    prototxt, caffemodel : str
+        The network it was trained with.
+    centerbias : repro.density.DensityModel or None
+        The prior (None: uniform).
+    out : str
+        The folder of the ``.npy`` files and figures.
+    figures : bool
+        Draw ``<stem>_density.png``.
+    hdf5 : bool
+        Give the log-densities back (to the HDF5 file's writer) instead of writing ``.npy`` files.
+    """
+    model: str
+    prototxt: str
+    caffemodel: str
+    centerbias: object = None
+    out: str = "."
+    figures: bool = False
+    hdf5: bool = False
+
+    def prior(self):
+        """``"uniform"``, or the prior's class and the SHA-1 of its pickle: what identifies it."""
+        if self.centerbias is None:
+            return "uniform"
+        return f"{type(self.centerbias).__name__} {hashlib.sha1(pickle.dumps(self.centerbias)).hexdigest()}"
+
+    def key(self):
+        """What the density of this job is loaded from: the model file (path, size, time), the network, the prior."""
+        stat = Path(self.model).stat()
+        return self.model, stat.st_size, stat.st_mtime_ns, self.prototxt, self.caffemodel, self.prior()
+
+    def npy(self, path):
+        """The ``.npy`` file of image ``path``."""
+        return Path(self.out) / f"{Path(path).stem}_logdensity.npy"
+
+    def figure(self, path):
+        """The figure of image ``path``."""
+        return Path(self.out) / f"{Path(path).stem}_density.png"
+
+
+#: The density this process predicts with, ``{Job.key(): ReadoutDensity}`` (see :func:`loaded_density`).
+_LOADED = {}
+
+
+def loaded_density(job):
+    """The DeepGaze I density of ``job``'s model, network and prior (checked by :func:`extractor_for`), loaded once
+    per process; a process keeps one, releasing the previous before it loads another.
+
+    Returns
+    -------
+    repro.model.ReadoutDensity
+    """
+    key = job.key()
+    if key not in _LOADED:
+        _LOADED.clear()
+        model = DeepGazeI.load(job.model)
+        _LOADED[key] = model.density(extractor_for(model, job.prototxt, job.caffemodel), job.centerbias)
+    return _LOADED[key]
+
+
+def _write_figure(job, path, image, log_density, points, layers):
+    """Draw and write the figure of one prediction (:func:`density_figure`)."""
+    from matplotlib import pyplot as plt
+
+    prior = "uniform" if job.centerbias is None else "centre-bias"
+    figure = density_figure(image, log_density, points, title=f"{Path(path).name}: DeepGaze I "
+                            f"({' + '.join(layers)}), {prior} prior")
+    try:
+        with atomic_path(job.figure(path)) as tmp:
+            figure.savefig(tmp, format="png", dpi=100)
+    finally:
+        plt.close(figure)
+
+
+def predict_image(job, path, points=None):
+    """Predict one image and write its outputs: the figure (``job.figures``) and the ``.npy`` (unless ``job.hdf5``),
+    each atomically, so writing them again (a task retried after its worker was lost) is harmless.
+
+    Parameters
+    ----------
+    job : Job
+    path : Path
+    points : ndarray, shape (n, 2), optional
+        Fixations ``(x, y)`` to draw.
+
+    Returns
+    -------
+    ndarray, shape (H, W), or None
+        The log-density with ``job.hdf5``, else None.
+
+    Raises
+    ------
+    ValueError
+        Naming the file: not a readable image, or one the network cannot take (too small).
+    """
+    image = load_image(path)
+    density = loaded_density(job)
+    try:
+        log_density = density.log_density_of(image)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    if job.figures:
+        _write_figure(job, path, image, log_density, points, density.readout.layers)
+    if job.hdf5:
+        return log_density
+    with atomic_path(job.npy(path)) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, log_density)
+    return None
+
+
+class HDF5Predictions:
+    """One HDF5 file holding the log-densities of a collection of images, written one image at a time.
+
+    Layout: at the root, one dataset per image named by its file name (``"1003.jpg"``), shape ``(H, W)``, the
+    log-density as predicted (float64, natural log, ``exp`` sums to one; gzip-compressed), with the attributes
+    ``source`` (the path predicted) and ``complete`` (set last: a dataset without it is from a killed run, and is
+    written again). The file's attributes record what predicted it: ``format``, ``model`` and ``model_sha256``,
+    ``network`` (the caffemodel), ``prior``; adding to a file of another model, network or prior is an error.
+    The names are those pysaliency's ``HDF5Model`` looks up for stimulus files, so
+    ``pysaliency.HDF5Model(pysaliency.FileStimuli(files), path)`` reads it as a model; with h5py,
+    ``h5py.File(path, "r")["1003.jpg"][()]``.
+
+    The file is flushed after every image: a run killed between two images leaves a readable file. HDF5 is not
+    journaled, so a kill in the middle of a write can still damage it (``.npy`` outputs do not have that risk).
+
+    Parameters
+    ----------
+    path : str or Path
+    record : dict of str
+        What predicted it (``model``, ``model_sha256``, ``network``, ``prior``).
+    """
+
+    FORMAT = "deepgaze1-repro log-densities: one dataset per image file name"
+
+    def __init__(self, path, record):
+        import h5py
+
+        self.path, record = Path(path), {"format": self.FORMAT, **record}
+        if not self.path.exists():
+            with atomic_path(self.path) as tmp, h5py.File(tmp, "w") as created:
+                created.attrs.update(record)
+        try:
+            self.file = h5py.File(self.path, "a")
+        except OSError as err:
+            raise ValueError(f"{self.path}: not a readable HDF5 file ({err}); move it away to start anew") from None
+        found = {name: self.file.attrs.get(name) for name in record}
+        if found != record:
+            self.file.close()
+            raise ValueError(f"{self.path} holds log-densities of another model, network or prior ({found}); this run "
+                             f"is {record}: write to another --hdf5 file")
+
+    def complete(self, image):
+        """Whether the log-density of ``image`` (a path) is in the file, whole."""
+        name = Path(image).name
+        return name in self.file and bool(self.file[name].attrs.get("complete", False))
+
+    def write(self, image, log_density):
+        """Store the log-density of ``image`` (a path), replacing an incomplete one; flush the file."""
+        name = Path(image).name
+        if name in self.file:
+            del self.file[name]
+        dataset = self.file.create_dataset(name, data=log_density, compression="gzip", compression_opts=1,
+                                           shuffle=True)
+        dataset.attrs["source"] = str(image)
+        dataset.attrs["complete"] = True
+        self.file.flush()
+
+    def close(self):
+        self.file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Predicted(list):
+    """The outputs of the images a :func:`predict_files` call predicted (``.npy`` files, or the HDF5 file's
+    dataset names), in the order they were finished.
+
+    Attributes
+    ----------
+    skipped : int
+        Images whose outputs were there already.
+    figures : bool
+        Whether figures were drawn.
+    """
+
+    def __init__(self, skipped, figures):
+        super().__init__()
+        self.skipped, self.figures = skipped, figures
+
+
+def _done(job, path, store):
+    """Whether every output of image ``path`` is there (``store``: the HDF5 file, or None)."""
+    if job.figures and not job.figure(path).is_file():
+        return False
+    return store.complete(path) if store is not None else job.npy(path).is_file()
+
+
+def _run_here(job, todo, points, finish):
+    """Predict the images ``todo`` in this process, calling ``finish(path, result)`` after each."""
+    for path in todo:
+        finish(path, predict_image(job, path, points.get(path.stem, points.get(None))))
+
+
+def _run_on_dask(job, todo, points, finish, workers, scheduler):
+    """Predict the images ``todo`` on a dask cluster (:func:`repro.cluster.dask_client`), a few per worker thread
+    in flight at a time (memory stays flat), calling ``finish(path, result)`` here as each is done."""
+    from dask.distributed import as_completed
+
+    from .cluster import dask_client
+
+    with dask_client(workers, scheduler) as client:
+        waiting = iter(todo)
+        owner = {}
+
+        def submit(path):
+            future = client.submit(predict_image, job, path, points.get(path.stem, points.get(None)), pure=False)
+            owner[future] = path
+            return future
+
+        running = as_completed([submit(path) for path in islice(waiting, 2 * max(1, sum(client.nthreads().values())))])
+        for future in running:
+            finish(owner.pop(future), future.result())
+            future.release()
+            for path in islice(waiting, 1):
+                running.add(submit(path))
+
+
+def _network_files(network_folder):
+    """``(prototxt, caffemodel)`` of BVLC AlexNet (:func:`repro.paths.find_weights`), or FileNotFoundError."""
+    network = find_weights("bvlc_alexnet", network_folder, data_dir(required=False))
+    if network is None:
+        raise FileNotFoundError("no deploy.prototxt + *.caffemodel of bvlc_alexnet in the data directory's weights/ "
+                                f"or in {weights_dir()}; run 'python -m repro download bvlc_alexnet' or pass "
+                                "--network FOLDER")
+    return tuple(str(path) for path in network)
+
+
+def _choose_figures(figures, count):
+    """``(draw figures, what to say)`` for ``count`` images: ``figures`` if given, else up to :data:`FIGURES_UP_TO`."""
+    if figures is not None:
+        return bool(figures), "on (--figures)" if figures else "off (--no-figures)"
+    if count <= FIGURES_UP_TO:
+        return True, f"on (up to {FIGURES_UP_TO} images; --no-figures leaves them out)"
+    return False, f"off (more than {FIGURES_UP_TO} images; --figures draws them)"
+
+
+def _say(progress, message):
+    if progress:
+        print(message, file=sys.stderr)
+
+
+def predict_files(sources, model_path, network_folder=None, centerbias=None, out=".", fixations=None, progress=True,
+                  lists=(), hdf5=None, figures=None, workers=0, scheduler=None):
+    """Predict the log-density of every image of a collection and write it, skipping the images already done.
+
+    Parameters
+    ----------
+    sources : list of str or Path
+        Image files, folders, glob patterns, ``@FILE`` list files (:func:`gather_images`).
     model_path : str or Path
         A model saved by :meth:`repro.model.DeepGazeI.save`.
     network_folder : str or Path, optional
@@ -225,50 +605,56 @@ def predict_files(images, model_path, network_folder=None, centerbias=None, out=
         The prior: its ``log_density_of(image)`` (a :class:`repro.centerbias.CenterBiasTemplate`, see
         :func:`center_bias_template`, or a :class:`~repro.centerbias.CenterBias`); default uniform.
     out : str or Path
-        Output folder.
+        Folder of the ``.npy`` files and figures.
     fixations : str or Path, optional
         A CSV of fixations to draw (see :func:`read_fixation_points`).
+    progress : bool
+        A progress bar with its ETA, and what is done, on stderr.
+    lists : list of str, optional
+        List files (``--list``).
+    hdf5 : str or Path, optional
+        Write the log-densities into this HDF5 file (:class:`HDF5Predictions`) instead of ``.npy`` files.
+    figures : bool, optional
+        Draw figures; default: for up to :data:`FIGURES_UP_TO` images.
+    workers : int
+        Local dask worker processes (one thread each); 0 predicts in this process.
+    scheduler : str, optional
+        Address of a running dask scheduler (wins over ``workers``); its workers must see the same paths.
 
     Returns
     -------
-    list of Path
-        The ``.npy`` files written.
+    Predicted
+        The outputs written by this call; ``skipped`` counts the images already done.
     """
-    from matplotlib import pyplot as plt
     from tqdm.auto import tqdm
 
-    images = [Path(p) for p in images]
-    by_name = {}
-    for path in images:
-        by_name.setdefault(path.stem, []).append(str(path))
-    clashing = [paths for paths in by_name.values() if len(paths) > 1]
-    if clashing:
-        raise ValueError(f"{' and '.join(clashing[0])} would write the same output files "
-                         f"({Path(clashing[0][0]).stem}_logdensity.npy); rename one or predict them into "
-                         f"different --out folders")
+    images = gather_images(sources, lists)
+    check_names(images)
     if not Path(model_path).is_file():
         raise FileNotFoundError(f"no model at {model_path}: train one with 'python -m repro train' or pass --model")
-    model = DeepGazeI.load(model_path)
+    if scheduler:
+        from .cluster import check_scheduler
+        check_scheduler(scheduler)
     points = read_fixation_points(fixations) if fixations else {}
-    network = find_weights("bvlc_alexnet", network_folder, data_dir(required=False))
-    if network is None:
-        raise FileNotFoundError("no deploy.prototxt + *.caffemodel of bvlc_alexnet in the data directory's weights/ "
-                                f"or in {weights_dir()}; run 'python -m repro download bvlc_alexnet' or pass "
-                                "--network FOLDER")
-    density = model.density(FeatureStore(extractor_for(model, *network)), centerbias)
-    out = Path(out)
-    written = []
-    for path in tqdm(images, desc="predict", disable=not progress):
-        image = load_image(path)
-        log_density = density.log_density_of(image)
-        target = out / f"{path.stem}_logdensity.npy"
-        with atomic_path(target) as tmp, open(tmp, "wb") as handle:
-            np.save(handle, log_density)
-        drawn = points.get(path.stem, points.get(None))
-        figure = density_figure(image, log_density, drawn, title=f"{path.name}: DeepGaze I "
-                                f"({' + '.join(model.layers)}), {'centre-bias' if centerbias else 'uniform'} prior")
-        with atomic_path(out / f"{path.stem}_density.png") as tmp:
-            figure.savefig(tmp, format="png", dpi=100)
-        plt.close(figure)
-        written.append(target)
-    return written
+    figures, why = _choose_figures(figures, len(images))
+    job = Job(str(model_path), *_network_files(network_folder), centerbias, str(out), figures, hdf5 is not None)
+    record = {"model": Path(model_path).name, "model_sha256": file_digest(model_path), "network":
+              Path(job.caffemodel).name, "prior": job.prior()}
+    with HDF5Predictions(hdf5, record) if hdf5 is not None else contextlib.nullcontext() as store:
+        todo = [path for path in images if not _done(job, path, store)]
+        done = Predicted(len(images) - len(todo), figures)
+        _say(progress, f"{len(images)} images: {len(todo)} to predict, {done.skipped} done already (skipped); "
+                       f"figures {why}")
+        with tqdm(total=len(todo), desc="predict", unit="img", disable=not progress or not todo) as bar:
+
+            def finish(path, log_density):
+                if store is not None:
+                    store.write(path, log_density)
+                done.append(path.name if store is not None else job.npy(path))
+                bar.update()
+
+            if todo and (workers or scheduler):
+                _run_on_dask(job, todo, points, finish, workers, scheduler)
+            else:
+                _run_here(job, todo, points, finish)
+    return done

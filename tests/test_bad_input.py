@@ -257,7 +257,8 @@ def test_predict_on_an_unreadable_image_prints_one_error_line(readout, tmp_path,
     {"empty": lambda: image.write_bytes(b""), "text": lambda: image.write_text("not an image\n"),
      "folder": lambda: image.mkdir()}[make]()
     code, err = predict([image, "--model", path], tmp_path, weights_source, capsys)
-    assert code == 1 and err.startswith(f"error: {image}: not a readable image")
+    assert code == 1 and err.startswith(f"error: {image}: " + ("folder without images" if make == "folder" else
+                                                                 "not a readable image"))
 
 
 def test_predict_refuses_inputs_that_would_overwrite_each_other(readout, tmp_path, osie_dir, weights_source,
@@ -730,16 +731,15 @@ def silent_socket():
 
 @pytest.mark.parametrize("kind", ["silent", "refused", "nonsense"])
 def test_a_scheduler_that_does_not_answer_is_a_clear_error_within_its_deadline(kind, tmp_path, monkeypatch, capsys):
-    from repro import cli
-    from repro.experiments import grid
+    from repro import cli, cluster
     listener = silent_socket()
     address = {"silent": f"tcp://127.0.0.1:{listener.getsockname()[1]}", "refused": "tcp://127.0.0.1:1",
                "nonsense": "nonsense://somewhere"}[kind]
-    monkeypatch.setattr(grid, "SCHEDULER_TIMEOUT", 2.0)
+    monkeypatch.setattr(cluster, "SCHEDULER_TIMEOUT", 2.0)
     start = time.monotonic()
     try:
         with pytest.raises(ConnectionError, match=rf"no dask scheduler answered at {re.escape(address)} within 2 s"):
-            grid.check_scheduler(address, timeout=2.0)
+            cluster.check_scheduler(address, timeout=2.0)
         assert time.monotonic() - start < 6
         code = cli.run(script_main(), ["--quick", "--dataset", "demo", "--out", str(tmp_path / "out"), "--cache",
                                        str(tmp_path / "cache"), "--scheduler", address])
@@ -754,8 +754,9 @@ def test_a_scheduler_that_does_not_answer_is_a_clear_error_within_its_deadline(k
 def test_a_scheduler_without_workers_is_a_clear_error_within_its_deadline(tmp_path, monkeypatch):
     from distributed import LocalCluster
 
+    from repro import cluster as clusters
     from repro.experiments import grid
-    monkeypatch.setattr(grid, "SCHEDULER_TIMEOUT", 2.0)
+    monkeypatch.setattr(clusters, "SCHEDULER_TIMEOUT", 2.0)
     with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
         start = time.monotonic()
         with pytest.raises(TimeoutError, match=rf"{re.escape(cluster.scheduler_address)}: no dask worker within 2 s"):

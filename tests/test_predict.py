@@ -1,4 +1,6 @@
 """Prediction on new images: the model API and ``python -m repro predict``."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -146,3 +148,188 @@ def test_predict_and_the_experiments_find_the_same_alexnet(tmp_path, monkeypatch
     assert find_weights("bvlc_alexnet", data=data)[0].parent == tmp_path / "weights" / "bvlc_alexnet"
     with pytest.raises(FileNotFoundError, match="no deploy.prototxt and \\*.caffemodel there"):
         find_weights("bvlc_alexnet", data / "weights" / "bvlc_alexnet")
+
+
+# -- collections of images (issue 28) ---------------------------------------------------------------------------
+
+@pytest.fixture()
+def small_images(osie_dir, tmp_path):
+    """Four small crops of OSIE images (120 x 160 px) in a folder, as JPEG and PNG, and an unrelated file."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for n, name in enumerate(["a.jpg", "b.png", "c.jpg", "d.JPG"]):
+        image = load_image(osie_dir / "stimuli" / f"100{n + 1}.jpg")[100:220, 200:360]
+        Image.fromarray(image).save(folder / name, format="PNG" if name.endswith("png") else "JPEG", quality=95)
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def predict(path, weights_source, source, *more):
+    """``python -m repro predict SOURCE MORE...`` with the model at ``path`` and the real AlexNet; its exit status."""
+    network = weights_source / "bvlc_alexnet"
+    return main(["predict", str(source), *map(str, more), "--model", str(path), "--network", str(network)])
+
+
+def dead_pid():
+    import subprocess
+    import sys
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def outputs(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture()
+def serial_run(saved_model, small_images, weights_source, tmp_path):
+    """The model file and the folder of the .npy outputs of a serial run on ``small_images``, without figures."""
+    _, _, path = saved_model
+    assert predict(path, weights_source, small_images, "--no-figures", "--out", tmp_path / "serial") == 0
+    return path, tmp_path / "serial"
+
+
+@pytest.mark.slow
+def test_predicting_a_folder_again_skips_what_is_done_and_completes_what_is_not(saved_model, small_images,
+                                                                                  weights_source, tmp_path, capsys):
+    model, extractor, path = saved_model
+    out = tmp_path / "out"
+    assert predict(path, weights_source, small_images, "--out", str(out)) == 0
+    captured = capsys.readouterr()
+    assert "4 images: 4 to predict, 0 done already (skipped); figures on (up to 10 images" in captured.err
+    assert "4 images predicted" in captured.out
+    stems = ["a", "b", "c", "d"]
+    assert sorted(p.name for p in out.iterdir()) == sorted([f"{s}_logdensity.npy" for s in stems] +
+                                                           [f"{s}_density.png" for s in stems])
+    density = model.density(extractor)
+    for stem, name in zip(stems, ["a.jpg", "b.png", "c.jpg", "d.JPG"]):
+        log_density = np.load(out / f"{stem}_logdensity.npy")
+        assert log_density.shape == (120, 160) and log_density.dtype == np.float64
+        np.testing.assert_array_equal(log_density, density.log_density_of(load_image(small_images / name)))
+    first = outputs(out)
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+
+    assert predict(path, weights_source, small_images, "--out", str(out)) == 0
+    captured = capsys.readouterr()
+    assert "0 to predict, 4 done already (skipped)" in captured.err and "4 skipped" in captured.out
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == stamps
+
+    # a killed run: one output missing, another's temporary file left by a dead process
+    (out / "c_logdensity.npy").unlink()
+    (out / "d_density.png").unlink()
+    leftover = out / f".c_logdensity.npy.{dead_pid()}.x1y2.part"
+    leftover.write_bytes(b"half")
+    assert predict(path, weights_source, small_images, "--out", str(out)) == 0
+    captured = capsys.readouterr()
+    assert "2 to predict, 2 done already (skipped)" in captured.err and "2 images predicted" in captured.out
+    assert not leftover.exists() and outputs(out).keys() == first.keys()
+    for name in ("a_logdensity.npy", "b_logdensity.npy", "c_logdensity.npy", "d_logdensity.npy"):
+        assert outputs(out)[name] == first[name]
+
+
+def test_sources_are_files_folders_patterns_and_lists(small_images, tmp_path):
+    from repro.predict import gather_images
+    listed = tmp_path / "list.txt"
+    listed.write_text(f"# my images\nimages/b.png\n\n{small_images / 'a.jpg'}\nimages/*.jpg\n")
+    names = lambda paths: [p.name for p in paths]                                   # noqa: E731
+    assert names(gather_images([str(small_images)])) == ["a.jpg", "b.png", "c.jpg", "d.JPG"]
+    assert names(gather_images([f"{small_images}/*.jpg"])) == ["a.jpg", "c.jpg"]
+    assert names(gather_images([f"{tmp_path}/**/*.png"])) == ["b.png"]
+    assert names(gather_images([f"@{listed}"])) == ["b.png", "a.jpg", "c.jpg"]     # each once, in the order given
+    assert names(gather_images([str(small_images / "c.jpg")], lists=[listed])) == ["c.jpg", "b.png", "a.jpg"]
+    with pytest.raises(FileNotFoundError, match="nothing.jpg: no such image, folder or pattern"):
+        gather_images([str(small_images / "nothing.jpg")])
+    with pytest.raises(FileNotFoundError, match=r"\*.gif: pattern without images"):
+        gather_images([f"{small_images}/*.gif"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="empty: folder without images"):
+        gather_images([str(tmp_path / "empty")])
+    with pytest.raises(FileNotFoundError, match="missing.txt: no such list file"):
+        gather_images([f"@{tmp_path / 'missing.txt'}"])
+
+
+def test_images_of_the_same_name_are_an_error_before_anything_is_computed(small_images, tmp_path, capsys):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "a.png").write_bytes((small_images / "b.png").read_bytes())
+    assert main(["predict", str(small_images), str(other), "--model", str(tmp_path / "no-model.h5"),
+                 "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {small_images / 'a.jpg'} and {other / 'a.png'} would write the same output files")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_image_stops_the_run_naming_it_and_keeps_what_was_written(saved_model, small_images, weights_source,
+                                                                        tmp_path, capsys):
+    _, _, path = saved_model
+    (small_images / "b2.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "out"
+    assert predict(path, weights_source, f"{small_images}/[ab]*", "--out", str(out)) == 1
+    assert f"{small_images / 'b2.jpg'}" in capsys.readouterr().err.splitlines()[-1]
+    assert sorted(p.name for p in out.iterdir()) == ["a_density.png", "a_logdensity.npy", "b_density.png",
+                                                     "b_logdensity.npy"]
+
+
+@pytest.mark.slow
+def test_one_hdf5_file_holds_the_npy_outputs_and_is_resumed(serial_run, small_images, weights_source, tmp_path,
+                                                            capsys):
+    import h5py
+    path, out = serial_run
+    store = tmp_path / "predictions.h5"
+    assert predict(path, weights_source, small_images, "--hdf5", str(store), "--out", str(out)) == 0
+    assert "figures on (up to 10 images" in capsys.readouterr().err
+    names = ["a.jpg", "b.png", "c.jpg", "d.JPG"]
+    with h5py.File(store, "r") as f:
+        assert sorted(f) == names and f.attrs["model"] == "model.h5" and f.attrs["prior"] == "uniform"
+        for name in names:
+            expected = np.load(out / f"{Path(name).stem}_logdensity.npy")
+            assert f[name].dtype == expected.dtype and f[name].attrs["complete"]
+            np.testing.assert_array_equal(f[name][()], expected)
+            assert f[name].attrs["source"] == str(small_images / name)
+    with h5py.File(store, "a") as f:                          # a run killed while writing c.jpg
+        del f["c.jpg"]
+        f.create_dataset("c.jpg", data=np.zeros((120, 160), np.float32))
+    assert predict(path, weights_source, small_images, "--hdf5", str(store), "--out", str(out)) == 0
+    assert "1 to predict, 3 done already (skipped)" in capsys.readouterr().err
+    with h5py.File(store, "r") as f:
+        np.testing.assert_array_equal(f["c.jpg"][()], np.load(out / "c_logdensity.npy"))
+
+    pysaliency = pytest.importorskip("pysaliency")
+    files = [str(small_images / name) for name in names]
+    as_model = pysaliency.HDF5Model(pysaliency.FileStimuli(files), str(store))
+    np.testing.assert_array_equal(as_model.log_density(load_image(files[1])), np.load(out / "b_logdensity.npy"))
+
+
+def test_an_hdf5_file_of_another_model_is_not_added_to(saved_model, small_images, weights_source, tmp_path, capsys):
+    import h5py
+    _, _, path = saved_model
+    with h5py.File(tmp_path / "predictions.h5", "w") as f:
+        f.attrs.update({"format": "deepgaze1-repro log-densities: one dataset per image file name",
+                        "model": "other.h5", "model_sha256": "0" * 64, "network": "x", "prior": "uniform"})
+    assert predict(path, weights_source, small_images / "a.jpg", "--hdf5", tmp_path / "predictions.h5") == 1
+    assert "holds log-densities of another model, network or prior" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_workers_of_a_dask_cluster_write_what_a_serial_run_writes(serial_run, small_images, weights_source, tmp_path,
+                                                                   capsys):
+    import dask
+    import h5py
+    from distributed import LocalCluster
+
+    from repro.cluster import same_blas_threads
+    path, serial = serial_run
+    parallel = tmp_path / "parallel"
+    assert predict(path, weights_source, small_images, "--no-figures", "--out", parallel, "--workers", "2") == 0
+    assert "4 images predicted" in capsys.readouterr().out
+    assert outputs(parallel) == outputs(serial)                                  # bit for bit
+    # a cluster of its own (--scheduler), its worker with this process's BLAS threads: with dask's default of one,
+    # the trunk's float32 sums differ in their last bits (1e-6 relative) from a run with two
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": same_blas_threads()}), \
+            LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        assert predict(path, weights_source, small_images, "--no-figures", "--hdf5", tmp_path / "p.h5",
+                       "--scheduler", cluster.scheduler_address) == 0
+    with h5py.File(tmp_path / "p.h5", "r") as f:
+        for name in f:
+            np.testing.assert_array_equal(f[name][()], np.load(serial / f"{Path(name).stem}_logdensity.npy"))

@@ -10,7 +10,6 @@ once per process.
 import hashlib
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import crossvalidation, metrics, paths
+from ..cluster import SCHEDULER_TIMEOUT, check_scheduler, dask_client, same_blas_threads
 from ..crossvalidation import aggregate
 from ..model import compile_readout
 from ..training import train_model
@@ -240,66 +240,6 @@ def cached_result(path, config):
     return result
 
 
-#: Seconds a dask scheduler (``--scheduler``) has to answer, and then to have a worker; and a local cluster's
-#: workers to start.
-SCHEDULER_TIMEOUT = 30.0
-
-
-def check_scheduler(address, timeout=None):
-    """Raise ConnectionError unless a dask scheduler at ``address`` answers within ``timeout`` seconds (default
-    :data:`SCHEDULER_TIMEOUT`; dask's own client waits without end for one that accepts connections and never
-    answers)."""
-    import asyncio
-
-    from distributed.core import rpc
-
-    timeout = SCHEDULER_TIMEOUT if timeout is None else timeout
-
-    async def identity():
-        remote = rpc(address, timeout=timeout)
-        try:
-            return await remote.identity()
-        finally:
-            await remote.close_rpc()
-
-    try:
-        found = asyncio.run(asyncio.wait_for(identity(), timeout))
-    except (OSError, asyncio.TimeoutError, ValueError) as err:     # refused, silent, unreachable, bad address
-        raise ConnectionError(f"no dask scheduler answered at {address} within {timeout:g} s ({type(err).__name__}"
-                              f"{': ' + str(err) if str(err) else ''}); is it running, and is the address "
-                              f"(tcp://host:port) right?") from None
-    if not isinstance(found, dict) or found.get("type") != "Scheduler":
-        raise ConnectionError(f"{address} answers, but is not a dask scheduler ({found!r:.200})")
-
-
-def _wait_for_workers(client, where, timeout=None):
-    """Raise TimeoutError unless the scheduler of ``client`` has a worker within ``timeout`` seconds (default
-    :data:`SCHEDULER_TIMEOUT`)."""
-    timeout = SCHEDULER_TIMEOUT if timeout is None else timeout
-    try:
-        client.wait_for_workers(1, timeout=timeout)
-    except (TimeoutError, OSError) as err:
-        raise TimeoutError(f"{where}: no dask worker within {timeout:g} s ({err}); start one "
-                           f"(dask worker ADDRESS) or run with --workers N") from None
-
-
-BLAS_THREADS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-
-
-def same_blas_threads():
-    """Dask's worker environment, but with this process's BLAS thread settings.
-
-    Dask limits workers to one BLAS thread by default. SFO fits are sensitive to the last bits of
-    float64 sums, which depend on the number of BLAS threads, so local workers inherit this process's
-    settings instead: a distributed grid then gives exactly the serial results.
-    """
-    import dask
-
-    environ = {k: v for k, v in dask.config.get("distributed.nanny.pre-spawn-environ").items() if k not in BLAS_THREADS}
-    environ.update({k: os.environ[k] for k in BLAS_THREADS if k in os.environ})
-    return environ
-
-
 class GridResults(list):
     """The results of a grid (a list, in the order of its configurations) and what running it took.
 
@@ -358,28 +298,18 @@ def run_grid(configs, folder=None, workers=0, scheduler=None, progress=True):
         check_scheduler(scheduler)                   # before anything is shown or started
     bar = tqdm(total=len(set(keys)), initial=len(results), desc="grid fits", disable=not progress)
     if todo and (workers or scheduler):
-        import dask
-        from dask.distributed import Client, LocalCluster, as_completed
+        from dask.distributed import as_completed
 
-        cluster = None
-        if not scheduler:
-            # a worker holds one layer subset's data for all its folds (several GB with many layers), which dask
-            # counts as unmanaged memory: its default pause at 80 % of the limit would stop every worker for good
-            with dask.config.set({"distributed.nanny.pre-spawn-environ": same_blas_threads(),
-                                  "distributed.worker.memory.pause": False,
-                                  "distributed.worker.memory.target": False,
-                                  "distributed.worker.memory.spill": False}):
-                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                       dashboard_address=None)
-        with Client(scheduler or cluster, timeout=SCHEDULER_TIMEOUT) as client:
-            _wait_for_workers(client, scheduler or "the local dask cluster")
+        # a worker holds one layer subset's data for all its folds (several GB with many layers), which dask
+        # counts as unmanaged memory: its default pause at 80 % of the limit would stop every worker for good
+        unbounded = {"distributed.worker.memory.pause": False, "distributed.worker.memory.target": False,
+                     "distributed.worker.memory.spill": False}
+        with dask_client(workers, scheduler, config=unbounded) as client:
             futures = {client.submit(_fit_and_cache, config, folder, key=f"fit-{key}", pure=False): key
                        for key, config in todo.items()}
             for future in as_completed(futures):
                 results[futures[future]] = future.result()
                 bar.update()
-        if cluster is not None:
-            cluster.close()
     else:
         for key, config in todo.items():
             results[key] = _fit_and_cache(config, folder)
