@@ -198,20 +198,42 @@ def stored_function(name, key, sources, build):
     for source in sources:
         digest.update(open(source, "rb").read())
     path = cache_dir("functions") / f"{name}-{digest.hexdigest()}.pkl"
-    if path.is_file():
-        try:
-            with open(path, "rb") as handle:
-                return pickle.load(handle)
-        except Exception as err:               # noqa: BLE001  (damaged, or from another installation)
-            logging.getLogger(__name__).warning("%s: stored Theano function not readable (%s: %s); compiling it "
-                                                "again", path, type(err).__name__, err)
-    function = build()
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, _PICKLE_RECURSION))       # a graph pickles recursively, node by node
     try:
-        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            pickle.dump(function, handle, protocol=pickle.HIGHEST_PROTOCOL)
-    except (OSError, pickle.PicklingError, TypeError, AttributeError) as err:
-        logging.getLogger(__name__).warning("%s: Theano function not stored (%s: %s)", path, type(err).__name__, err)
-    return function
+        if path.is_file():
+            try:
+                with open(path, "rb") as handle:
+                    function = pickle.load(handle)
+                os.utime(path)                              # recently used: kept by _prune_stored
+                return function
+            except Exception as err:               # noqa: BLE001  (damaged, or from another installation)
+                logging.getLogger(__name__).warning("%s: stored Theano function not readable (%s: %s); compiling "
+                                                    "it again", path, type(err).__name__, err)
+        function = build()
+        try:
+            with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+                pickle.dump(function, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            _prune_stored(path.parent, name)
+        except Exception as err:                   # noqa: BLE001  (an op that does not pickle: compiled each time)
+            logging.getLogger(__name__).warning("%s: Theano function not stored (%s: %s)", path, type(err).__name__,
+                                                err)
+        return function
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+#: The recursion limit while a compiled function is pickled or unpickled (AlexNet's 15 layers need some 4000).
+_PICKLE_RECURSION = 20000
+#: Stored functions kept per name, the most recently used (a network's holds its weights: 10 MB for AlexNet).
+STORED_FUNCTIONS = 16
+
+
+def _prune_stored(folder, name):
+    """Delete all but the :data:`STORED_FUNCTIONS` most recently used stored functions of ``name``."""
+    files = sorted(folder.glob(f"{name}-*.pkl"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in files[STORED_FUNCTIONS:]:
+        old.unlink(missing_ok=True)
 
 
 def _remember_compiler_checks():
@@ -268,4 +290,4 @@ if theano.config.cxx:
 
 floatX = theano.config.floatX
 
-__all__ = ["theano", "T", "floatX", "theano_flags", "blas_ldflags", "stored_function"]
+__all__ = ["theano", "T", "floatX", "theano_flags", "blas_ldflags", "stored_function", "STORED_FUNCTIONS"]

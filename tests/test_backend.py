@@ -141,6 +141,9 @@ def test_stored_functions_are_built_once_and_read_back_alike(tmp_path, monkeypat
     rebuilt = backend.stored_function("test", ("k", 1), [source], build)
     assert len(built) == 4 and "not readable" in caplog.text
     np.testing.assert_array_equal(rebuilt(value), first(value))
+    monkeypatch.setattr(backend, "STORED_FUNCTIONS", 2)                  # only the most recently used are kept
+    backend.stored_function("test", ("k", 3), [source], build)
+    assert len(list((tmp_path / "functions").iterdir())) == 2
 
 
 def test_c_modules_of_ops_without_props_and_of_c_files_are_versioned():
