@@ -225,7 +225,8 @@ def density_figure(image, log_density, fixations=None, title=None, masses=(0.25,
     regions holding 25, 50 and 75 % of the fixation probability (and fixations, if given) | the log-density
     as a heat map (1000-fold range) with a colour bar.
 
-    Drawn with PIL at the size it is written (some 20 ms for an 800 x 600 image; matplotlib's figure took 350 ms).
+    Drawn with PIL at the size it is written (for an 800 x 600 image 35-50 ms, and 25 ms more for the PNG, on a
+    2-core machine busy with other work; matplotlib's figure and its PNG took some 350 ms).
 
     Parameters
     ----------
