@@ -24,13 +24,16 @@ Usage::
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from timing import cpu_name  # noqa: E402  (beside this script)
 ALEXNET = "weights/bvlc_alexnet/deploy.prototxt"
 CAFFEMODEL = "weights/bvlc_alexnet/bvlc_alexnet_conv_q8.v2.caffemodel"
 
@@ -56,6 +59,7 @@ def measure(data, padding, repeat):
     from repro.network import ALEXNET_LAYERS, Network, preprocess
     from timing import best_time  # beside this script
 
+    cv2.setNumThreads(blas_threads())           # the same number of threads as Theano's BLAS
     rng = np.random.RandomState(0)
     image = preprocess(rng.randint(0, 256, (768, 1024, 3)).astype(np.uint8), downsample=2)
     net = Network(data / ALEXNET, data / CAFFEMODEL, padding=padding, last_layer="pool5")
@@ -88,6 +92,11 @@ def measure(data, padding, repeat):
     return row
 
 
+def blas_threads():
+    """The threads Theano's BLAS runs with in this process: ``OPENBLAS_NUM_THREADS``, else one per core."""
+    return int(os.environ.get("OPENBLAS_NUM_THREADS") or os.cpu_count())
+
+
 def blas_name():
     """Which BLAS Theano's C ops use in this process, with the OpenBLAS kernel."""
     from repro.backend import theano
@@ -112,12 +121,12 @@ def cpu_coretypes():
 
 
 def table(rows, peak):
-    lines = ["| padding | Theano's BLAS | Theano pool5 (ms) | Theano 15 layers (ms) | OpenCV pool5 (ms) "
+    lines = ["| padding | Theano's BLAS | OpenCV threads | Theano pool5 (ms) | Theano 15 layers (ms) | OpenCV pool5 (ms) "
              "| OpenCV / Theano | Theano GFLOP/s | % of peak | max rel. diff |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         gflops = r["flops"] / r["theano_pool5"] / 1e9
-        lines.append(f"| {r['padding']} | {r['blas']} | {r['theano_pool5'] * 1e3:.1f} | "
+        lines.append(f"| {r['padding']} | {r['blas']} | {r['opencv_threads']} | {r['theano_pool5'] * 1e3:.1f} | "
                      f"{r['theano_15'] * 1e3:.1f} | {r['opencv'] * 1e3:.1f} | "
                      f"{r['opencv'] / r['theano_pool5']:.2f} | {gflops:.1f} | {100 * gflops / peak:.0f}% | "
                      f"{r['error']:.1e} |")
@@ -153,8 +162,8 @@ def main(argv=None):
     text = table(rows, args.peak)
     header = (f"AlexNet conv trunk, input (1, 3, 384, 512) (1024 x 768 downsampled by 2), best of "
               f"{args.repeat}; {rows[0]['flops'] / 1e9:.2f} GFLOP (caffe padding); "
-              f"OpenCV threads {rows[0]['opencv_threads']}; {platform.processor() or platform.machine()}, "
-              f"{os.cpu_count()} cores, peak {args.peak:g} GFLOP/s; load average before the run "
+              f"OpenCV with as many threads as Theano's BLAS; {cpu_name()}, {os.cpu_count()} cores, peak "
+              f"{args.peak:g} GFLOP/s; {time.strftime('%Y-%m-%d', time.gmtime())}; load average before the run "
               f"{load[0]:.1f} (other work on the machine makes timings noisy).\n"
               f"Ratio > 1: Theano faster. Command: `python benchmarks/bench_network.py`.\n")
     print(header)

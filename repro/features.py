@@ -128,11 +128,15 @@ class FeatureExtractor:
 
     def features(self, image, layers):
         """Feature maps of ``layers`` for one ``(H, W, 3)`` uint8 RGB image: list of ``(C, h, w)``, computed
-        (:meth:`FeatureStore.features` gives the same, cached).
+        (:meth:`FeatureStore.features` gives the same, cached). With a per-channel mean the preprocessing runs
+        inside the network's graph (:meth:`repro.network.Network.image_function`, the same input to the bit as
+        :func:`repro.network.preprocess`); a mean image or a non-uint8 array goes through :func:`preprocess`.
 
         Raises ValueError for an image too small for the network (a layer with no rows or columns).
         """
         self.check_size(np.shape(image)[:2])
+        if self.mean.ndim == 1 and np.asarray(image).dtype == np.uint8:   # preprocessing inside the graph
+            return self.network.image_function(list(layers), self.mean, self.downsample)(image)
         return self.network.function(list(layers))(preprocess(image, self.mean, self.downsample))
 
     def output_shapes(self, image_hw, layers):

@@ -45,7 +45,8 @@ from functools import lru_cache
 import h5py
 import numpy as np
 
-from .backend import T, floatX, theano
+from . import bfloat16
+from .backend import T, floatX, stored_function, theano
 from .bfloat16 import weighted_sum
 from .density import DensityModel, log_prior_in_cells
 from .paths import atomic_path
@@ -113,8 +114,11 @@ def _ordered(inputs):
 
 @lru_cache(maxsize=None)
 def _compiled_saliency(n_layers, compact=False):
-    inputs, saliency = _saliency_graph(n_layers, compact)
-    return theano.function(_ordered(inputs), saliency, allow_input_downcast=True)
+    def build():
+        inputs, saliency = _saliency_graph(n_layers, compact)
+        return theano.function(_ordered(inputs), saliency, allow_input_downcast=True)
+
+    return stored_function("saliency", (n_layers, compact), [__file__, bfloat16.__file__], build)
 
 
 @lru_cache(maxsize=None)
@@ -572,8 +576,11 @@ class ReadoutDensity(DensityModel):
     def log_density_of(self, image):
         """Log-density ``(H, W)`` of a new ``(H, W, 3)`` uint8 RGB image, with the prior's density of a new image."""
         height, width = np.shape(image)[:2]
-        prior = (np.zeros((height, width), floatX) if self.centerbias is None
-                 else np.asarray(self.centerbias.log_density_of(image), floatX))
+        if self.centerbias is None:         # uniform: each cell's log mass is log(pixels), as log_cell_sums(0) gives
+            maps = self.features.features(image, self.readout.layers)
+            grid = self.readout.grid((height, width), maps)
+            return self.readout.pixel_log_density(maps, grid, grid.log_pixels)
+        prior = np.asarray(self.centerbias.log_density_of(image), floatX)
         if prior.shape != (height, width):
             raise ValueError(f"the prior {self.centerbias!r} gave a log-density of shape {prior.shape}, the image is "
                              f"{(height, width)}")

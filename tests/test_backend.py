@@ -110,3 +110,54 @@ def test_full_conv2d_matches_scipy_and_its_gradient_is_right():
     w.set_value(bumped)
     down = cost_of(image)
     assert gradient[k] == pytest.approx((up - down) / (2 * eps), rel=1e-2)
+
+
+def test_stored_functions_are_built_once_and_read_back_alike(tmp_path, monkeypatch, caplog):
+    """A compiled function is pickled under <cache>/functions and read back by later calls (other processes) with
+    the same key and sources; it computes the same; a damaged file is built again."""
+    monkeypatch.setenv("DEEPGAZE_CACHE", str(tmp_path))
+    source = tmp_path / "graph.py"
+    source.write_text("# the graph's source\n")
+    x = T.matrix("x")
+    weights = theano.shared(np.arange(6, dtype="float32").reshape(3, 2))
+    built = []
+
+    def build():
+        built.append(1)
+        return theano.function([x], T.dot(x, weights) + 1)
+
+    first = backend.stored_function("test", ("k", 1), [source], build)
+    again = backend.stored_function("test", ("k", 1), [source], build)
+    value = np.ones((4, 3), np.float32)
+    assert len(built) == 1 and again is not first
+    np.testing.assert_array_equal(again(value), first(value))
+    backend.stored_function("test", ("k", 2), [source], build)            # another key
+    source.write_text("# the graph's source, changed\n")
+    backend.stored_function("test", ("k", 1), [source], build)            # changed sources
+    assert len(built) == 3
+    path, = [p for p in (tmp_path / "functions").iterdir() if p.stat().st_mtime == max(
+        q.stat().st_mtime for q in (tmp_path / "functions").iterdir())]
+    path.write_bytes(b"damaged")
+    rebuilt = backend.stored_function("test", ("k", 1), [source], build)
+    assert len(built) == 4 and "not readable" in caplog.text
+    np.testing.assert_array_equal(rebuilt(value), first(value))
+    monkeypatch.setattr(backend, "STORED_FUNCTIONS", 2)                  # only the most recently used are kept
+    backend.stored_function("test", ("k", 3), [source], build)
+    assert len(list((tmp_path / "functions").iterdir())) == 2
+
+
+def test_c_modules_of_ops_without_props_and_of_c_files_are_versioned():
+    """Alloc (empty __props__) and DimShuffle (C code from files) get C modules kept between processes: their keys
+    are versioned, and DimShuffle's version is the same in every process (not Python's randomised str hash)."""
+    from theano.gof.cc import CLinker
+
+    x = T.vector("x")
+    f = theano.function([x], [T.alloc(np.float32(0), x.shape[0], 3), x.dimshuffle("x", 0)])
+    for node in f.maker.fgraph.toposort():
+        if type(node.op).__name__ in ("Alloc", "DimShuffle"):
+            linker = CLinker().accept(theano.gof.FunctionGraph(*theano.gof.graph.clone(node.inputs, node.outputs)))
+            assert linker.cmodule_key()[0], node
+    code = ("from repro.backend import T; print(T.vector().dimshuffle('x', 0).owner.op.c_code_cache_version())")
+    versions = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                               env=dict(os.environ, PYTHONHASHSEED=str(seed))).stdout for seed in (1, 2)}
+    assert len(versions) == 1

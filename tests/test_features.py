@@ -39,6 +39,35 @@ def test_features_are_the_networks_outputs_on_the_downsampled_image(extractor, a
     assert conv5.shape == alexnet_full.output_shape("conv5", (300, 400))
 
 
+def test_preprocessing_inside_the_graph_is_numpys(extractor, alexnet_full, images):
+    """The network input computed inside the Theano graph from the uint8 image is :func:`preprocess`'s: to the bit
+    when downsampling by 2 (the paper's), within float32 rounding by 3; features and a readout's log-density
+    agree with those of the NumPy preprocessing to 1e-5 relative (fails if the in-graph path computes otherwise)."""
+    from repro.backend import T, theano
+    from repro.model import DeepGazeI
+    from repro.network import preprocess_graph
+
+    rgb = T.tensor3("rgb", dtype="uint8")
+    mean = (104.00699, 116.66877, 122.67892)
+    for downsample, tolerance in ((1, 0), (2, 0), (3, 2e-5)):
+        graph = theano.function([rgb], preprocess_graph(rgb, mean, downsample))
+        for image in (images[0], images[1][:599, :797]):                    # odd sizes: rows and columns dropped
+            ours, numpys = graph(image), preprocess(image, mean, downsample)
+            assert ours.shape == numpys.shape and ours.dtype == np.float32
+            assert np.abs(ours - numpys).max() <= tolerance
+    layers = ["conv1", "norm2", "conv5"]
+    model = DeepGazeI(layers, [96, 256, 256], np.full(608, 0.05), extractor.geometry(layers),
+                      w=np.random.RandomState(0).randn(608), sigma=2.0)
+    for image in images:
+        in_graph = extractor.features(image, layers)
+        numpy_path = alexnet_full.function(layers)(preprocess(image, downsample=2))
+        for a, b in zip(in_graph, numpy_path):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * np.abs(b).max())
+        zeros = np.zeros(image.shape[:2], np.float32)
+        np.testing.assert_allclose(model.density(extractor).log_density_of(image),
+                                   model.log_density_from_features(numpy_path, zeros), rtol=1e-5)
+
+
 def test_store_caches_resumes_and_adds_layers(extractor, images, tmp_path):
     counting = Counting(extractor)
     store = FeatureStore(counting, tmp_path)

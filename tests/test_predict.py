@@ -69,6 +69,32 @@ def test_highest_density_levels_enclose_the_asked_mass():
         inside = log_density >= level
         assert q <= p[inside].sum() < q + p[inside].min() + 1e-12      # just reaches q: the smallest such region
         assert p[inside].min() >= p[~inside].max()                     # and the densest pixels
+    ordered = np.sort(log_density.ravel())[::-1]                       # the levels a full sort gives
+    assert highest_density_levels(log_density) == [ordered[np.searchsorted(np.cumsum(np.exp(ordered)), q)]
+                                                   for q in (0.25, 0.5, 0.75)]
+
+
+def test_density_figure_shows_the_regions_and_the_log_density():
+    """The figure (PIL): the image with the borders of the 25/50/75 % regions in their three colours and the
+    fixations | the log-density in inferno colours, brightest where the density is highest; a flat map draws no
+    borders."""
+    from repro.predict import _colours, density_figure
+    rows, cols = np.mgrid[0:600, 0:800]
+    log_density = -((rows - 300) ** 2 + (cols - 200) ** 2) / (2 * 80.0 ** 2)     # a blob left of the centre
+    log_density -= np.log(np.exp(log_density).sum())
+    image = np.full((600, 800, 3), 128, np.uint8)
+    picture = density_figure(image, log_density, fixations=np.array([[600.0, 100.0]]), title="a blob")
+    assert picture.mode == "RGB" and picture.size[0] == 1200 and 450 < picture.size[1] < 600
+    pixels = np.asarray(picture).reshape(-1, 3)
+    borders = _colours("autumn")[(np.linspace(0, 0.8, 3) * 255).round().astype(int)]
+    for colour in borders:
+        assert (pixels == colour).all(axis=1).sum() > 200                  # each region's border (and legend line)
+    assert ((pixels == (0, 255, 255)).all(axis=1)).sum() > 5                # the fixation
+    brightest = (np.asarray(picture) == _colours("inferno")[255]).all(axis=2)
+    assert brightest.any() and 650 < np.nonzero(brightest)[1].mean() < 750    # at the blob: a quarter into the right
+                                                                              # panel (its columns 567-1104)
+    flat = np.asarray(density_figure(image, np.full((600, 800), -np.log(480000.0)))).reshape(-1, 3)
+    assert all((flat == colour).all(axis=1).sum() < 60 for colour in borders)     # only the legend's lines
 
 
 def test_train_then_predict_with_the_default_model(osie_dir, weights_source, data_dir, tmp_path, monkeypatch, capsys):
