@@ -79,7 +79,7 @@ def score_saliency_model(config):
     """
     start = time.perf_counter()
     setup = load_setup(config["options"])
-    model = type(get_model(config["saliency_model"]))(**config["parameters"])
+    model = get_model(config["saliency_model"], config["parameters"])
     cells = dataset_cells(setup, model)
     mapped = time.perf_counter()
     fit = {"maxiter": QUICK_MAXITER} if setup.options["quick"] else {}

@@ -61,7 +61,7 @@ def saliency_config(setup, name, parameters=None):
     score_saliency_model`): dataset options, the model's name and parameters (default: its paper's), and
     :data:`SALIENCY_SOURCES`. The grid runs it beside the readouts' folds, cached alike."""
     from ..saliency_models import get_model
-    model = get_model(name) if parameters is None else type(get_model(name))(**parameters)
+    model = get_model(name, parameters)
     return {"options": setup.options, "saliency_model": name, "parameters": model.parameters, "mit": True,
             "sources": SALIENCY_SOURCES}
 

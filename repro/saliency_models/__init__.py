@@ -38,8 +38,10 @@ MODELS = {model.name: model for model in (SpectralResidual(), ImageSignature(), 
                                           Torralba())}
 
 
-def get_model(name):
-    """The model ``name`` of :data:`MODELS`; ValueError naming the known ones otherwise."""
+def get_model(name, parameters=None):
+    """The model ``name`` of :data:`MODELS`, with the paper's parameters or, given ``parameters`` ``{name: value}``
+    (a model's :attr:`~repro.saliency_models.base.SaliencyModel.parameters`), with those; ValueError naming the known
+    models otherwise."""
     if name not in MODELS:
         raise ValueError(f"unknown saliency model {name!r}; choose one of {', '.join(sorted(MODELS))}")
-    return MODELS[name]
+    return MODELS[name] if parameters is None else type(MODELS[name])(**parameters)

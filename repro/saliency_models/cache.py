@@ -50,27 +50,37 @@ class MapStore:
         """The cache file of ``image`` (whether it exists or not)."""
         return self.folder / f"{image_hash(image)}.h5"
 
-    def _read(self, path, key, shape):
-        """The map stored in ``path`` if it is whole and the map of image ``key`` of ``shape`` ``(H, W)``; else None
-        (with a warning naming the file when it exists)."""
+    @staticmethod
+    def _read(path, key, name, check):
+        """Dataset ``name`` of ``path`` and the file's attributes, ``(values, attrs)``, if the file is whole, holds
+        what was computed of image ``key``, and ``check(values, attrs)`` finds no problem (returns None); else None,
+        with a warning naming the file when it exists."""
         if not path.exists():
             return None
         try:
             with h5py.File(path, "r") as f:
-                values, recorded = f["map"][()], f.attrs.get("image")
+                values, attrs = f[name][()], dict(f.attrs)
         except (OSError, KeyError) as error:
             log.warning("%s: damaged saliency map cache file (%s); computing the map again", path, error)
             return None
+        recorded = attrs.get("image")
         if recorded is not None and str(recorded) != key:
             problem = f"holds the map of another image ({recorded})"
-        elif values.shape != tuple(shape) or values.dtype != np.float64:
-            problem = f"map of shape {values.shape} dtype {values.dtype}, its image is {tuple(shape)} (float64 expected)"
-        elif not np.isfinite(values).all():
-            problem = "non-finite values"
         else:
-            return values
+            problem = check(values, attrs)
+        if problem is None:
+            return values, attrs
         log.warning("%s: %s; computing the map again", path, problem)
         return None
+
+    def _write(self, path, key, datasets, **attrs):
+        """Store ``datasets`` ``{name: array}`` and the attributes (with the image hash ``key`` and the model's
+        name) in ``path``, atomically."""
+        path.parent.mkdir(exist_ok=True)
+        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+            for name, values in datasets.items():
+                f[name] = values
+            f.attrs.update(image=key, model=self.model.name, **attrs)
 
     def map(self, image):
         """``self.model(image)``, the ``(H, W)`` float64 map of an ``(H, W, 3)`` uint8 image: from the cache, or
@@ -78,14 +88,18 @@ class MapStore:
         image = check_image(image)
         key = image_hash(image)
         path = self.folder / f"{key}.h5"
-        values = self._read(path, key, image.shape[:2])
-        if values is None:
-            values = self.model(image)
-            with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-                f["map"] = values
-                f.attrs["image"] = key
-                f.attrs["model"] = self.model.name
-                f.attrs["parameters"] = json.dumps(self.model.parameters, sort_keys=True)
+        shape = image.shape[:2]
+
+        def check(values, attrs):
+            if values.shape != shape or values.dtype != np.float64:
+                return f"map of shape {values.shape} dtype {values.dtype}, its image is {shape} (float64 expected)"
+            return None if np.isfinite(values).all() else "non-finite values"
+
+        found = self._read(path, key, "map", check)
+        if found is not None:
+            return found[0]
+        values = self.model(image)
+        self._write(path, key, {"map": values}, parameters=json.dumps(self.model.parameters, sort_keys=True))
         return values
 
     def cells(self, image, grid=GRID):
@@ -95,18 +109,16 @@ class MapStore:
         key = image_hash(image)
         path = self.folder / f"cells {grid[0]:g} {grid[1]:g}" / f"{key}.h5"
         cells = cell_grid(image.shape[:2], *grid)
-        try:
-            with h5py.File(path, "r") as f:
-                if str(f.attrs["image"]) == key and f["means"].shape == cells.shape:
-                    return MapCells(cells, f["means"][()], float(f.attrs["low"]), float(f.attrs["high"]))
-            log.warning("%s: holds the cells of another image or grid; computing the map again", path)
-        except FileNotFoundError:
-            pass
-        except (OSError, KeyError) as error:
-            log.warning("%s: damaged saliency map cache file (%s); computing the map again", path, error)
+
+        def check(means, attrs):
+            if means.shape != cells.shape:
+                return f"cells of shape {means.shape}, the grid's are {cells.shape} (another grid?)"
+            return None if {"low", "high"} <= set(attrs) else "no low/high attributes"
+
+        stored = self._read(path, key, "means", check)
+        if stored is not None:
+            means, attrs = stored
+            return MapCells(cells, means, float(attrs["low"]), float(attrs["high"]))
         found = map_cells(self.model(image), grid, f"{self.model.name} map")
-        path.parent.mkdir(exist_ok=True)
-        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-            f["means"] = found.means
-            f.attrs.update(image=key, low=found.low, high=found.high, model=self.model.name)
+        self._write(path, key, {"means": found.means}, low=found.low, high=found.high)
         return found
