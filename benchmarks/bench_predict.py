@@ -44,10 +44,25 @@ from markdown_table import table  # noqa: E402  (beside this script)
 from timing import cpu_name  # noqa: E402
 
 
-def osie_images(data, count):
-    """The first ``count`` OSIE stimuli (700; more repeat them, as a user's list may)."""
+def osie_images(data, count, again=None):
+    """The first ``count`` OSIE stimuli; beyond its 700, the same files again under new names (copies in the folder
+    ``again``, ``<stem>_<round>.jpg``; ``predict`` would take a link for the file it points to), as distinct images
+    of a user's collection."""
     files = sorted((Path(data) / "osie" / "stimuli").glob("*.jpg"))
-    return [files[i % len(files)] for i in range(count)]
+    if count > len(files):
+        if again is None:
+            raise ValueError(f"{count} images asked, OSIE has {len(files)}: give a folder for the repeats")
+        Path(again).mkdir(parents=True, exist_ok=True)
+    chosen = []
+    for i in range(count):
+        path = files[i % len(files)]
+        if i >= len(files):
+            link = Path(again) / f"{path.stem}_{i // len(files)}{path.suffix}"
+            if not link.exists():
+                shutil.copyfile(path, link)
+            path = link
+        chosen.append(path)
+    return chosen
 
 
 def network_files(data):
@@ -202,6 +217,7 @@ def main(argv=None):
     parser.add_argument("--write", action="store_true", help="write benchmarks/results/predict.md")
     parser.add_argument("--child", nargs=2, metavar=("MODEL", "THREADS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    args.data = args.data.resolve()          # the list files name images by absolute paths
     os.environ["DEEPGAZE_DATA"] = str(args.data)
     if args.child:
         print(json.dumps(compute_child(args.data, args.child[0], int(args.child[1]), args.repeat,
@@ -241,7 +257,7 @@ def main(argv=None):
                                 "PyTorch trunk ms", "trunk ratio", "max log-density difference (relative)"], rows)))
 
         listing = work / "images.txt"
-        listing.write_text("".join(f"{path}\n" for path in osie_images(args.data, args.images)))
+        listing.write_text("".join(f"{path}\n" for path in osie_images(args.data, args.images, work / "again")))
         common = ["--list", str(listing), "--model", str(model), "--network", network]
         rows = []
         runs = [("serial", [], cores)] + [(f"--workers {n}", ["--workers", str(n)], 1) for n in args.workers]

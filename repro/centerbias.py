@@ -121,6 +121,10 @@ def fit_uniform_weight(values, area):
     return 10.0 ** result.x, -result.fun
 
 
+#: How many image shapes a :class:`CenterBias` keeps its pixel-level blur operators for (some 12 MB each at 800 x 600).
+KEPT_SHAPES = 4
+
+
 class CenterBias(DensityModel):
     """Nonparametric centre bias with given ``bandwidth`` and uniform weight ``eps``: a density model
     (:class:`repro.density.DensityModel`) of its dataset's images, leaving each image's fixations out, and of
@@ -151,11 +155,27 @@ class CenterBias(DensityModel):
         self.eps = float(eps)
         self.frame = tuple(frame) if frame is not None else None
         self._cells = {}      # per grid: the blur operators summed over its cells (see log_cell_mass)
+        self._pixels = {}     # per shape: the blur operators and all fixations blurred (see _density)
+
+    def __getstate__(self):
+        return {**self.__dict__, "_cells": {}, "_pixels": {}}  # pickles (and their digests) without what is recomputed
 
     def _density(self, shape, exclude=None):
-        fixations = self.fixations if exclude is None else self.fixations.filter(self.fixations.n != exclude)
-        rows, cols = _pixels_at(fixations, self.sizes, shape)
-        blurred = _blur(_histogram(rows, cols, shape), self.bandwidth)
+        """The normalised blurred histogram ``shape`` of all fixations but image ``exclude``'s: all fixations blurred
+        once per shape (kept for the last :data:`KEPT_SHAPES` shapes), minus the blur of the image's own, which the
+        blur operators give as a product of their columns at its fixations (a few milliseconds where blurring the
+        histogram took some 70 at 800 x 600)."""
+        if shape not in self._pixels:
+            if len(self._pixels) >= KEPT_SHAPES:
+                self._pixels.pop(next(iter(self._pixels)))
+            along_y = blur_operator(shape[0], self.bandwidth * shape[0])
+            along_x = blur_operator(shape[1], self.bandwidth * shape[1])
+            rows, cols = _pixels_at(self.fixations, self.sizes, shape)
+            self._pixels[shape] = (rows, cols, along_y, along_x, along_y @ _histogram(rows, cols, shape) @ along_x.T)
+        rows, cols, along_y, along_x, blurred = self._pixels[shape]
+        if exclude is not None:
+            own = self.fixations.n == exclude
+            blurred = np.maximum(blurred - along_y[:, rows[own]] @ along_x[:, cols[own]].T, 0)
         return blurred / blurred.sum()
 
     def _log_density(self, target, exclude=None):

@@ -19,7 +19,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import logsumexp
 
-from .centerbias import _blur, _histogram
+from .centerbias import KEPT_SHAPES
 from .datasets import check_fixations, group_by_image
 from .density import DensityModel
 from .resampling import blur_operator
@@ -146,6 +146,7 @@ class GoldStandard(DensityModel):
         self.center_bias = center_bias
         self.bandwidth = float(bandwidth)
         self.weights = np.asarray(weights, dtype=float)
+        self._kept = {}       # per shape: the blur operators (see _operators)
 
     def log_likelihoods(self, center_bias_ll=None):
         """Cross-validated log-likelihood (nats) of every fixation it was estimated from.
@@ -171,12 +172,27 @@ class GoldStandard(DensityModel):
         others = self.fixations.filter(on_image if subject is None else on_image & (self.fixations.subject != subject))
         center_bias = np.exp(self.center_bias.log_density(n))
         if len(others):
-            blurred = _blur(_histogram(others.y_int, others.x_int, shape), self.bandwidth)
+            along_y, along_x = self._operators(shape)
+            blurred = along_y[:, others.y_int] @ along_x[:, others.x_int].T      # the blurred histogram, as _blur's
             kde = blurred / blurred.sum()
         else:
             kde = center_bias
         w_kde, w_cb, w_uniform = self.weights
         return np.log(w_kde * kde + w_cb * center_bias + w_uniform / (shape[0] * shape[1]))
+
+    def __getstate__(self):
+        return {**self.__dict__, "_kept": {}}             # pickles (and their digests) without what is recomputed
+
+    def _operators(self, shape):
+        """The blur operators ``(along_y, along_x)`` of images of ``shape`` (:func:`repro.resampling.blur_operator`),
+        kept for the last :data:`repro.centerbias.KEPT_SHAPES` shapes: blurring an image's few fixations is then a
+        product of their columns."""
+        if shape not in self._kept:
+            if len(self._kept) >= KEPT_SHAPES:
+                self._kept.pop(next(iter(self._kept)))
+            self._kept[shape] = (blur_operator(shape[0], self.bandwidth * shape[0]),
+                                 blur_operator(shape[1], self.bandwidth * shape[1]))
+        return self._kept[shape]
 
     def __repr__(self):
         w = self.weights

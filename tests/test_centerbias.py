@@ -49,6 +49,28 @@ def test_log_density_is_normalised_and_leaves_the_image_out():
     assert not np.allclose(other.log_density(n=1), center_bias.log_density(n=1))
 
 
+def test_pixel_density_is_scipys_blur_of_the_other_images_histogram(monkeypatch):
+    """The density of image n (its fixations left out) against scipy's blur of the explicit histogram, keeping the
+    blur operators of one shape only, so that images of other shapes replace them in turn."""
+    from scipy.ndimage import gaussian_filter
+
+    import repro.centerbias as centerbias
+
+    monkeypatch.setattr(centerbias, "KEPT_SHAPES", 1)
+    fixations = synthetic_fixations()
+    center_bias = CenterBias(SIZES, fixations, bandwidth=0.05, eps=0.0)
+    for n in [0, 2, 1, 2, 4, 0]:
+        shape = tuple(SIZES[n])
+        others = fixations.filter(fixations.n != n)
+        rows, cols = centerbias._pixels_at(others, SIZES, shape)
+        histogram = np.zeros(shape)
+        np.add.at(histogram, (rows, cols), 1.0)
+        blurred = gaussian_filter(histogram, (0.05 * shape[0], 0.05 * shape[1]), mode="reflect")
+        np.testing.assert_allclose(np.exp(center_bias.log_density(n)), blurred / blurred.sum(), rtol=1e-9,
+                                   atol=1e-15)
+    assert len(center_bias._pixels) == 1
+
+
 def test_fit_is_a_maximum_of_the_loo_likelihood():
     fixations = synthetic_fixations(seed=1)
     fitted = fit_center_bias(SIZES, fixations)
