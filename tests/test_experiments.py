@@ -76,6 +76,14 @@ def test_fig5_layer_subsets_follow_the_paper():
     assert dict(panels["d"])["norm"] == ["norm1", "norm2"]
 
 
+def test_local_workers_that_would_oversubscribe_the_cores_are_warned_of():
+    from repro.cluster import oversubscription
+    assert "2 workers with 2 BLAS thread(s) each on 2 cores" in oversubscription(2, {}, cores=2)   # unset: a core each
+    assert "OPENBLAS_NUM_THREADS=2" in oversubscription(2, {"OMP_NUM_THREADS": "4"}, cores=4)
+    assert oversubscription(2, {"OPENBLAS_NUM_THREADS": "1"}, cores=2) is None
+    assert oversubscription(1, {}, cores=2) is None and oversubscription(4, {"OMP_NUM_THREADS": "2"}, cores=8) is None
+
+
 def test_dask_grid_equals_serial_and_resumes(tmp_path):
     from argparse import Namespace
     args = Namespace(dataset="demo", data_dir=None, weights=None, quick=True, seed=0)

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 #: Modules of the package that take no part in a fit (command-line front ends, downloads, figures): changing them
 #: keeps the cached fits.
-NOT_IN_FITS = ("__main__.py", "predict.py", "interop.py", "download.py", "experiments/results.py",
+NOT_IN_FITS = ("__main__.py", "predict.py", "interop.py", "download.py", "cluster.py", "experiments/results.py",
                "experiments/patches.py")
 #: What an earlier saliency model's evaluation runs and a readout's fit does not: a new or changed model keeps the
 #: readouts' cached fits.
