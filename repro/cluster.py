@@ -30,7 +30,7 @@ def oversubscription(workers, environ=None, cores=None):
     if workers * threads <= cores:
         return None
     return (f"{workers} workers with {threads} BLAS thread(s) each on {cores} cores: the threads wait for each "
-            f"other (Figure 3 on OSIE took 19 min instead of 11 with 2 workers on 2 cores); set "
+            f"other (Figure 3 on OSIE took 18.8 min instead of 12.5 with 2 workers on 2 cores); set "
             f"OPENBLAS_NUM_THREADS={max(1, cores // workers)} OMP_NUM_THREADS={max(1, cores // workers)} for speed "
             f"(a serial run then gives the same results only with the same setting)")
 
