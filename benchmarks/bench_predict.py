@@ -191,14 +191,14 @@ def figure_timing(data, outputs, count):
     import io
 
     from repro.datasets import load_image
-    from repro.predict import density_figure
+    from repro.predict import density_figure, save_png
 
     times = []
     for path in osie_images(data, count):
         image, log_density = load_image(path), np.load(outputs / f"{path.stem}_logdensity.npy")
         start = time.perf_counter()
-        density_figure(image, log_density, title=f"{path.name}: DeepGaze I (conv5), uniform prior").save(
-            io.BytesIO(), format="png", compress_level=1)
+        save_png(density_figure(image, log_density, title=f"{path.name}: DeepGaze I (conv5), uniform prior"),
+                 io.BytesIO())
         times.append(time.perf_counter() - start)
     return float(np.median(times[1:] or times))
 
