@@ -30,7 +30,7 @@ from .paths import atomic_path
 from .resampling import blur_operator, resize_operator
 
 __all__ = ["CenterBias", "CenterBiasTemplate", "fit_center_bias", "relative_coordinates", "fit_uniform_weight",
-           "loo_kde_values"]
+           "loo_kde_values", "KEPT_SHAPES", "blur_operators", "kept"]
 
 
 def relative_coordinates(fixations, sizes):
@@ -66,6 +66,27 @@ def _blur(histogram, bandwidth):
     return gaussian_filter(histogram, (bandwidth * height, bandwidth * width), mode="reflect")
 
 
+#: How many image shapes the centre bias and the gold standard keep their pixel-level blur operators for (some 12 MB
+#: each at 800 x 600; see :func:`kept`).
+KEPT_SHAPES = 4
+
+
+def blur_operators(shape, bandwidth):
+    """The 1-d blur operators ``(along_y, along_x)`` of :func:`_blur` for a ``shape`` histogram
+    (:func:`repro.resampling.blur_operator`): ``_blur(h, bandwidth) == along_y @ h @ along_x.T`` to rounding."""
+    return blur_operator(shape[0], bandwidth * shape[0]), blur_operator(shape[1], bandwidth * shape[1])
+
+
+def kept(cache, key, make):
+    """``cache[key]``, made by ``make()`` the first time; the cache (a dict of per-shape arrays, some MB each) keeps
+    the :data:`KEPT_SHAPES` most recently made, dropping the oldest."""
+    if key not in cache:
+        if len(cache) >= KEPT_SHAPES:
+            cache.pop(next(iter(cache)))
+        cache[key] = make()
+    return cache[key]
+
+
 def loo_kde_values(fixations, sizes, bandwidth, frame=None):
     """Leave-one-image-out blurred-histogram density at every fixation's pixel.
 
@@ -88,8 +109,7 @@ def loo_kde_values(fixations, sizes, bandwidth, frame=None):
     images, groups = group_by_image(fixations.n)
     shapes = [tuple(frame)] * len(images) if frame is not None else [tuple(sizes[i]) for i in images]
     for shape in sorted(set(shapes)):
-        rows_y = blur_operator(shape[0], bandwidth * shape[0])
-        cols_x = blur_operator(shape[1], bandwidth * shape[1])
+        rows_y, cols_x = blur_operators(shape, bandwidth)
         mass_y, mass_x = rows_y.sum(axis=0), cols_x.sum(axis=0)
         rows, cols = _pixels_at(fixations, sizes, shape)
         blurred = _blur(_histogram(rows, cols, shape), bandwidth)
@@ -119,10 +139,6 @@ def fit_uniform_weight(values, area):
     result = minimize_scalar(lambda log_eps: -_mixture_ll(values, 10.0 ** log_eps, area).sum(),
                              bounds=(-20, 0), method="bounded", options={"xatol": 1e-3})
     return 10.0 ** result.x, -result.fun
-
-
-#: How many image shapes a :class:`CenterBias` keeps its pixel-level blur operators for (some 12 MB each at 800 x 600).
-KEPT_SHAPES = 4
 
 
 class CenterBias(DensityModel):
@@ -165,14 +181,12 @@ class CenterBias(DensityModel):
         once per shape (kept for the last :data:`KEPT_SHAPES` shapes), minus the blur of the image's own, which the
         blur operators give as a product of their columns at its fixations (a few milliseconds where blurring the
         histogram took some 70 at 800 x 600)."""
-        if shape not in self._pixels:
-            if len(self._pixels) >= KEPT_SHAPES:
-                self._pixels.pop(next(iter(self._pixels)))
-            along_y = blur_operator(shape[0], self.bandwidth * shape[0])
-            along_x = blur_operator(shape[1], self.bandwidth * shape[1])
+        def blurred_all():
+            along_y, along_x = blur_operators(shape, self.bandwidth)
             rows, cols = _pixels_at(self.fixations, self.sizes, shape)
-            self._pixels[shape] = (rows, cols, along_y, along_x, along_y @ _histogram(rows, cols, shape) @ along_x.T)
-        rows, cols, along_y, along_x, blurred = self._pixels[shape]
+            return rows, cols, along_y, along_x, along_y @ _histogram(rows, cols, shape) @ along_x.T
+
+        rows, cols, along_y, along_x, blurred = kept(self._pixels, shape, blurred_all)
         if exclude is not None:
             own = self.fixations.n == exclude
             blurred = np.maximum(blurred - along_y[:, rows[own]] @ along_x[:, cols[own]].T, 0)
@@ -243,8 +257,7 @@ class CenterBias(DensityModel):
         shape = grid.image_shape
         key = (shape, grid.row_cell.tobytes(), grid.col_cell.tobytes())
         if key not in self._cells:
-            along_y = blur_operator(shape[0], self.bandwidth * shape[0])
-            along_x = blur_operator(shape[1], self.bandwidth * shape[1])
+            along_y, along_x = blur_operators(shape, self.bandwidth)
             rows, cols = _pixels_at(self.fixations, self.sizes, shape)
             on_y, on_x = grid.row_sum @ along_y, grid.col_sum @ along_x             # (h, H), (w, W)
             total = on_y @ _histogram(rows, cols, shape) @ on_x.T

@@ -29,10 +29,11 @@ def oversubscription(workers, environ=None, cores=None):
     threads = min((int(environ[k]) for k in BLAS_THREADS if environ.get(k, "").isdigit()), default=cores)
     if workers * threads <= cores:
         return None
+    fitting = max(1, cores // workers)
     return (f"{workers} workers with {threads} BLAS thread(s) each on {cores} cores: the threads wait for each "
             f"other (Figure 3 on OSIE took 18.8 min instead of 12.5 with 2 workers on 2 cores); set "
-            f"OPENBLAS_NUM_THREADS={max(1, cores // workers)} OMP_NUM_THREADS={max(1, cores // workers)} for speed "
-            f"(a serial run then gives the same results only with the same setting)")
+            f"OPENBLAS_NUM_THREADS={fitting} OMP_NUM_THREADS={fitting} for speed (a serial run then gives the same "
+            f"results only with the same setting)")
 
 
 def check_scheduler(address, timeout=None):

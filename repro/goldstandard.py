@@ -19,10 +19,9 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import logsumexp
 
-from .centerbias import KEPT_SHAPES
+from .centerbias import blur_operators, kept
 from .datasets import check_fixations, group_by_image
 from .density import DensityModel
-from .resampling import blur_operator
 
 __all__ = ["GoldStandard", "fit_gold_standard", "kde_log_density", "fit_mixture_weights", "loo_subject_kde_values"]
 
@@ -73,8 +72,7 @@ def loo_subject_kde_values(fixations, sizes, bandwidth):
     for n, group in zip(images, groups):
         shape = tuple(sizes[n])
         if shape not in operators:
-            rows_y = blur_operator(shape[0], bandwidth * shape[0])
-            cols_x = blur_operator(shape[1], bandwidth * shape[1])
+            rows_y, cols_x = blur_operators(shape, bandwidth)
             operators[shape] = rows_y, cols_x, rows_y.sum(axis=0), cols_x.sum(axis=0)
         rows_y, cols_x, mass_y, mass_x = operators[shape]
         r, c, subject = fixations.y_int[group], fixations.x_int[group], fixations.subject[group]
@@ -184,15 +182,10 @@ class GoldStandard(DensityModel):
         return {**self.__dict__, "_kept": {}}             # pickles (and their digests) without what is recomputed
 
     def _operators(self, shape):
-        """The blur operators ``(along_y, along_x)`` of images of ``shape`` (:func:`repro.resampling.blur_operator`),
+        """The blur operators ``(along_y, along_x)`` of images of ``shape`` (:func:`repro.centerbias.blur_operators`),
         kept for the last :data:`repro.centerbias.KEPT_SHAPES` shapes: blurring an image's few fixations is then a
         product of their columns."""
-        if shape not in self._kept:
-            if len(self._kept) >= KEPT_SHAPES:
-                self._kept.pop(next(iter(self._kept)))
-            self._kept[shape] = (blur_operator(shape[0], self.bandwidth * shape[0]),
-                                 blur_operator(shape[1], self.bandwidth * shape[1]))
-        return self._kept[shape]
+        return kept(self._kept, shape, lambda: blur_operators(shape, self.bandwidth))
 
     def __repr__(self):
         w = self.weights

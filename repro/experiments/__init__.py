@@ -14,8 +14,9 @@ Every public name is re-exported here, so a script reads ``from repro import exp
 ``ex.load_setup``, ``ex.run_grid``, ``ex.write_results``.
 """
 from .comparison import PUBLISHED, QUICK_MAXITER, dataset_cells, model_names, published_rows, score_saliency_model
-from .grid import (FIT_SOURCES, NOT_IN_FITS, NOT_IN_READOUT_FITS, SALIENCY_SOURCES, SCHEDULER_TIMEOUT, GridResults, check_scheduler, aggregate, cached_result, config_key, estimate_seconds,
-                   feature_values, fit_and_score, fit_config, grid_runner, saliency_config, is_prepared, prepared, release_prepared,
+from .grid import (FIT_SOURCES, NOT_IN_FITS, NOT_IN_READOUT_FITS, SALIENCY_SOURCES, SCHEDULER_TIMEOUT, GridResults,
+                   check_scheduler, aggregate, cached_result, config_key, estimate_seconds, feature_values,
+                   fit_and_score, fit_config, grid_runner, saliency_config, is_prepared, prepared, release_prepared,
                    run_grid, same_blas_threads, train_readout, transfer_scores)
 from .patches import crop, load_model, strongest_units, top_feature_patches, top_features, unit_box
 from .results import (PUBLISHED_RESULTS, bar_chart, is_published, label_figure, machine, portable_options,
@@ -25,7 +26,8 @@ from .setups import (FULL, GOOGLENET_LAYER, NETWORKS, QUICK, Setup, alexnet, goo
 
 __all__ = ["QUICK", "FULL", "NETWORKS", "GOOGLENET_LAYER", "parser", "options_of", "Setup", "alexnet",
            "googlenet_weights", "googlenet", "setup_store", "load_setup",
-           "NOT_IN_FITS", "NOT_IN_READOUT_FITS", "FIT_SOURCES", "SALIENCY_SOURCES", "fit_config", "saliency_config", "config_key", "release_prepared", "is_prepared", "prepared",
+           "NOT_IN_FITS", "NOT_IN_READOUT_FITS", "FIT_SOURCES", "SALIENCY_SOURCES", "fit_config", "saliency_config",
+           "config_key", "release_prepared", "is_prepared", "prepared",
            "transfer_scores", "fit_and_score", "train_readout", "cached_result", "same_blas_threads", "GridResults",
            "run_grid", "feature_values", "estimate_seconds", "aggregate", "grid_runner", "SCHEDULER_TIMEOUT",
            "check_scheduler",

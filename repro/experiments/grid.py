@@ -23,7 +23,8 @@ from ..model import compile_readout
 from ..training import train_model
 from .setups import FULL, QUICK, _check_network, _load_setup, load_setup, setup_store
 
-__all__ = ["NOT_IN_FITS", "NOT_IN_READOUT_FITS", "FIT_SOURCES", "SALIENCY_SOURCES", "fit_config", "saliency_config", "config_key", "release_prepared", "is_prepared", "prepared",
+__all__ = ["NOT_IN_FITS", "NOT_IN_READOUT_FITS", "FIT_SOURCES", "SALIENCY_SOURCES", "fit_config", "saliency_config",
+           "config_key", "release_prepared", "is_prepared", "prepared",
            "transfer_scores", "fit_and_score", "train_readout", "cached_result", "same_blas_threads", "GridResults",
            "run_grid", "feature_values", "estimate_seconds", "aggregate", "grid_runner", "SCHEDULER_TIMEOUT",
            "check_scheduler"]
